@@ -1,0 +1,48 @@
+# Every target sets up what it needs on a fresh clone: a virtual environment
+# in .venv/ from Python 3.13 (tools/find-python), the pinned dependencies of
+# pyproject.toml, and the C extension built in place.
+PYTHON  := $(shell tools/find-python)
+VENV    := .venv
+VPY     := $(VENV)/bin/python
+CSRC    := $(wildcard csrc/*.c csrc/*.h)
+ASANLIB := build/asan-lib
+
+.PHONY: all demo test test-c bench asan clean
+
+all: $(VENV)/.built
+
+$(VENV)/.deps: pyproject.toml
+	@test -n "$(PYTHON)" || { echo "no Python 3.13 found" >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install -q --disable-pip-version-check -e '.[dev]' --no-build-isolation || \
+	  { $(VPY) -m pip install -q --disable-pip-version-check setuptools==84.2.1 && \
+	    $(VPY) -m pip install -q --disable-pip-version-check -e '.[dev]' --no-build-isolation; }
+	touch $@
+
+$(VENV)/.built: $(VENV)/.deps $(CSRC) setup.py
+	$(VPY) setup.py -q build_ext --inplace 2>&1 | grep -v -i 'deprecat\|^\*\*\*\|^  \|^$$' || true
+	$(VPY) -c 'import subactor._ext' 
+	touch $@
+
+demo: $(VENV)/.built
+	$(VPY) -m subactor demo
+
+test: $(VENV)/.built
+	$(VPY) -m pytest -q
+
+bench: $(VENV)/.built
+	$(VPY) -m subactor bench
+
+# The test suite against an AddressSanitizer build of the extension. Python
+# itself is not instrumented, so libasan is preloaded and pymalloc is off
+# so that every Python allocation goes through the checked malloc.
+asan: $(VENV)/.deps
+	rm -rf build/asan-tmp $(ASANLIB)
+	SUBACTOR_ASAN=1 $(VPY) setup.py -q build_ext --build-temp build/asan-tmp --build-lib $(ASANLIB) 2>&1 | grep -v -i 'deprecat\|^\*\*\*\|^  \|^$$' || true
+	cp src/subactor/*.py $(ASANLIB)/subactor/
+	LD_PRELOAD=$$(gcc -print-file-name=libasan.so) PYTHONMALLOC=malloc \
+	  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 PYTHONPATH=$(ASANLIB) \
+	  SUBACTOR_EXPECT_ASAN=1 $(VPY) -m pytest -q -p no:cacheprovider -x
+
+clean:
+	rm -rf build $(VENV) src/subactor/*.so src/*.egg-info

@@ -1,0 +1,1126 @@
+/* actor.c: the actor host.
+ *
+ * Owns: actor records (sa_actor_t), the process-wide registry of them, the
+ * dedicated thread of each actor, and the Python handle type `Actor`.
+ *
+ * Lifecycle of an actor (one pthread, one interpreter, one run):
+ *   spawn()   parent allocates the record, an eventfd, and creates the thread
+ *   thread    Py_NewInterpreterFromConfig() -> set sys.path -> import _ext
+ *             -> publish the interpreter (RUNNING) -> compile + eval code
+ *             -> ENDING (no more interrupts) -> record outcome
+ *             -> Py_EndInterpreter() -> write eventfd -> exit
+ *   join()    parent waits on the eventfd (or trio does), then pthread_join()
+ *   free      when the registry and every handle let go (after the join)
+ *
+ * Locks and GIL rules:
+ *   - sa_registry_lock guards the registry list and `joined`. It is held only
+ *     for short, non-blocking work (pthread_join of a thread that is already
+ *     done counts as that), and no GIL is ever acquired while holding it.
+ *   - actor->lock serialises interrupt() (which makes a temporary thread state
+ *     in the actor's interpreter) with the actor's own Py_EndInterpreter():
+ *     racing the two aborts the process ("not the last thread"). It is never
+ *     taken while the taker holds a GIL.
+ *   - No PyObject* is stored in a record; everything crossing threads is
+ *     plain bytes allocated with PyMem_Raw*.
+ */
+#include "common.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+/* Key under which each interpreter's ActorInterrupted type is kept in that
+ * interpreter's PyInterpreterState_GetDict(), so that interrupt(), running
+ * on a foreign thread with a temporary thread state, can find it without
+ * importing anything. */
+#define SA_INTERRUPTED_KEY "subactor._ext.ActorInterrupted"
+
+static pthread_mutex_t sa_registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static sa_actor_t *sa_registry_head;      /* guarded by sa_registry_lock */
+static atomic_uint_fast64_t sa_next_id = 1;
+static _Thread_local sa_actor_t *sa_current;
+
+/* Exit code noted by sys.exit() calls routed through _ext (see
+ * _shutdown_at_exit); -1 when none was noted. */
+static atomic_int sa_exit_code_hint = -1;
+
+sa_actor_t *sa_actor_current(void)
+{
+    return sa_current;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Raw helpers (no GIL needed)                                             */
+
+/* Copy `len` bytes into a new NUL-terminated raw buffer. NULL on no memory. */
+static char *sa_rawdup(const char *s, size_t len)
+{
+    char *p = PyMem_RawMalloc(len + 1);
+    if (p == NULL)
+        return NULL;
+    if (len)
+        memcpy(p, s, len);
+    p[len] = '\0';
+    return p;
+}
+
+/* Free a record and everything it owns. The thread must be joined (or never
+ * started) and the record unlinked from the registry. */
+static void sa_actor_free(sa_actor_t *a)
+{
+    if (a->done_fd >= 0)
+        close(a->done_fd);
+    pthread_mutex_destroy(&a->lock);
+    PyMem_RawFree(a->name);
+    PyMem_RawFree(a->code);
+    PyMem_RawFree(a->label);
+    PyMem_RawFree(a->sys_path);
+    PyMem_RawFree(a->input);
+    PyMem_RawFree(a->err_type);
+    PyMem_RawFree(a->err_msg);
+    PyMem_RawFree(a->err_tb);
+    PyMem_RawFree(a->result);
+    if (atomic_load(&a->abandoned))
+        atomic_fetch_sub(&sa_counters.abandoned, 1);
+    atomic_fetch_sub(&sa_counters.actors, 1);
+    PyMem_RawFree(a);
+}
+
+/* Wait up to timeout_ns (< 0: forever) for the actor to be done.
+ * Returns 0 when done, SA_ERR_TIMEOUT, or SA_ERR_OS. Call without a GIL. */
+static int sa_actor_wait(sa_actor_t *a, int64_t timeout_ns)
+{
+    int64_t deadline = timeout_ns < 0 ? -1 : sa_now_ns() + timeout_ns;
+    while (!atomic_load(&a->done)) {
+        int ms = -1;
+        if (deadline >= 0) {
+            int64_t left = deadline - sa_now_ns();
+            if (left <= 0)
+                return SA_ERR_TIMEOUT;
+            ms = (int)((left + 999999) / 1000000);
+        }
+        struct pollfd p = {.fd = a->done_fd, .events = POLLIN};
+        if (poll(&p, 1, ms) < 0 && errno != EINTR)
+            return SA_ERR_OS;
+    }
+    return SA_OK;
+}
+
+/* Join the thread of a done actor. Caller holds sa_registry_lock. */
+static void sa_actor_join_locked(sa_actor_t *a)
+{
+    assert(atomic_load(&a->done));
+    if (!a->joined) {
+        pthread_join(a->thread, NULL);
+        a->joined = 1;
+    }
+}
+
+/* Join and free every done actor that no handle refers to any more.
+ * Returns how many were freed. Can't fail. */
+static int sa_registry_reap(void)
+{
+    int n = 0;
+    pthread_mutex_lock(&sa_registry_lock);
+    sa_actor_t *a = sa_registry_head;
+    while (a != NULL) {
+        sa_actor_t *next = a->next;
+        if (atomic_load(&a->done) && atomic_load(&a->refs) == 1) {
+            sa_actor_join_locked(a);
+            if (a->prev)
+                a->prev->next = a->next;
+            else
+                sa_registry_head = a->next;
+            if (a->next)
+                a->next->prev = a->prev;
+            sa_actor_free(a);
+            n++;
+        }
+        a = next;
+    }
+    pthread_mutex_unlock(&sa_registry_lock);
+    return n;
+}
+
+/* Drop one reference; the registry's own is dropped only by reaping, so
+ * this never frees. Can't fail. */
+static void sa_actor_decref(sa_actor_t *a)
+{
+    int left = atomic_fetch_sub(&a->refs, 1) - 1;
+    assert(left >= 1);
+    (void)left;
+}
+
+/* Deliver an interrupt. Returns 1 if delivered (or queued while the actor
+ * is still starting), 0 if the actor is ending or gone. Call without any
+ * GIL held: it takes the actor's lock and then the actor's GIL. */
+static int sa_actor_interrupt(sa_actor_t *a)
+{
+    int delivered = 0;
+    pthread_mutex_lock(&a->lock);
+    int state = atomic_load(&a->lifecycle);
+    if (state == SA_ACTOR_STARTING) {
+        a->interrupt_pending = 1;
+        delivered = 1;
+    }
+    else if (state == SA_ACTOR_RUNNING && a->interp != NULL) {
+        /* A temporary thread state of the target interpreter; it takes the
+         * target's GIL, which costs up to one switch interval when the
+         * actor is busy. */
+        PyThreadState *ts = PyThreadState_New(a->interp);
+        if (ts != NULL) {
+            PyEval_AcquireThread(ts);
+            PyObject *dict = PyInterpreterState_GetDict(a->interp);
+            PyObject *exc = NULL;
+            if (dict != NULL && PyDict_GetItemStringRef(dict, SA_INTERRUPTED_KEY, &exc) > 0) {
+                if (PyThreadState_SetAsyncExc(a->py_ident, exc) == 1) {
+                    delivered = 1;
+                    a->interrupts++;
+                }
+                Py_DECREF(exc);
+            }
+            PyErr_Clear();
+            PyThreadState_Clear(ts);
+            PyThreadState_DeleteCurrent();
+        }
+    }
+    pthread_mutex_unlock(&a->lock);
+    return delivered;
+}
+
+/* ---------------------------------------------------------------------- */
+/* The actor thread                                                        */
+
+/* Copy a Python str into a new raw buffer; on any failure, a copy of
+ * `fallback`. Runs with the actor's GIL; never leaves an exception set. */
+static char *sa_str_to_raw(PyObject *s, const char *fallback)
+{
+    if (s != NULL && PyUnicode_Check(s)) {
+        Py_ssize_t n;
+        const char *u = PyUnicode_AsUTF8AndSize(s, &n);
+        if (u != NULL)
+            return sa_rawdup(u, (size_t)n);
+    }
+    PyErr_Clear();
+    return sa_rawdup(fallback, strlen(fallback));
+}
+
+/* Record `exc` (an exception instance) as the actor's error outcome: its
+ * qualified type name, its message and its formatted traceback. Runs with
+ * the actor's GIL after the actor has left RUNNING, so no interrupt can
+ * land in the middle of the formatting. */
+static void sa_record_exception(sa_actor_t *a, PyObject *exc)
+{
+    PyObject *type = (PyObject *)Py_TYPE(exc);
+    PyObject *mod = PyObject_GetAttrString(type, "__module__");
+    PyObject *qual = PyType_GetQualName(Py_TYPE(exc));
+    PyObject *full = NULL;
+    if (mod && qual && PyUnicode_Check(mod) && !PyUnicode_EqualToUTF8(mod, "builtins"))
+        full = PyUnicode_FromFormat("%U.%U", mod, qual);
+    else if (qual)
+        full = Py_NewRef(qual);
+    PyErr_Clear();
+    a->err_type = sa_str_to_raw(full, Py_TYPE(exc)->tp_name);
+    Py_XDECREF(full);
+    Py_XDECREF(qual);
+    Py_XDECREF(mod);
+
+    PyObject *msg = PyObject_Str(exc);
+    a->err_msg = sa_str_to_raw(msg, "<str() of the exception failed>");
+    Py_XDECREF(msg);
+
+    PyObject *tb = NULL;
+    PyObject *tbmod = PyImport_ImportModule("traceback");
+    if (tbmod != NULL) {
+        PyObject *lines = PyObject_CallMethod(tbmod, "format_exception", "O", exc);
+        if (lines != NULL) {
+            PyObject *empty = PyUnicode_FromString("");
+            if (empty != NULL) {
+                tb = PyUnicode_Join(empty, lines);
+                Py_DECREF(empty);
+            }
+            Py_DECREF(lines);
+        }
+        Py_DECREF(tbmod);
+    }
+    a->err_tb = sa_str_to_raw(tb, "<formatting the traceback failed>\n");
+    Py_XDECREF(tb);
+    PyErr_Clear();
+}
+
+/* Set sys.path in the new interpreter to the parent's list. */
+static int sa_set_sys_path(sa_actor_t *a)
+{
+    PyObject *list = PyList_New(0);
+    if (list == NULL)
+        return -1;
+    const char *p = a->sys_path, *end = a->sys_path + a->sys_path_len;
+    while (p < end && *p) {
+        size_t n = strlen(p);
+        PyObject *s = PyUnicode_DecodeFSDefaultAndSize(p, (Py_ssize_t)n);
+        if (s == NULL || PyList_Append(list, s) < 0) {
+            Py_XDECREF(s);
+            Py_DECREF(list);
+            return -1;
+        }
+        Py_DECREF(s);
+        p += n + 1;
+    }
+    int rc = PySys_SetObject("path", list);
+    Py_DECREF(list);
+    return rc;
+}
+
+/* Flush sys.stdout and sys.stderr of the current interpreter; errors are
+ * ignored (a closed stream must not turn into an outcome). */
+static void sa_flush_std_streams(void)
+{
+    const char *names[] = {"stdout", "stderr"};
+    for (int i = 0; i < 2; i++) {
+        PyObject *f = PySys_GetObject(names[i]); /* borrowed */
+        if (f != NULL && f != Py_None) {
+            PyObject *r = PyObject_CallMethod(f, "flush", NULL);
+            Py_XDECREF(r);
+        }
+        PyErr_Clear();
+    }
+}
+
+/* Run the actor's code in its interpreter; returns the raised exception
+ * (new reference) or NULL when the code ran to the end. */
+static PyObject *sa_actor_run_code(sa_actor_t *a)
+{
+    PyObject *main = NULL, *globals, *co = NULL, *res = NULL;
+    if (a->interrupt_pending) {
+        PyObject *dict = PyInterpreterState_GetDict(PyInterpreterState_Get());
+        PyObject *exc = NULL;
+        if (dict && PyDict_GetItemStringRef(dict, SA_INTERRUPTED_KEY, &exc) > 0) {
+            PyErr_SetString(exc, "interrupted before it started");
+            Py_DECREF(exc);
+            a->interrupts++;
+        }
+        goto error;
+    }
+    main = PyImport_AddModuleRef("__main__");
+    if (main == NULL)
+        goto error;
+    globals = PyModule_GetDict(main);
+    co = Py_CompileString(a->code, a->label, Py_file_input);
+    if (co == NULL)
+        goto error;
+    res = PyEval_EvalCode(co, globals, globals);
+    if (res == NULL)
+        goto error;
+    Py_DECREF(res);
+    Py_DECREF(co);
+    Py_DECREF(main);
+    return NULL;
+error:
+    Py_XDECREF(co);
+    Py_XDECREF(main);
+    if (!PyErr_Occurred())
+        PyErr_SetString(PyExc_SystemError, "actor failed without an exception");
+    return PyErr_GetRaisedException();
+}
+
+static void *sa_actor_thread(void *arg)
+{
+    sa_actor_t *a = arg;
+    sa_current = a;
+    a->native_id = PyThread_get_thread_native_id();
+
+    PyInterpreterConfig cfg;
+    if (a->shared_gil) {
+        cfg = (PyInterpreterConfig){
+            .use_main_obmalloc = 1,
+            .allow_fork = 0,
+            .allow_exec = 0,
+            .allow_threads = 1,
+            .allow_daemon_threads = 0,
+            .check_multi_interp_extensions = 0,
+            .gil = PyInterpreterConfig_SHARED_GIL,
+        };
+    }
+    else {
+        cfg = (PyInterpreterConfig){
+            .use_main_obmalloc = 0,
+            .allow_fork = 0,
+            .allow_exec = 0,
+            .allow_threads = 1,
+            .allow_daemon_threads = 0,
+            .check_multi_interp_extensions = 1,
+            .gil = PyInterpreterConfig_OWN_GIL,
+        };
+    }
+
+    PyThreadState *ts = NULL;
+    PyStatus status = Py_NewInterpreterFromConfig(&ts, &cfg);
+    if (PyStatus_Exception(status) || ts == NULL) {
+        const char *m = status.err_msg ? status.err_msg : "unknown reason";
+        a->outcome = SA_OUTCOME_START_FAILED;
+        a->err_type = sa_rawdup("RuntimeError", 12);
+        a->err_msg = sa_rawdup(m, strlen(m));
+        a->err_tb = sa_rawdup("", 0);
+        pthread_mutex_lock(&a->lock);
+        atomic_store(&a->lifecycle, SA_ACTOR_ENDING);
+        pthread_mutex_unlock(&a->lock);
+        goto done;
+    }
+    atomic_fetch_add(&sa_counters.interpreters, 1);
+    PyInterpreterState *interp = PyThreadState_GetInterpreter(ts);
+    a->interp_id = PyInterpreterState_GetID(interp);
+    a->py_ident = PyThread_get_thread_ident();
+
+    /* sys.path first, then _ext itself, so that the interrupt exception
+     * type is registered before the interpreter is published. */
+    PyObject *exc = NULL;
+    PyObject *ext = NULL;
+    if (sa_set_sys_path(a) < 0 || (ext = PyImport_ImportModule("subactor._ext")) == NULL)
+        exc = PyErr_GetRaisedException();
+    Py_XDECREF(ext);
+
+    /* Publish: from here on interrupt() acts on this interpreter. */
+    PyThreadState *saved = PyEval_SaveThread();
+    pthread_mutex_lock(&a->lock);
+    a->interp = interp;
+    atomic_store(&a->lifecycle, SA_ACTOR_RUNNING);
+    pthread_mutex_unlock(&a->lock);
+    PyEval_RestoreThread(saved);
+
+    if (exc == NULL)
+        exc = sa_actor_run_code(a);
+
+    /* Unpublish: once ENDING, interrupt() returns 0 without touching this
+     * interpreter, so no temporary thread state can race Py_EndInterpreter. */
+    saved = PyEval_SaveThread();
+    pthread_mutex_lock(&a->lock);
+    a->interp = NULL;
+    atomic_store(&a->lifecycle, SA_ACTOR_ENDING);
+    pthread_mutex_unlock(&a->lock);
+    PyEval_RestoreThread(saved);
+    /* An interrupt that arrived after the code finished is dropped. */
+    PyThreadState_SetAsyncExc(a->py_ident, NULL);
+
+    if (exc == NULL) {
+        a->outcome = SA_OUTCOME_OK;
+    }
+    else {
+        PyObject *dict = PyInterpreterState_GetDict(interp);
+        PyObject *itype = NULL;
+        int is_interrupt = 0;
+        if (dict && PyDict_GetItemStringRef(dict, SA_INTERRUPTED_KEY, &itype) > 0) {
+            is_interrupt = PyErr_GivenExceptionMatches(exc, itype);
+            Py_DECREF(itype);
+        }
+        PyErr_Clear();
+        a->outcome = is_interrupt ? SA_OUTCOME_INTERRUPTED : SA_OUTCOME_ERROR;
+        sa_record_exception(a, exc);
+        Py_DECREF(exc);
+    }
+    sa_flush_std_streams();
+    Py_EndInterpreter(ts);
+    atomic_fetch_sub(&sa_counters.interpreters, 1);
+
+done:
+    a->ended_ns = sa_now_ns();
+    atomic_store(&a->lifecycle, SA_ACTOR_EXITED);
+    atomic_store(&a->done, 1);
+    uint64_t one = 1;
+    /* The parent may have no event loop any more; a write to an eventfd
+     * still succeeds. It can only fail on overflow, which one write can't. */
+    ssize_t w = write(a->done_fd, &one, sizeof one);
+    (void)w;
+    sa_current = NULL;
+    atomic_fetch_sub(&sa_counters.threads, 1);
+    return NULL;
+}
+
+/* Create the thread of a fully initialised record and register it.
+ * Returns 0 or a negative SA_ERR_* (errno set for SA_ERR_OS). */
+static int sa_actor_start(sa_actor_t *a)
+{
+    /* Signals belong to the main thread of the main interpreter: the actor
+     * thread starts with asynchronous signals blocked, so the kernel never
+     * picks it to deliver SIGINT and friends. */
+    sigset_t all, old;
+    sigfillset(&all);
+    int sync_signals[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGABRT, SIGSYS};
+    for (size_t i = 0; i < sizeof sync_signals / sizeof sync_signals[0]; i++)
+        sigdelset(&all, sync_signals[i]);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+
+    pthread_mutex_lock(&sa_registry_lock);
+    atomic_fetch_add(&sa_counters.threads, 1);
+    int rc = pthread_create(&a->thread, NULL, sa_actor_thread, a);
+    if (rc == 0) {
+        a->next = sa_registry_head;
+        if (sa_registry_head)
+            sa_registry_head->prev = a;
+        sa_registry_head = a;
+    }
+    else {
+        atomic_fetch_sub(&sa_counters.threads, 1);
+    }
+    pthread_mutex_unlock(&sa_registry_lock);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
+        errno = rc;
+        return SA_ERR_OS;
+    }
+    return SA_OK;
+}
+
+/* ---------------------------------------------------------------------- */
+/* The Python handle: Actor                                                */
+
+typedef struct {
+    PyObject_HEAD
+    sa_actor_t *a; /* one reference to the record */
+} ActorObject;
+
+static const char *sa_state_name(sa_actor_t *a)
+{
+    if (atomic_load(&a->abandoned) && !atomic_load(&a->done))
+        return "abandoned";
+    switch (atomic_load(&a->lifecycle)) {
+    case SA_ACTOR_STARTING: return "starting";
+    case SA_ACTOR_RUNNING: return "running";
+    case SA_ACTOR_ENDING: return "ending";
+    default: break;
+    }
+    switch (a->outcome) {
+    case SA_OUTCOME_OK: return "exited-ok";
+    case SA_OUTCOME_INTERRUPTED: return "interrupted";
+    default: return "exited-error";
+    }
+}
+
+static PyObject *sa_actor_info(sa_actor_t *a)
+{
+    int64_t end = atomic_load(&a->done) ? a->ended_ns : sa_now_ns();
+    return Py_BuildValue(
+        "{s:K,s:s,s:s,s:s,s:L,s:k,s:d}",
+        "id", (unsigned long long)a->id,
+        "name", a->name,
+        "state", sa_state_name(a),
+        "running", a->label,
+        "interp_id", (long long)a->interp_id,
+        "thread_id", a->native_id,
+        "age", (double)(end - a->started_ns) / 1e9);
+}
+
+static void Actor_dealloc(ActorObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
+    if (self->a != NULL) {
+        sa_actor_decref(self->a);
+        self->a = NULL;
+        sa_registry_reap();
+    }
+    tp->tp_free((PyObject *)self);
+    Py_DECREF(tp);
+}
+
+static int Actor_traverse(ActorObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(self));
+    return 0;
+}
+
+/* Convert a timeout argument (None or seconds) to ns; -1 means forever. */
+static int sa_timeout_arg(PyObject *obj, int64_t *ns)
+{
+    if (obj == NULL || obj == Py_None) {
+        *ns = -1;
+        return 0;
+    }
+    double s = PyFloat_AsDouble(obj);
+    if (s == -1.0 && PyErr_Occurred())
+        return -1;
+    if (s < 0)
+        s = 0;
+    *ns = (int64_t)(s * 1e9);
+    return 0;
+}
+
+static PyObject *Actor_fileno(ActorObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyLong_FromLong(self->a->done_fd);
+}
+
+static PyObject *Actor_interrupt(ActorObject *self, PyObject *Py_UNUSED(ignored))
+{
+    int r;
+    Py_BEGIN_ALLOW_THREADS
+    r = sa_actor_interrupt(self->a);
+    Py_END_ALLOW_THREADS
+    return PyBool_FromLong(r);
+}
+
+static PyObject *Actor_wait(ActorObject *self, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"timeout", NULL};
+    PyObject *tobj = Py_None;
+    int64_t ns;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|O:wait", kwlist, &tobj) || sa_timeout_arg(tobj, &ns) < 0)
+        return NULL;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = sa_actor_wait(self->a, ns);
+    Py_END_ALLOW_THREADS
+    if (rc == SA_ERR_OS)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    return PyBool_FromLong(rc == SA_OK);
+}
+
+/* Mark the actor abandoned and warn; the thread is left to run, the record
+ * is never freed while it does. Returns -1 if the warning raised. */
+static int sa_abandon(sa_actor_state_t *st, sa_actor_t *a)
+{
+    if (atomic_load(&a->done) || atomic_exchange(&a->abandoned, 1))
+        return 0;
+    atomic_fetch_add(&sa_counters.abandoned, 1);
+    return PyErr_WarnFormat(
+        st->AbandonedWarning, 1,
+        "actor '%s' (interpreter %lld) abandoned while running %s: it did not end by its deadline",
+        a->name, (long long)a->interp_id, a->label);
+}
+
+static PyObject *Actor_join(ActorObject *self, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"timeout", "abandon", NULL};
+    PyObject *tobj = Py_None;
+    int abandon = 1;
+    int64_t ns;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|Op:join", kwlist, &tobj, &abandon) ||
+        sa_timeout_arg(tobj, &ns) < 0)
+        return NULL;
+    sa_actor_t *a = self->a;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = sa_actor_wait(a, ns);
+    if (rc == SA_OK) {
+        pthread_mutex_lock(&sa_registry_lock);
+        sa_actor_join_locked(a);
+        pthread_mutex_unlock(&sa_registry_lock);
+    }
+    Py_END_ALLOW_THREADS
+    if (rc == SA_ERR_OS)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    if (rc == SA_OK)
+        Py_RETURN_TRUE;
+    if (abandon) {
+        sa_state_t *st = sa_state_from_type(Py_TYPE(self));
+        if (st == NULL || sa_abandon(&st->actor, a) < 0)
+            return NULL;
+    }
+    Py_RETURN_FALSE;
+}
+
+static PyObject *Actor_abandon(ActorObject *self, PyObject *Py_UNUSED(ignored))
+{
+    sa_state_t *st = sa_state_from_type(Py_TYPE(self));
+    if (st == NULL)
+        return NULL;
+    if (atomic_load(&self->a->done))
+        Py_RETURN_FALSE;
+    if (sa_abandon(&st->actor, self->a) < 0)
+        return NULL;
+    Py_RETURN_TRUE;
+}
+
+static PyObject *Actor_outcome(ActorObject *self, PyObject *Py_UNUSED(ignored))
+{
+    sa_actor_t *a = self->a;
+    if (!atomic_load(&a->done)) {
+        PyErr_Format(PyExc_RuntimeError, "actor %s has not finished", a->name);
+        return NULL;
+    }
+    switch (a->outcome) {
+    case SA_OUTCOME_OK:
+        if (!a->has_result)
+            return Py_BuildValue("(sO)", "ok", Py_None);
+        return Py_BuildValue("(sy#)", "ok", a->result, (Py_ssize_t)a->result_len);
+    case SA_OUTCOME_INTERRUPTED:
+    case SA_OUTCOME_ERROR:
+    case SA_OUTCOME_START_FAILED:
+    default:
+        return Py_BuildValue(
+            "(ssss)",
+            a->outcome == SA_OUTCOME_INTERRUPTED ? "interrupted"
+            : a->outcome == SA_OUTCOME_START_FAILED ? "start-failed" : "error",
+            a->err_type, a->err_msg, a->err_tb);
+    }
+}
+
+static PyObject *Actor_info(ActorObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return sa_actor_info(self->a);
+}
+
+static PyObject *Actor_repr(ActorObject *self)
+{
+    return PyUnicode_FromFormat("<Actor %s id=%llu %s>", self->a->name,
+                                (unsigned long long)self->a->id, sa_state_name(self->a));
+}
+
+static PyObject *Actor_get_id(ActorObject *self, void *Py_UNUSED(c))
+{
+    return PyLong_FromUnsignedLongLong(self->a->id);
+}
+static PyObject *Actor_get_name(ActorObject *self, void *Py_UNUSED(c))
+{
+    return PyUnicode_FromString(self->a->name);
+}
+static PyObject *Actor_get_state(ActorObject *self, void *Py_UNUSED(c))
+{
+    return PyUnicode_FromString(sa_state_name(self->a));
+}
+static PyObject *Actor_get_done(ActorObject *self, void *Py_UNUSED(c))
+{
+    return PyBool_FromLong(atomic_load(&self->a->done));
+}
+static PyObject *Actor_get_interp_id(ActorObject *self, void *Py_UNUSED(c))
+{
+    return PyLong_FromLongLong(self->a->interp_id);
+}
+static PyObject *Actor_get_interrupts(ActorObject *self, void *Py_UNUSED(c))
+{
+    return PyLong_FromLong(self->a->interrupts);
+}
+
+static PyMethodDef Actor_methods[] = {
+    {"fileno", (PyCFunction)Actor_fileno, METH_NOARGS,
+     "fileno() -> int\n\nAn eventfd that becomes readable (and stays so) when the actor is done."},
+    {"interrupt", (PyCFunction)Actor_interrupt, METH_NOARGS,
+     "interrupt() -> bool\n\nRaise ActorInterrupted in the actor's running code. False if it is\n"
+     "ending or gone (nothing is done then)."},
+    {"wait", (PyCFunction)(void (*)(void))Actor_wait, METH_VARARGS | METH_KEYWORDS,
+     "wait(timeout=None) -> bool\n\nBlock (GIL released) until the actor is done or the timeout passes."},
+    {"join", (PyCFunction)(void (*)(void))Actor_join, METH_VARARGS | METH_KEYWORDS,
+     "join(timeout=None, abandon=True) -> bool\n\nWait until done and join its thread. When the timeout passes first\n"
+     "and abandon is true, the actor is marked abandoned and a warning names it."},
+    {"abandon", (PyCFunction)Actor_abandon, METH_NOARGS,
+     "abandon() -> bool\n\nMark a running actor abandoned (with a warning). False if it is done."},
+    {"outcome", (PyCFunction)Actor_outcome, METH_NOARGS,
+     "outcome() -> tuple\n\n('ok', result_bytes_or_None) or (kind, type_name, message, traceback_text)\n"
+     "with kind one of 'error', 'interrupted', 'start-failed'."},
+    {"info", (PyCFunction)Actor_info, METH_NOARGS, "info() -> dict\n\nName, state, interpreter id, thread id, age."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef Actor_getset[] = {
+    {"id", (getter)Actor_get_id, NULL, "process-unique actor id", NULL},
+    {"name", (getter)Actor_get_name, NULL, "actor name", NULL},
+    {"state", (getter)Actor_get_state, NULL, "lifecycle state", NULL},
+    {"done", (getter)Actor_get_done, NULL, "True once the actor's thread has finished its work", NULL},
+    {"interp_id", (getter)Actor_get_interp_id, NULL, "interpreter id (-1 before it exists)", NULL},
+    {"interrupts", (getter)Actor_get_interrupts, NULL, "interrupts delivered so far", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyType_Slot Actor_slots[] = {
+    {Py_tp_dealloc, Actor_dealloc},
+    {Py_tp_traverse, Actor_traverse},
+    {Py_tp_methods, Actor_methods},
+    {Py_tp_getset, Actor_getset},
+    {Py_tp_repr, Actor_repr},
+    {Py_tp_doc, "Parent-side handle of an actor; made by spawn()."},
+    {0, NULL},
+};
+
+static PyType_Spec Actor_spec = {
+    .name = "subactor._ext.Actor",
+    .basicsize = sizeof(ActorObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_DISALLOW_INSTANTIATION |
+             Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = Actor_slots,
+};
+
+/* ---------------------------------------------------------------------- */
+/* Module functions                                                        */
+
+/* Build the '\0'-separated copy of a list of str paths. */
+static char *sa_pack_paths(PyObject *paths, size_t *len_out)
+{
+    PyObject *seq = PySequence_Fast(paths, "sys_path must be a sequence of str");
+    if (seq == NULL)
+        return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    size_t total = 1;
+    PyObject **items = PySequence_Fast_ITEMS(seq);
+    PyObject *encoded = PyList_New(n);
+    if (encoded == NULL)
+        goto error;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (!PyUnicode_Check(items[i])) {
+            PyErr_Format(PyExc_TypeError, "sys_path[%zd] must be str, not %.100s", i, Py_TYPE(items[i])->tp_name);
+            goto error;
+        }
+        PyObject *b = PyUnicode_EncodeFSDefault(items[i]);
+        if (b == NULL)
+            goto error;
+        PyList_SET_ITEM(encoded, i, b);
+        total += (size_t)PyBytes_GET_SIZE(b) + 1;
+    }
+    char *buf = PyMem_RawMalloc(total);
+    if (buf == NULL) {
+        PyErr_NoMemory();
+        goto error;
+    }
+    size_t off = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *b = PyList_GET_ITEM(encoded, i);
+        size_t bl = (size_t)PyBytes_GET_SIZE(b);
+        if (bl == 0 || memchr(PyBytes_AS_STRING(b), '\0', bl))
+            continue; /* "" would end the list; NUL can't be a path */
+        memcpy(buf + off, PyBytes_AS_STRING(b), bl + 1);
+        off += bl + 1;
+    }
+    buf[off++] = '\0';
+    *len_out = off;
+    Py_DECREF(encoded);
+    Py_DECREF(seq);
+    return buf;
+error:
+    Py_XDECREF(encoded);
+    Py_DECREF(seq);
+    return NULL;
+}
+
+static PyObject *sa_spawn(PyObject *mod, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"code", "name", "label", "input", "shared_gil", "sys_path", NULL};
+    const char *code, *name = "actor", *label = NULL;
+    Py_ssize_t code_len;
+    Py_buffer input = {0};
+    int shared_gil = 0;
+    PyObject *sys_path = NULL;
+    sa_actor_t *a = NULL;
+    ActorObject *self = NULL;
+    sa_state_t *st = sa_state(mod);
+
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "s#|$sz" "y*pO:spawn", kwlist, &code, &code_len, &name,
+                                     &label, &input, &shared_gil, &sys_path))
+        return NULL;
+    if (sys_path == NULL || sys_path == Py_None) {
+        sys_path = PySys_GetObject("path"); /* borrowed */
+        if (sys_path == NULL) {
+            PyErr_SetString(PyExc_RuntimeError, "sys.path is missing");
+            goto error;
+        }
+    }
+    a = PyMem_RawCalloc(1, sizeof *a);
+    if (a == NULL) {
+        PyErr_NoMemory();
+        goto error;
+    }
+    atomic_fetch_add(&sa_counters.actors, 1);
+    a->done_fd = -1;
+    a->interp_id = -1;
+    pthread_mutex_init(&a->lock, NULL);
+    a->id = atomic_fetch_add(&sa_next_id, 1);
+    a->shared_gil = shared_gil;
+    a->started_ns = sa_now_ns();
+    atomic_init(&a->refs, 2); /* the registry + this handle */
+    if (label == NULL)
+        label = "<actor code>";
+    a->name = sa_rawdup(name, strlen(name));
+    a->label = sa_rawdup(label, strlen(label));
+    a->code = sa_rawdup(code, (size_t)code_len);
+    a->input = sa_rawdup(input.buf ? input.buf : "", input.buf ? (size_t)input.len : 0);
+    a->input_len = input.buf ? (size_t)input.len : 0;
+    if (!a->name || !a->label || !a->code || !a->input) {
+        PyErr_NoMemory();
+        goto error;
+    }
+    if (strlen(a->code) != (size_t)code_len) {
+        PyErr_SetString(PyExc_ValueError, "code must not contain NUL characters");
+        goto error;
+    }
+    a->sys_path = sa_pack_paths(sys_path, &a->sys_path_len);
+    if (a->sys_path == NULL)
+        goto error;
+    a->done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (a->done_fd < 0) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        goto error;
+    }
+    self = PyObject_GC_New(ActorObject, st->actor.ActorType);
+    if (self == NULL)
+        goto error;
+    self->a = NULL;
+    PyObject_GC_Track(self);
+    /* Reaping here keeps records of forgotten, finished actors from piling up. */
+    sa_registry_reap();
+    int rc = sa_actor_start(a);
+    if (rc < 0) {
+        sa_raise(st, rc, "pthread_create");
+        goto error;
+    }
+    self->a = a;
+    PyBuffer_Release(&input);
+    return (PyObject *)self;
+error:
+    if (input.obj)
+        PyBuffer_Release(&input);
+    Py_XDECREF(self);
+    if (a != NULL)
+        sa_actor_free(a);
+    return NULL;
+}
+
+static PyObject *sa_list_actors(PyObject *Py_UNUSED(mod), PyObject *Py_UNUSED(args))
+{
+    sa_registry_reap();
+    PyObject *out = PyList_New(0);
+    if (out == NULL)
+        return NULL;
+    pthread_mutex_lock(&sa_registry_lock);
+    for (sa_actor_t *a = sa_registry_head; a != NULL; a = a->next) {
+        if (atomic_load(&a->done) && !atomic_load(&a->abandoned))
+            continue; /* finished: not live */
+        PyObject *info = sa_actor_info(a);
+        if (info == NULL || PyList_Append(out, info) < 0) {
+            Py_XDECREF(info);
+            Py_CLEAR(out);
+            break;
+        }
+        Py_DECREF(info);
+    }
+    pthread_mutex_unlock(&sa_registry_lock);
+    return out;
+}
+
+static PyObject *sa_reap(PyObject *Py_UNUSED(mod), PyObject *Py_UNUSED(args))
+{
+    return PyLong_FromLong(sa_registry_reap());
+}
+
+static PyObject *sa_py_current_actor(PyObject *Py_UNUSED(mod), PyObject *Py_UNUSED(args))
+{
+    sa_actor_t *a = sa_current;
+    if (a == NULL)
+        Py_RETURN_NONE;
+    return Py_BuildValue("{s:K,s:s}", "id", (unsigned long long)a->id, "name", a->name);
+}
+
+static PyObject *sa_py_actor_input(PyObject *Py_UNUSED(mod), PyObject *Py_UNUSED(args))
+{
+    sa_actor_t *a = sa_current;
+    if (a == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "actor_input() called outside an actor");
+        return NULL;
+    }
+    return PyBytes_FromStringAndSize(a->input, (Py_ssize_t)a->input_len);
+}
+
+static PyObject *sa_py_set_result(PyObject *Py_UNUSED(mod), PyObject *arg)
+{
+    sa_actor_t *a = sa_current;
+    if (a == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "set_result() called outside an actor");
+        return NULL;
+    }
+    Py_buffer b;
+    if (PyObject_GetBuffer(arg, &b, PyBUF_SIMPLE) < 0)
+        return NULL;
+    char *copy = sa_rawdup(b.buf, (size_t)b.len);
+    PyBuffer_Release(&b);
+    if (copy == NULL)
+        return PyErr_NoMemory();
+    PyMem_RawFree(a->result);
+    a->result = copy;
+    a->result_len = (size_t)b.len;
+    a->has_result = 1;
+    Py_RETURN_NONE;
+}
+
+/* sys.exit() stand-in for the main interpreter: notes the exit code so that
+ * a process that must skip finalisation (because an actor was abandoned)
+ * still exits with the code the program asked for. */
+static PyObject *sa_py_note_exit(PyObject *Py_UNUSED(mod), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs > 1) {
+        PyErr_SetString(PyExc_TypeError, "exit expected at most 1 argument");
+        return NULL;
+    }
+    PyObject *code = nargs ? args[0] : Py_None;
+    int hint = 1;
+    if (code == Py_None)
+        hint = 0;
+    else if (PyLong_Check(code)) {
+        int overflow;
+        long v = PyLong_AsLongAndOverflow(code, &overflow);
+        hint = overflow ? -1 : (int)(v & 0xff);
+        PyErr_Clear();
+    }
+    atomic_store(&sa_exit_code_hint, hint);
+    PyErr_SetObject(PyExc_SystemExit, code);
+    return NULL;
+}
+
+/* atexit hook of the main interpreter. Finished actors are reaped; actors
+ * still running are interrupted and given `grace` seconds; whatever is
+ * still alive then is abandoned. If any abandoned actor is still alive,
+ * the interpreter cannot finalise (CPython would try to end its
+ * interpreter while its thread runs it), so the process flushes its
+ * streams and leaves with _exit() and the exit code the program had. */
+static PyObject *sa_py_shutdown_at_exit(PyObject *mod, PyObject *args)
+{
+    double grace = 1.0;
+    if (!PyArg_ParseTuple(args, "|d:_shutdown_at_exit", &grace))
+        return NULL;
+    sa_state_t *st = sa_state(mod);
+    sa_registry_reap();
+
+    /* Collect the live actors (a reference each, so none is freed under us). */
+    sa_actor_t *live[256];
+    int n = 0, more = 1;
+    while (more) {
+        more = 0;
+        n = 0;
+        pthread_mutex_lock(&sa_registry_lock);
+        for (sa_actor_t *a = sa_registry_head; a != NULL; a = a->next) {
+            if (atomic_load(&a->done) || atomic_load(&a->abandoned))
+                continue;
+            if (n == (int)(sizeof live / sizeof live[0])) {
+                more = 1;
+                break;
+            }
+            atomic_fetch_add(&a->refs, 1);
+            live[n++] = a;
+        }
+        pthread_mutex_unlock(&sa_registry_lock);
+        if (n == 0)
+            break;
+        Py_BEGIN_ALLOW_THREADS
+        for (int i = 0; i < n; i++)
+            sa_actor_interrupt(live[i]);
+        int64_t deadline = sa_now_ns() + (int64_t)(grace * 1e9);
+        for (int i = 0; i < n; i++) {
+            int64_t left = deadline - sa_now_ns();
+            sa_actor_wait(live[i], left > 0 ? left : 0);
+        }
+        Py_END_ALLOW_THREADS
+        for (int i = 0; i < n; i++) {
+            if (!atomic_load(&live[i]->done) && sa_abandon(&st->actor, live[i]) < 0)
+                PyErr_WriteUnraisable(NULL);
+            sa_actor_decref(live[i]);
+        }
+    }
+    sa_registry_reap();
+
+    int alive = 0;
+    pthread_mutex_lock(&sa_registry_lock);
+    for (sa_actor_t *a = sa_registry_head; a != NULL; a = a->next)
+        if (!atomic_load(&a->done))
+            alive++;
+    pthread_mutex_unlock(&sa_registry_lock);
+    if (alive == 0)
+        Py_RETURN_NONE;
+
+    int code = 0;
+    PyObject *last = PySys_GetObject("last_exc"); /* borrowed; set by an unhandled error */
+    if (last != NULL && last != Py_None) {
+        if (PyErr_GivenExceptionMatches(last, PyExc_KeyboardInterrupt))
+            code = 128 + SIGINT;
+        else
+            code = 1;
+    }
+    else if (atomic_load(&sa_exit_code_hint) >= 0) {
+        code = atomic_load(&sa_exit_code_hint);
+    }
+    sa_flush_std_streams();
+    fflush(NULL);
+    if (code == 128 + SIGINT) {
+        /* As CPython does for an unhandled KeyboardInterrupt. */
+        signal(SIGINT, SIG_DFL);
+        kill(getpid(), SIGINT);
+    }
+    _exit(code);
+}
+
+static PyMethodDef sa_actor_functions[] = {
+    {"spawn", (PyCFunction)(void (*)(void))sa_spawn, METH_VARARGS | METH_KEYWORDS,
+     "spawn(code, *, name='actor', label=None, input=b'', shared_gil=False, sys_path=None) -> Actor\n\n"
+     "Start an actor: a new thread that makes a subinterpreter (own GIL unless\n"
+     "shared_gil), sets its sys.path (default: this interpreter's), imports\n"
+     "subactor._ext, runs `code` in its __main__, ends the interpreter and exits."},
+    {"list_actors", sa_list_actors, METH_NOARGS,
+     "list_actors() -> list[dict]\n\nLive actors of the process: id, name, state, running, interp_id, thread_id, age."},
+    {"reap", sa_reap, METH_NOARGS, "reap() -> int\n\nJoin and free finished actors that no handle refers to."},
+    {"current_actor", sa_py_current_actor, METH_NOARGS,
+     "current_actor() -> dict | None\n\nId and name of the actor this code runs in, None in a non-actor thread."},
+    {"actor_input", sa_py_actor_input, METH_NOARGS, "actor_input() -> bytes\n\nThe input given to spawn()."},
+    {"set_result", sa_py_set_result, METH_O, "set_result(data: bytes-like)\n\nThe bytes outcome() returns to the parent."},
+    {"_note_exit", (PyCFunction)(void (*)(void))sa_py_note_exit, METH_FASTCALL,
+     "_note_exit(code=None)\n\nsys.exit() that also notes the code for a forced exit."},
+    {"_shutdown_at_exit", sa_py_shutdown_at_exit, METH_VARARGS,
+     "_shutdown_at_exit(grace=1.0)\n\nInterrupt, wait for, then abandon live actors; _exit() if any stays alive."},
+    {NULL, NULL, 0, NULL},
+};
+
+int sa_actor_module_init(PyObject *mod, sa_actor_state_t *st)
+{
+    st->ActorType = (PyTypeObject *)PyType_FromModuleAndSpec(mod, &Actor_spec, NULL);
+    if (st->ActorType == NULL || PyModule_AddType(mod, st->ActorType) < 0)
+        return -1;
+    st->ActorInterrupted = PyErr_NewExceptionWithDoc(
+        "subactor._ext.ActorInterrupted",
+        "Raised inside an actor by Actor.interrupt(). A BaseException, so that\n"
+        "`except Exception` in the actor's code does not swallow it.",
+        PyExc_BaseException, NULL);
+    if (st->ActorInterrupted == NULL || PyModule_AddObjectRef(mod, "ActorInterrupted", st->ActorInterrupted) < 0)
+        return -1;
+    st->AbandonedWarning = PyErr_NewExceptionWithDoc(
+        "subactor._ext.AbandonedActorWarning",
+        "An actor did not end by its deadline and was abandoned.", PyExc_RuntimeWarning, NULL);
+    if (st->AbandonedWarning == NULL ||
+        PyModule_AddObjectRef(mod, "AbandonedActorWarning", st->AbandonedWarning) < 0)
+        return -1;
+    PyObject *idict = PyInterpreterState_GetDict(PyInterpreterState_Get());
+    if (idict == NULL || PyDict_SetItemString(idict, SA_INTERRUPTED_KEY, st->ActorInterrupted) < 0)
+        return -1;
+    if (PyModule_AddFunctions(mod, sa_actor_functions) < 0)
+        return -1;
+
+    /* The main interpreter reaps, interrupts and, if it must, abandons its
+     * actors at exit, and routes sys.exit() through _note_exit. */
+    if (PyInterpreterState_Get() == PyInterpreterState_Main()) {
+        PyObject *hook = PyObject_GetAttrString(mod, "_shutdown_at_exit");
+        PyObject *atexit = hook ? PyImport_ImportModule("atexit") : NULL;
+        PyObject *r = atexit ? PyObject_CallMethod(atexit, "register", "O", hook) : NULL;
+        Py_XDECREF(atexit);
+        Py_XDECREF(hook);
+        if (r == NULL)
+            return -1;
+        Py_DECREF(r);
+        PyObject *note = PyObject_GetAttrString(mod, "_note_exit");
+        if (note == NULL || PySys_SetObject("exit", note) < 0) {
+            Py_XDECREF(note);
+            return -1;
+        }
+        Py_DECREF(note);
+    }
+    return 0;
+}
+
+int sa_actor_state_traverse(sa_actor_state_t *st, visitproc visit, void *arg)
+{
+    Py_VISIT(st->ActorType);
+    Py_VISIT(st->ActorInterrupted);
+    Py_VISIT(st->AbandonedWarning);
+    return 0;
+}
+
+void sa_actor_state_clear(sa_actor_state_t *st)
+{
+    Py_CLEAR(st->ActorType);
+    Py_CLEAR(st->ActorInterrupted);
+    Py_CLEAR(st->AbandonedWarning);
+}

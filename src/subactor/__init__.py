@@ -1,0 +1,30 @@
+"""subactor: structured-concurrency actors in own-GIL subinterpreters.
+
+This module only re-exports. It stays cheap to import because every actor
+imports it (through ``subactor._ext``): names whose modules need trio are
+loaded on first use.
+"""
+from subactor._ext import ActorInterrupted, AbandonedActorWarning
+
+_LAZY = {
+    "run_in_subinterpreter": "subactor._host",
+    "spawn": "subactor._host",
+    "ActorHandle": "subactor._host",
+    "ActorFailed": "subactor._host",
+    "SubinterpreterImportError": "subactor._host",
+    "live_counts": "subactor._host",
+    "list_actors": "subactor._host",
+}
+
+__all__ = ["ActorInterrupted", "AbandonedActorWarning", *_LAZY]
+
+
+def __getattr__(name):
+    mod = _LAZY.get(name)
+    if mod is None:
+        raise AttributeError(f"module 'subactor' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(mod), name)
+    globals()[name] = value
+    return value
