@@ -1,0 +1,25 @@
+"""python -m subactor {demo,bench}"""
+import argparse
+import sys
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m subactor", description=__doc__)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("demo", help="parallel CPU work in actors vs. the main interpreter")
+    b = sub.add_parser("bench", help="run the benchmark suite and print the comparison tables")
+    b.add_argument("--quick", action="store_true", help="fewer repetitions")
+    b.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    b.add_argument("only", nargs="*", help="benchmark modules to run (default: all)")
+    args = p.parse_args(argv)
+    if args.cmd == "demo":
+        from subactor._demo import main as demo
+
+        return demo()
+    from subactor._benchrun import main as bench
+
+    return bench(quick=args.quick, json_path=args.json, only=args.only)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,212 @@
+"""The trio-facing layer over the C actor host (``subactor._ext``).
+
+One actor here is one run of one function in a fresh subinterpreter on a
+dedicated thread. The parent never blocks its event loop: completion is an
+eventfd awaited with :func:`trio.lowlevel.wait_readable`.
+
+Cancellation of :func:`run_in_subinterpreter` climbs a ladder: the actor is
+interrupted at once (``ActorInterrupted`` is raised in its code), then
+awaited for ``kill_after`` seconds, then abandoned with a warning. The caller
+gets its ``trio.Cancelled`` in every case, within that deadline.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import types
+from typing import Any, Callable
+
+import trio
+
+from subactor import _bootstrap, _ext
+
+__all__ = [
+    "ActorFailed",
+    "ActorHandle",
+    "SubinterpreterImportError",
+    "list_actors",
+    "live_counts",
+    "run_in_subinterpreter",
+    "spawn",
+]
+
+live_counts = _ext.live_counts
+list_actors = _ext.list_actors
+
+# CPython's messages when a module refuses a subinterpreter (3.12/3.13).
+_SUBINTERP_REFUSALS = (
+    "does not support loading in subinterpreters",
+    "does not support per-interpreter GIL",
+    "not compatible with",
+    "subinterpreter",
+)
+
+
+class ActorFailed(Exception):
+    """The actor's code raised. Carries the remote exception's qualified type
+    name, its message and the formatted remote traceback."""
+
+    def __init__(self, actor_name: str, type_name: str, message: str, traceback_text: str):
+        self.actor_name = actor_name
+        self.type_name = type_name
+        self.message = message
+        self.traceback_text = traceback_text
+        super().__init__(f"actor {actor_name!r} raised {type_name}: {message}")
+
+    def __str__(self) -> str:
+        return (
+            f"actor {self.actor_name!r} raised {self.type_name}: {self.message}\n"
+            f"--- traceback in the actor ---\n{self.traceback_text.rstrip()}"
+        )
+
+
+class SubinterpreterImportError(ActorFailed, ImportError):
+    """A module the actor imported cannot load in an own-GIL subinterpreter."""
+
+    def __init__(self, actor_name, type_name, message, traceback_text, module):
+        self.module = module
+        ActorFailed.__init__(self, actor_name, type_name, message, traceback_text)
+        self.args = (
+            f"actor {actor_name!r}: module {module!r} cannot load in an own-GIL "
+            f"subinterpreter ({message}). Use shared_gil=True (no parallelism) "
+            f"or the process backend (backend='process') for code that needs it.",
+        )
+
+    def __str__(self) -> str:
+        return f"{self.args[0]}\n--- traceback in the actor ---\n{self.traceback_text.rstrip()}"
+
+
+def _module_from_message(message: str) -> str:
+    # "module readline does not support loading in subinterpreters"
+    words = message.split()
+    if len(words) >= 2 and words[0] == "module":
+        return words[1].strip("'\"")
+    return "?"
+
+
+def _check_callable(fn: Callable) -> None:
+    if not callable(fn):
+        raise TypeError(f"fn must be callable, not {type(fn).__name__}")
+    qualname = getattr(fn, "__qualname__", "")
+    if isinstance(fn, types.FunctionType) and ("<lambda>" in qualname or "<locals>" in qualname):
+        raise TypeError(
+            f"{qualname} cannot run in an actor: only module-level functions can be "
+            f"found by name in another interpreter (not lambdas or closures)"
+        )
+
+
+def encode_call(fn: Callable, args: tuple, kwargs: dict) -> bytes:
+    """Pickle a call for an actor, with a clear error naming what failed."""
+    _check_callable(fn)
+    try:
+        return _bootstrap.encode_call(fn, args, kwargs)
+    except Exception as exc:
+        raise TypeError(
+            f"cannot send the call {getattr(fn, '__qualname__', fn)!r} to an actor: "
+            f"its function or arguments cannot be pickled ({exc})"
+        ) from exc
+
+
+class ActorHandle:
+    """A running (or finished) actor that calls one function."""
+
+    def __init__(self, actor: _ext.Actor):
+        self._actor = actor
+
+    @property
+    def name(self) -> str:
+        return self._actor.name
+
+    @property
+    def state(self) -> str:
+        return self._actor.state
+
+    @property
+    def done(self) -> bool:
+        return self._actor.done
+
+    def info(self) -> dict:
+        return self._actor.info()
+
+    def interrupt(self) -> bool:
+        """Raise ``ActorInterrupted`` in the actor's code; False if it is
+        already ending or gone."""
+        return self._actor.interrupt()
+
+    async def wait(self) -> None:
+        """Wait, without blocking the event loop, until the actor is done."""
+        if not self._actor.done:
+            await trio.lowlevel.wait_readable(self._actor.fileno())
+        # The thread wrote the eventfd as its last act; the join is short.
+        self._actor.join()
+
+    def join(self, timeout: float | None = None, *, abandon: bool = True) -> bool:
+        """Blocking join (GIL released); abandon with a warning on timeout."""
+        return self._actor.join(timeout, abandon=abandon)
+
+    def result(self) -> Any:
+        """The function's return value, or :class:`ActorFailed` (or
+        :class:`SubinterpreterImportError`, or ``ActorInterrupted``)."""
+        outcome = self._actor.outcome()
+        if outcome[0] == "ok":
+            data = outcome[1]
+            return None if data is None else pickle.loads(data)
+        kind, type_name, message, tb = outcome
+        if kind == "interrupted":
+            raise _ext.ActorInterrupted(f"actor {self.name!r} was interrupted\n{tb.rstrip()}")
+        if type_name in ("ImportError", "ModuleNotFoundError") and any(
+            m in message for m in _SUBINTERP_REFUSALS
+        ):
+            raise SubinterpreterImportError(self.name, type_name, message, tb, _module_from_message(message))
+        raise ActorFailed(self.name, type_name, message, tb)
+
+    def __repr__(self) -> str:
+        return f"<ActorHandle {self._actor!r}>"
+
+
+def spawn(fn: Callable, *args: Any, name: str | None = None, shared_gil: bool = False, **kwargs: Any) -> ActorHandle:
+    """Start ``fn(*args, **kwargs)`` in a new actor and return its handle."""
+    if name is not None and not isinstance(name, str):
+        raise TypeError(f"name must be str, not {type(name).__name__}")
+    data = encode_call(fn, args, kwargs)
+    label = f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}()"
+    actor = _ext.spawn(
+        _bootstrap.SCRIPT,
+        name=name or getattr(fn, "__name__", "actor"),
+        label=label,
+        input=data,
+        shared_gil=bool(shared_gil),
+    )
+    return ActorHandle(actor)
+
+
+async def run_in_subinterpreter(
+    fn: Callable,
+    *args: Any,
+    name: str | None = None,
+    shared_gil: bool = False,
+    kill_after: float = 3.0,
+    **kwargs: Any,
+) -> Any:
+    """Run ``fn(*args, **kwargs)`` in a new actor and return its result.
+
+    On cancellation the actor is interrupted at once and awaited up to
+    ``kill_after`` seconds; if it is still running then (blocked in C, say)
+    it is abandoned with a warning and the cancellation goes on.
+    """
+    handle = spawn(fn, *args, name=name, shared_gil=shared_gil, **kwargs)
+    try:
+        await handle.wait()
+    except BaseException:
+        handle.interrupt()
+        with trio.CancelScope(shield=True) as scope:
+            scope.deadline = trio.current_time() + kill_after
+            await handle.wait()
+        if not handle.done:
+            handle._actor.abandon()
+        raise
+    return handle.result()
+
+
+def default_workers() -> int:
+    return os.cpu_count() or 1
