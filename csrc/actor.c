@@ -208,6 +208,57 @@ static char *sa_str_to_raw(PyObject *s, const char *fallback)
     return sa_rawdup(fallback, strlen(fallback));
 }
 
+/* Format `exc` with its traceback as the traceback module would. A plain
+ * exception (no chaining, notes or group) is formatted with the C API
+ * (PyTraceBack_Print), which imports nothing: importing `traceback` into a
+ * fresh interpreter costs several milliseconds, and an interrupted actor
+ * should end quickly. Anything richer goes through traceback. Returns a new
+ * str or NULL with an exception set. */
+static PyObject *sa_format_traceback(PyObject *exc, const char *type_name, const char *msg)
+{
+    PyObject *cause = PyException_GetCause(exc);
+    PyObject *context = PyException_GetContext(exc);
+    int rich = cause != NULL || context != NULL ||
+               PyObject_HasAttrString(exc, "__notes__") ||
+               PyObject_IsInstance(exc, PyExc_BaseExceptionGroup) > 0 ||
+               PyObject_IsInstance(exc, PyExc_SyntaxError) > 0;
+    Py_XDECREF(cause);
+    Py_XDECREF(context);
+    PyErr_Clear();
+    if (rich) {
+        PyObject *tb = NULL, *tbmod = PyImport_ImportModule("traceback");
+        if (tbmod != NULL) {
+            PyObject *lines = PyObject_CallMethod(tbmod, "format_exception", "O", exc);
+            if (lines != NULL) {
+                PyObject *empty = PyUnicode_FromString("");
+                if (empty != NULL) {
+                    tb = PyUnicode_Join(empty, lines);
+                    Py_DECREF(empty);
+                }
+                Py_DECREF(lines);
+            }
+            Py_DECREF(tbmod);
+        }
+        return tb;
+    }
+    PyObject *res = NULL, *sio = NULL, *io = PyImport_ImportModule("io");
+    PyObject *tbobj = PyException_GetTraceback(exc);
+    if (io == NULL || (sio = PyObject_CallMethod(io, "StringIO", NULL)) == NULL)
+        goto done;
+    if (tbobj != NULL && PyTraceBack_Print(tbobj, sio) < 0)
+        goto done;
+    if (PyFile_WriteString(type_name, sio) < 0 ||
+        (msg[0] && (PyFile_WriteString(": ", sio) < 0 || PyFile_WriteString(msg, sio) < 0)) ||
+        PyFile_WriteString("\n", sio) < 0)
+        goto done;
+    res = PyObject_CallMethod(sio, "getvalue", NULL);
+done:
+    Py_XDECREF(tbobj);
+    Py_XDECREF(sio);
+    Py_XDECREF(io);
+    return res;
+}
+
 /* Record `exc` (an exception instance) as the actor's error outcome: its
  * qualified type name, its message and its formatted traceback. Runs with
  * the actor's GIL after the actor has left RUNNING, so no interrupt can
@@ -232,20 +283,7 @@ static void sa_record_exception(sa_actor_t *a, PyObject *exc)
     a->err_msg = sa_str_to_raw(msg, "<str() of the exception failed>");
     Py_XDECREF(msg);
 
-    PyObject *tb = NULL;
-    PyObject *tbmod = PyImport_ImportModule("traceback");
-    if (tbmod != NULL) {
-        PyObject *lines = PyObject_CallMethod(tbmod, "format_exception", "O", exc);
-        if (lines != NULL) {
-            PyObject *empty = PyUnicode_FromString("");
-            if (empty != NULL) {
-                tb = PyUnicode_Join(empty, lines);
-                Py_DECREF(empty);
-            }
-            Py_DECREF(lines);
-        }
-        Py_DECREF(tbmod);
-    }
+    PyObject *tb = sa_format_traceback(exc, a->err_type, a->err_msg);
     a->err_tb = sa_str_to_raw(tb, "<formatting the traceback failed>\n");
     Py_XDECREF(tb);
     PyErr_Clear();
