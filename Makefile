@@ -20,7 +20,8 @@ $(VENV)/.deps: pyproject.toml
 	touch $@
 
 $(VENV)/.built: $(VENV)/.deps $(CSRC) setup.py
-	$(VPY) setup.py -q build_ext --inplace 2>&1 | grep -v -i 'deprecat\|^\*\*\*\|^  \|^$$' || true
+	@mkdir -p build
+	@$(VPY) setup.py -q build_ext --inplace > build/build.log 2>&1 || { cat build/build.log; exit 1; }
 	$(VPY) -c 'import subactor._ext' 
 	touch $@
 
@@ -38,7 +39,8 @@ bench: $(VENV)/.built
 # so that every Python allocation goes through the checked malloc.
 asan: $(VENV)/.deps
 	rm -rf build/asan-tmp $(ASANLIB)
-	SUBACTOR_ASAN=1 $(VPY) setup.py -q build_ext --build-temp build/asan-tmp --build-lib $(ASANLIB) 2>&1 | grep -v -i 'deprecat\|^\*\*\*\|^  \|^$$' || true
+	@mkdir -p build
+	@SUBACTOR_ASAN=1 $(VPY) setup.py -q build_ext --build-temp build/asan-tmp --build-lib $(ASANLIB) > build/asan-build.log 2>&1 || { cat build/asan-build.log; exit 1; }
 	cp src/subactor/*.py $(ASANLIB)/subactor/
 	LD_PRELOAD=$$(gcc -print-file-name=libasan.so) PYTHONMALLOC=malloc \
 	  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 PYTHONPATH=$(ASANLIB) \
@@ -46,3 +48,10 @@ asan: $(VENV)/.deps
 
 clean:
 	rm -rf build $(VENV) src/subactor/*.so src/*.egg-info
+
+# Fuzz the codec's decoder for FUZZ_SECONDS: libFuzzer when clang has it,
+# else the harness's own mutation driver under gcc; ASan and UBSan either way.
+FUZZ_SECONDS ?= 60
+.PHONY: fuzz
+fuzz: $(VENV)/.built
+	tools/fuzz/run.sh $(FUZZ_SECONDS)

@@ -1,13 +1,50 @@
-/* codec.h: placeholder interface of the codec concern (filled in by its issue). */
+/* codec.h: the MessagePack codec (see codec.c for the wire format).
+ *
+ * The channel layer encodes with sa_codec_encode_raw() into a PyMem_Raw
+ * buffer that can cross interpreters, and decodes with sa_codec_decode() in
+ * the receiving interpreter. Both need the GIL of the calling interpreter and
+ * that interpreter's codec state.
+ */
 #ifndef SA_CODEC_H
 #define SA_CODEC_H
 
+/* Flags of sa_codec_encode_raw() and sa_codec_decode(). */
+#define SA_CODEC_PICKLE 1 /* pickle unsupported objects (ext 3) / unpickle ext 3 */
+
+/* Deepest nesting of containers (list, tuple, dict) either side accepts;
+ * the outermost container is level 1. */
+#define SA_CODEC_MAX_DEPTH 256
+
+/* Slots of the decoder's cache of short ASCII map keys (a power of two). */
+#define SA_CODEC_KEYCACHE_SIZE 512
+
+/* Per-interpreter state of the codec (a member of sa_state_t). */
 typedef struct {
-    PyObject *unused; /* no state yet */
+    PyObject *EncodeError;  /* TypeError subclass: an object the codec cannot encode */
+    PyObject *DecodeError;  /* ValueError subclass: bytes that are not one valid message */
+    PyObject *pickle_dumps; /* pickle.dumps, imported on first use; NULL before that */
+    PyObject *pickle_loads; /* pickle.loads, imported on first use; NULL before that */
+    /* Recently decoded map keys (exact ASCII str of at most 32 bytes), indexed
+     * by a hash of their bytes, so that the same key decoded again is one
+     * memcmp and a new reference, with its str hash already computed. */
+    PyObject *keycache[SA_CODEC_KEYCACHE_SIZE];
 } sa_codec_state_t;
 
+/* Add dumps(), loads(), EncodeError and DecodeError to `mod` and fill `st`.
+ * 0, or -1 with an exception set. */
 int sa_codec_module_init(PyObject *mod, sa_codec_state_t *st);
 int sa_codec_state_traverse(sa_codec_state_t *st, visitproc visit, void *arg);
 void sa_codec_state_clear(sa_codec_state_t *st);
+
+/* Encode `obj` into a new buffer from PyMem_RawMalloc() that the caller owns
+ * and frees with PyMem_RawFree(); its size goes to *len. Returns 0, or -1 with
+ * an exception set (EncodeError, ValueError for the depth limit, MemoryError)
+ * and *out left untouched. `flags`: SA_CODEC_PICKLE or 0. */
+int sa_codec_encode_raw(sa_codec_state_t *st, PyObject *obj, int flags, char **out, size_t *len);
+
+/* Decode exactly one message from buf[0:len]. Returns a new reference, or
+ * NULL with an exception set (DecodeError for anything wrong with the bytes).
+ * `flags`: SA_CODEC_PICKLE or 0. The buffer is only read. */
+PyObject *sa_codec_decode(sa_codec_state_t *st, const char *buf, size_t len, int flags);
 
 #endif

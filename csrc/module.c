@@ -137,10 +137,6 @@ static void sa_module_free(void *mod)
 static PyModuleDef_Slot sa_module_slots[] = {
     {Py_mod_exec, sa_module_exec},
     {Py_mod_multiple_interpreters, Py_MOD_PER_INTERPRETER_GIL_SUPPORTED},
-#if PY_VERSION_HEX >= 0x030D0000
-    /* The core takes its own locks; it does not rely on the GIL. */
-    {Py_mod_gil, Py_MOD_GIL_NOT_USED},
-#endif
     {0, NULL},
 };
 
