@@ -1,0 +1,1032 @@
+/* chanobj.c: the Python face of channels (the core is chan.c).
+ *
+ * Owns: the types `ChannelEnd` (one attached end of a channel, holding one
+ * reference to its record) and `Message` (a received message: a read-only
+ * buffer that owns its raw bytes), the exception `EndOfChannel`, and the
+ * module functions `channel`, `channel_destroy` and the test hooks
+ * `_chan_info`, `_chan_close_owned_by`, `_chan_break_owned_by`,
+ * `_chan_spin`, `_chan_pool`. Everything here is per interpreter (heap
+ * types in the module state); nothing here is shared between interpreters
+ * except through the records of chan.c.
+ *
+ * Locks: none of its own. An end object's pointer to its record is read
+ * and cleared inside a critical section on the object (a no-op with a GIL;
+ * it matters only on a free-threaded build); the record's own locks are
+ * chan.c's and are taken only inside its functions.
+ *
+ * GIL rules: every function here runs with the calling interpreter's GIL.
+ * Non-blocking core calls are made with it held (their critical sections
+ * are short); every wait releases it, in slices of SA_CHAN_TICK_NS, taking
+ * it back between slices to run signal handlers and deliver a pending
+ * interrupt: Actor.interrupt() sets an asynchronous exception, which only
+ * the eval loop raises, so a tiny Python function (state->tick) is called
+ * to let it. A blocked recv()/send() thus ends within about one tick of an
+ * interrupt or Ctrl-C. Each blocking call holds an extra reference to the
+ * record, so another thread closing the end can't free it under the wait.
+ */
+#include "common.h"
+
+#include <string.h>
+
+#define SA_CHAN_TICK_NS (10 * 1000 * 1000)   /* longest GIL-free wait slice */
+#define SA_CHAN_NOGIL_COPY (256 * 1024)      /* copies this large release the GIL */
+#define SA_CHAN_PRECHECK (64 * 1024)         /* nowait sends this large check room before copying */
+#define SA_CHAN_PYERR (-1000)                /* a Python exception is set (not a core code) */
+
+/* ---------------------------------------------------------------------- */
+/* Message: a received message, a read-only buffer that owns its bytes      */
+
+typedef struct {
+    PyObject_HEAD
+    char *buf;           /* raw buffer from sa_chan_buf_alloc(), owned; NULL once released */
+    Py_ssize_t len;      /* bytes in buf */
+    Py_ssize_t exports;  /* buffer views handed out and not yet released */
+} MessageObject;
+
+PyObject *sa_chan_message_new(sa_chan_state_t *st, char *buf, size_t len)
+{
+    MessageObject *m = PyObject_New(MessageObject, st->MessageType);
+    if (m == NULL) {
+        sa_chan_buf_free(buf);
+        return NULL;
+    }
+    m->buf = buf;
+    m->len = (Py_ssize_t)len;
+    m->exports = 0;
+    return (PyObject *)m;
+}
+
+static int Message_check_live(MessageObject *self)
+{
+    if (self->buf != NULL)
+        return 0;
+    PyErr_SetString(PyExc_ValueError, "operation forbidden on a released Message");
+    return -1;
+}
+
+static void Message_dealloc(MessageObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    assert(self->exports == 0); /* every view holds a reference to us */
+    sa_chan_buf_free(self->buf);
+    tp->tp_free((PyObject *)self);
+    Py_DECREF(tp);
+}
+
+static int Message_getbuffer(MessageObject *self, Py_buffer *view, int flags)
+{
+    if (Message_check_live(self) < 0)
+        return -1;
+    if (PyBuffer_FillInfo(view, (PyObject *)self, self->buf, self->len, 1, flags) < 0)
+        return -1;
+    self->exports++;
+    return 0;
+}
+
+static void Message_releasebuffer(MessageObject *self, Py_buffer *Py_UNUSED(view))
+{
+    self->exports--;
+}
+
+static Py_ssize_t Message_length(MessageObject *self)
+{
+    if (Message_check_live(self) < 0)
+        return -1;
+    return self->len;
+}
+
+static PyObject *Message_release(MessageObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (self->exports > 0) {
+        PyErr_Format(PyExc_BufferError, "Message has %zd exported buffer(s) (a memoryview?) still alive",
+                     self->exports);
+        return NULL;
+    }
+    sa_chan_buf_free(self->buf);
+    self->buf = NULL;
+    self->len = 0;
+    Py_RETURN_NONE;
+}
+
+static PyObject *Message_richcompare(MessageObject *self, PyObject *other, int op)
+{
+    if ((op != Py_EQ && op != Py_NE) || self->buf == NULL || !PyObject_CheckBuffer(other))
+        Py_RETURN_NOTIMPLEMENTED;
+    Py_buffer b;
+    if (PyObject_GetBuffer(other, &b, PyBUF_SIMPLE) < 0) {
+        PyErr_Clear();
+        Py_RETURN_NOTIMPLEMENTED;
+    }
+    int eq = b.len == self->len && memcmp(b.buf, self->buf, (size_t)b.len) == 0;
+    PyBuffer_Release(&b);
+    return PyBool_FromLong(op == Py_EQ ? eq : !eq);
+}
+
+static PyObject *Message_repr(MessageObject *self)
+{
+    if (self->buf == NULL)
+        return PyUnicode_FromString("<Message released>");
+    return PyUnicode_FromFormat("<Message %zd bytes>", self->len);
+}
+
+static PyObject *Message_get_released(MessageObject *self, void *Py_UNUSED(c))
+{
+    return PyBool_FromLong(self->buf == NULL);
+}
+
+static PyObject *Message_enter(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return Py_NewRef(self);
+}
+
+static PyObject *Message_exit(MessageObject *self, PyObject *Py_UNUSED(args))
+{
+    return Message_release(self, NULL);
+}
+
+static PyMethodDef Message_methods[] = {
+    {"release", (PyCFunction)Message_release, METH_NOARGS,
+     "release()\n\nFree the bytes now (BufferError while a memoryview of it is alive).\n"
+     "Using the message afterwards raises ValueError. Collection frees them too."},
+    {"__enter__", Message_enter, METH_NOARGS, NULL},
+    {"__exit__", (PyCFunction)Message_exit, METH_VARARGS, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef Message_getset[] = {
+    {"released", (getter)Message_get_released, NULL, "True once release() freed the bytes", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyType_Slot Message_slots[] = {
+    {Py_tp_dealloc, Message_dealloc},
+    {Py_bf_getbuffer, Message_getbuffer},
+    {Py_bf_releasebuffer, Message_releasebuffer},
+    {Py_sq_length, Message_length},
+    {Py_mp_length, Message_length},
+    {Py_tp_richcompare, Message_richcompare},
+    {Py_tp_hash, PyObject_HashNotImplemented},
+    {Py_tp_repr, Message_repr},
+    {Py_tp_methods, Message_methods},
+    {Py_tp_getset, Message_getset},
+    {Py_tp_doc, "A received message: a read-only bytes-like object that owns its bytes.\n\n"
+                "memoryview(m) and bytes(m) work; len(m) is its size; m == b'...' compares\n"
+                "contents. release() (or `with m:`) frees the bytes at once."},
+    {0, NULL},
+};
+
+static PyType_Spec Message_spec = {
+    .name = "subactor._ext.Message",
+    .basicsize = sizeof(MessageObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_DISALLOW_INSTANTIATION | Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = Message_slots,
+};
+
+/* ---------------------------------------------------------------------- */
+/* ChannelEnd                                                               */
+
+typedef struct {
+    PyObject_HEAD
+    sa_chan_t *ch;  /* one reference (from sa_chan_attach); NULL once this end is closed */
+    uint64_t id;    /* channel id, kept for messages after close */
+    int side;       /* 0 or 1 */
+} EndObject;
+
+#define SA_WHAT_FMT "channel %llu side %d"
+#define SA_WHAT_ARGS(self) (unsigned long long)(self)->id, (self)->side
+
+/* The record of an open end with one extra reference for the caller (who
+ * drops it with sa_chan_decref), or NULL with ClosedError set. The extra
+ * reference keeps the record alive if another thread closes the end while
+ * this one waits with the GIL released. */
+static sa_chan_t *End_acquire(EndObject *self)
+{
+    sa_chan_t *ch;
+    Py_BEGIN_CRITICAL_SECTION(self);
+    ch = self->ch;
+    if (ch != NULL)
+        sa_chan_incref(ch);
+    Py_END_CRITICAL_SECTION();
+    if (ch == NULL) {
+        sa_state_t *st = sa_state_from_type(Py_TYPE(self));
+        if (st != NULL)
+            PyErr_Format(st->ClosedError, SA_WHAT_FMT ": this end is closed", SA_WHAT_ARGS(self));
+    }
+    return ch;
+}
+
+/* Raise the exception for a core error code met by an operation on `self`.
+ * `ch` is the record (for whether a gone peer broke or closed). NULL. */
+static PyObject *End_raise(EndObject *self, sa_chan_t *ch, int rc)
+{
+    if (rc == SA_CHAN_PYERR)
+        return NULL;
+    sa_state_t *st = sa_state_from_type(Py_TYPE(self));
+    if (st == NULL)
+        return NULL;
+    char what[64];
+    snprintf(what, sizeof what, SA_WHAT_FMT, SA_WHAT_ARGS(self));
+    int closed = 0, peer_broken = 0;
+    sa_chan__peek(ch, self->side, &closed, &peer_broken);
+    switch (rc) {
+    case SA_CHAN_EOF:
+        PyErr_Format(st->chan.EndOfChannel,
+                     "%s: end of channel (the peer closed its end and everything it sent was received)", what);
+        return NULL;
+    case SA_ERR_CLOSED:
+        PyErr_Format(st->ClosedError, "%s: this end was closed (by its owner's end or channel_destroy)", what);
+        return NULL;
+    case SA_ERR_BROKEN:
+        if (!peer_broken) {
+            PyErr_Format(st->BrokenError, "%s: the peer closed its end", what);
+            return NULL;
+        }
+        return sa_raise(st, rc, what);
+    case SA_ERR_TOOBIG:
+        PyErr_Format(PyExc_ValueError, "%s: message larger than the channel's byte bound (%zu bytes)",
+                     what, sa_chan_maxbytes(ch));
+        return NULL;
+    default:
+        return sa_raise(st, rc, what);
+    }
+}
+
+/* Let pending signals and interrupts raise; called with the GIL between
+ * slices of a blocking wait. 0, or -1 with an exception set. */
+static int End_tick(EndObject *self)
+{
+    if (PyErr_CheckSignals() < 0)
+        return -1;
+    sa_state_t *st = sa_state_from_type(Py_TYPE(self));
+    if (st == NULL)
+        return -1;
+    if (st->chan.tick != NULL) {
+        /* Entering a Python function checks the eval breaker, which raises
+         * an asynchronous exception set by Actor.interrupt(). */
+        PyObject *r = PyObject_CallNoArgs(st->chan.tick);
+        if (r == NULL)
+            return -1;
+        Py_DECREF(r);
+    }
+    return 0;
+}
+
+/* One try of a blocking operation with a deadline; `ctx` keeps progress. */
+typedef int (*sa_chan_op_t)(sa_chan_t *ch, int side, void *ctx, int64_t deadline);
+
+/* Run `op` until it stops returning EMPTY/FULL/TIMEOUT or `timeout_ns`
+ * (< 0: none) passes: first once with the GIL held and no wait, then in
+ * GIL-free slices with a tick between them. Returns the last code, or
+ * SA_CHAN_PYERR with a Python exception set. */
+static int End_block(EndObject *self, sa_chan_t *ch, sa_chan_op_t op, void *ctx, int64_t timeout_ns)
+{
+    int rc = op(ch, self->side, ctx, SA_CHAN_NOWAIT);
+    if (rc != SA_ERR_EMPTY && rc != SA_ERR_FULL)
+        return rc;
+    int64_t deadline = timeout_ns < 0 ? SA_CHAN_FOREVER : sa_now_ns() + timeout_ns;
+    for (;;) {
+        int64_t now = sa_now_ns();
+        if (deadline >= 0 && now >= deadline)
+            return SA_ERR_TIMEOUT;
+        int64_t slice = now + SA_CHAN_TICK_NS;
+        if (deadline >= 0 && deadline < slice)
+            slice = deadline;
+        Py_BEGIN_ALLOW_THREADS
+        rc = op(ch, self->side, ctx, slice);
+        Py_END_ALLOW_THREADS
+        if (rc != SA_ERR_TIMEOUT)
+            return rc;
+        if (End_tick(self) < 0)
+            return SA_CHAN_PYERR;
+    }
+}
+
+/* Parse `timeout` (None or seconds; negative means 0) into ns, -1 for none. */
+static int sa_chan_timeout_arg(PyObject *obj, int64_t *ns)
+{
+    if (obj == NULL || obj == Py_None) {
+        *ns = -1;
+        return 0;
+    }
+    double s = PyFloat_AsDouble(obj);
+    if (s == -1.0 && PyErr_Occurred())
+        return -1;
+    if (s != s) {
+        PyErr_SetString(PyExc_ValueError, "timeout must not be NaN");
+        return -1;
+    }
+    *ns = s <= 0 ? 0 : s > 1e9 ? (int64_t)1e18 : (int64_t)(s * 1e9);
+    return 0;
+}
+
+/* Parse (first[, timeout]) of a METH_FASTCALL|METH_KEYWORDS method whose
+ * first argument is optional when `first` starts non-NULL. */
+static int sa_chan_parse(const char *fname, const char *firstname, PyObject *const *args, Py_ssize_t nargs,
+                         PyObject *kwnames, PyObject **first, int64_t *timeout_ns)
+{
+    PyObject *tobj = NULL;
+    if (nargs > 2) {
+        PyErr_Format(PyExc_TypeError, "%s() takes at most 2 arguments (%zd given)", fname, nargs);
+        return -1;
+    }
+    if (nargs >= 1)
+        *first = args[0];
+    if (nargs == 2)
+        tobj = args[1];
+    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    for (Py_ssize_t i = 0; i < nkw; i++) {
+        PyObject *k = PyTuple_GET_ITEM(kwnames, i);
+        PyObject **slot = PyUnicode_EqualToUTF8(k, "timeout") ? &tobj
+                          : PyUnicode_EqualToUTF8(k, firstname) ? first : NULL;
+        if (slot == NULL || *slot != NULL) {
+            PyErr_Format(PyExc_TypeError, "%s() got %s keyword argument '%U'", fname,
+                         slot ? "a repeated" : "an unexpected", k);
+            return -1;
+        }
+        *slot = args[nargs + i];
+    }
+    if (*first == NULL) {
+        PyErr_Format(PyExc_TypeError, "%s() missing required argument '%s'", fname, firstname);
+        return -1;
+    }
+    return sa_chan_timeout_arg(tobj, timeout_ns);
+}
+
+/* Copy a bytes-like object into a new message buffer. 0; 1 (nothing
+ * copied) if it is larger than `maxbytes`; -1 with an exception set. */
+static int sa_chan_copy_in(PyObject *data, sa_chan_item_t *it, size_t maxbytes)
+{
+    Py_buffer view;
+    if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0)
+        return -1;
+    if ((size_t)view.len > maxbytes) {
+        PyBuffer_Release(&view);
+        return 1;
+    }
+    char *buf = sa_chan_buf_alloc((size_t)view.len);
+    if (buf == NULL) {
+        PyBuffer_Release(&view);
+        PyErr_NoMemory();
+        return -1;
+    }
+    if (view.len >= SA_CHAN_NOGIL_COPY) {
+        /* The exported view pins the source; release the GIL for the copy. */
+        Py_BEGIN_ALLOW_THREADS
+        memcpy(buf, view.buf, (size_t)view.len);
+        Py_END_ALLOW_THREADS
+    }
+    else {
+        memcpy(buf, view.buf, (size_t)view.len);
+    }
+    it->buf = buf;
+    it->len = (size_t)view.len;
+    PyBuffer_Release(&view);
+    return 0;
+}
+
+/* Progress of a batch send through End_block(). */
+typedef struct {
+    sa_chan_item_t *items; /* the messages; items[done..n) still the caller's */
+    size_t n;              /* how many */
+    size_t done;           /* how many were queued so far */
+} sa_chan_send_ctx_t;
+
+static int sa_chan_send_op(sa_chan_t *ch, int side, void *arg, int64_t deadline)
+{
+    sa_chan_send_ctx_t *c = arg;
+    size_t sent;
+    int rc = sa_chan_send_batch(ch, side, c->items + c->done, c->n - c->done, &sent, deadline);
+    c->done += sent;
+    return rc;
+}
+
+/* Progress of a batch receive through End_block(). */
+typedef struct {
+    sa_chan_item_t *out; /* room for max messages */
+    size_t max;          /* at most this many */
+    size_t got;          /* how many were taken */
+} sa_chan_recv_ctx_t;
+
+static int sa_chan_recv_op(sa_chan_t *ch, int side, void *arg, int64_t deadline)
+{
+    sa_chan_recv_ctx_t *c = arg;
+    return sa_chan_recv_batch(ch, side, c->out, c->max, &c->got, deadline);
+}
+
+/* Set `sent` on the pending exception: how many messages a failed batch
+ * send queued before it failed. */
+static void sa_chan_note_sent(size_t sent)
+{
+    PyObject *exc = PyErr_GetRaisedException();
+    PyObject *n = PyLong_FromSize_t(sent);
+    if (exc != NULL && n != NULL && PyObject_SetAttrString(exc, "sent", n) < 0)
+        PyErr_Clear();
+    Py_XDECREF(n);
+    PyErr_SetRaisedException(exc);
+}
+
+/* Copy and queue items [*done, end) of a batch: copy-in stops after
+ * SA_CHAN_CHUNK_BYTES or SA_CHAN_CHUNK_MSGS so that a batch of large
+ * messages is not all in memory twice. `timeout_ns` -2: nowait. Returns a
+ * core code or SA_CHAN_PYERR; *done grows by what was queued. */
+#define SA_CHAN_CHUNK_BYTES (4u << 20)
+#define SA_CHAN_CHUNK_MSGS 256
+static int End_send_chunk(EndObject *self, sa_chan_t *ch, PyObject *const *objs, size_t n, size_t *done,
+                          int64_t timeout_ns)
+{
+    sa_chan_item_t items[SA_CHAN_CHUNK_MSGS];
+    size_t k = 0, bytes = 0, start = *done;
+    int rc = SA_OK;
+    while (start + k < n && k < SA_CHAN_CHUNK_MSGS && (k == 0 || bytes < SA_CHAN_CHUNK_BYTES)) {
+        int r = sa_chan_copy_in(objs[start + k], &items[k], sa_chan_maxbytes(ch));
+        if (r != 0) {
+            rc = r > 0 ? SA_ERR_TOOBIG : SA_CHAN_PYERR;
+            break;
+        }
+        bytes += items[k++].len;
+    }
+    sa_chan_send_ctx_t ctx = {items, k, 0};
+    if (rc == SA_OK && k > 0)
+        rc = timeout_ns == -2 ? sa_chan_send_op(ch, self->side, &ctx, SA_CHAN_NOWAIT)
+                              : End_block(self, ch, sa_chan_send_op, &ctx, timeout_ns);
+    for (size_t j = ctx.done; j < k; j++) /* the channel owns the queued prefix */
+        sa_chan_buf_free(items[j].buf);
+    *done += ctx.done;
+    return rc;
+}
+
+/* send / send_nowait / send_many / send_many_nowait. `many`: data is a
+ * sequence of bytes-like objects; `timeout_ns`: -2 for nowait. Returns the
+ * number queued, or -1 with an exception set. A nowait batch queues the
+ * longest prefix that fits and returns its length (BlockingIOError only if
+ * none fits). */
+static Py_ssize_t End_send_impl(EndObject *self, PyObject *data, int many, int64_t timeout_ns)
+{
+    PyObject *seq = NULL;
+    PyObject *const *objs = &data;
+    size_t n = 1, done = 0;
+    Py_ssize_t result = -1;
+    int rc = SA_OK;
+    sa_chan_t *ch = End_acquire(self);
+    if (ch == NULL)
+        return -1;
+    if (many) {
+        seq = PySequence_Fast(data, "send_many() needs a sequence of bytes-like objects");
+        if (seq == NULL)
+            goto done;
+        n = (size_t)PySequence_Fast_GET_SIZE(seq);
+        objs = PySequence_Fast_ITEMS(seq);
+        /* Refuse a batch with a too large message before queueing any. */
+        for (size_t k = 0; k < n; k++) {
+            Py_buffer v;
+            if (PyObject_GetBuffer(objs[k], &v, PyBUF_SIMPLE) < 0)
+                goto done;
+            size_t len = (size_t)v.len;
+            PyBuffer_Release(&v);
+            if (len > sa_chan_maxbytes(ch)) {
+                End_raise(self, ch, SA_ERR_TOOBIG);
+                sa_chan_note_sent(0);
+                goto done;
+            }
+        }
+    }
+    else if (timeout_ns == -2 && PyObject_CheckBuffer(data)) {
+        /* Don't copy a large message that can't go now anyway. */
+        Py_buffer v;
+        if (PyObject_GetBuffer(data, &v, PyBUF_SIMPLE) < 0)
+            goto done;
+        size_t len = (size_t)v.len;
+        PyBuffer_Release(&v);
+        if (len >= SA_CHAN_PRECHECK && (rc = sa_chan__send_check(ch, self->side, len)) < 0) {
+            End_raise(self, ch, rc);
+            goto done;
+        }
+    }
+    while (done < n) {
+        size_t before = done;
+        rc = End_send_chunk(self, ch, objs, n, &done, timeout_ns);
+        if (rc == SA_ERR_FULL && timeout_ns == -2 && many && done > 0) {
+            rc = SA_OK; /* a nowait batch says how much went */
+            break;
+        }
+        if (rc < 0)
+            break;
+        assert(done > before);
+        (void)before;
+    }
+    if (rc < 0) {
+        End_raise(self, ch, rc);
+        if (many)
+            sa_chan_note_sent(done);
+        goto done;
+    }
+    result = (Py_ssize_t)done;
+done:
+    Py_XDECREF(seq);
+    sa_chan_decref(ch);
+    return result;
+}
+
+static PyObject *End_send(EndObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    PyObject *data = NULL;
+    int64_t ns;
+    if (sa_chan_parse("send", "data", args, nargs, kwnames, &data, &ns) < 0)
+        return NULL;
+    if (End_send_impl(self, data, 0, ns) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *End_send_nowait(EndObject *self, PyObject *data)
+{
+    if (End_send_impl(self, data, 0, -2) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *End_send_many(EndObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    PyObject *data = NULL;
+    int64_t ns;
+    if (sa_chan_parse("send_many", "msgs", args, nargs, kwnames, &data, &ns) < 0)
+        return NULL;
+    Py_ssize_t n = End_send_impl(self, data, 1, ns);
+    return n < 0 ? NULL : PyLong_FromSsize_t(n);
+}
+
+static PyObject *End_send_many_nowait(EndObject *self, PyObject *data)
+{
+    Py_ssize_t n = End_send_impl(self, data, 1, -2);
+    return n < 0 ? NULL : PyLong_FromSsize_t(n);
+}
+
+/* recv / recv_nowait / recv_many / recv_many_nowait. `max` 0: one message
+ * (not a list); `timeout_ns` -2: nowait. */
+static PyObject *End_recv_impl(EndObject *self, Py_ssize_t max, int64_t timeout_ns)
+{
+    sa_chan_item_t one, *out = &one;
+    PyObject *result = NULL;
+    sa_state_t *st = sa_state_from_type(Py_TYPE(self));
+    if (st == NULL)
+        return NULL;
+    sa_chan_t *ch = End_acquire(self);
+    if (ch == NULL)
+        return NULL;
+    if (max > 1 && (out = PyMem_Malloc((size_t)max * sizeof *out)) == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    sa_chan_recv_ctx_t ctx = {out, max ? (size_t)max : 1, 0};
+    int rc = timeout_ns == -2 ? sa_chan_recv_op(ch, self->side, &ctx, SA_CHAN_NOWAIT)
+                              : End_block(self, ch, sa_chan_recv_op, &ctx, timeout_ns);
+    if (rc < 0) {
+        End_raise(self, ch, rc);
+        goto done;
+    }
+    if (max == 0) {
+        result = sa_chan_message_new(&st->chan, one.buf, one.len);
+        goto done;
+    }
+    result = PyList_New((Py_ssize_t)ctx.got);
+    for (size_t k = 0; k < ctx.got; k++) {
+        PyObject *m = NULL;
+        if (result != NULL)
+            m = sa_chan_message_new(&st->chan, out[k].buf, out[k].len);
+        else
+            sa_chan_buf_free(out[k].buf);
+        if (m == NULL) {
+            /* Received already, and message_new frees its own: free the rest. */
+            Py_CLEAR(result);
+            for (size_t j = k + 1; j < ctx.got; j++)
+                sa_chan_buf_free(out[j].buf);
+            break;
+        }
+        PyList_SET_ITEM(result, (Py_ssize_t)k, m);
+    }
+done:
+    if (out != &one)
+        PyMem_Free(out);
+    sa_chan_decref(ch);
+    return result;
+}
+
+static PyObject *End_recv(EndObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    PyObject *tobj = NULL;
+    int64_t ns;
+    if (nargs > 1 || (kwnames && (PyTuple_GET_SIZE(kwnames) != 1 ||
+                                  !PyUnicode_EqualToUTF8(PyTuple_GET_ITEM(kwnames, 0), "timeout")))) {
+        PyErr_SetString(PyExc_TypeError, "recv() takes only `timeout`");
+        return NULL;
+    }
+    if (nargs + (kwnames ? 1 : 0) > 1) {
+        PyErr_SetString(PyExc_TypeError, "recv() got `timeout` twice");
+        return NULL;
+    }
+    if (nargs == 1 || kwnames)
+        tobj = args[0];
+    if (sa_chan_timeout_arg(tobj, &ns) < 0)
+        return NULL;
+    return End_recv_impl(self, 0, ns);
+}
+
+static PyObject *End_recv_nowait(EndObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return End_recv_impl(self, 0, -2);
+}
+
+static int sa_chan_max_arg(PyObject *obj, Py_ssize_t *max)
+{
+    *max = PyLong_AsSsize_t(obj);
+    if (*max == -1 && PyErr_Occurred())
+        return -1;
+    if (*max < 1 || *max > (1 << 20)) {
+        PyErr_SetString(PyExc_ValueError, "max must be between 1 and 1048576");
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *End_recv_many(EndObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    PyObject *mobj = NULL;
+    Py_ssize_t max;
+    int64_t ns;
+    if (sa_chan_parse("recv_many", "max", args, nargs, kwnames, &mobj, &ns) < 0 ||
+        sa_chan_max_arg(mobj, &max) < 0)
+        return NULL;
+    return End_recv_impl(self, max, ns);
+}
+
+static PyObject *End_recv_many_nowait(EndObject *self, PyObject *mobj)
+{
+    Py_ssize_t max;
+    if (sa_chan_max_arg(mobj, &max) < 0)
+        return NULL;
+    return End_recv_impl(self, max, -2);
+}
+
+static PyObject *End_fileno_impl(EndObject *self, int for_send)
+{
+    sa_chan_t *ch = End_acquire(self);
+    if (ch == NULL)
+        return NULL;
+    int fd = sa_chan_fileno(ch, self->side, for_send);
+    PyObject *r = fd < 0 ? End_raise(self, ch, fd) : PyLong_FromLong(fd);
+    sa_chan_decref(ch);
+    return r;
+}
+
+static PyObject *End_recv_fileno(EndObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return End_fileno_impl(self, 0);
+}
+
+static PyObject *End_send_fileno(EndObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return End_fileno_impl(self, 1);
+}
+
+static PyObject *End_close(EndObject *self, PyObject *Py_UNUSED(ignored))
+{
+    sa_chan_t *ch;
+    Py_BEGIN_CRITICAL_SECTION(self);
+    ch = self->ch;
+    self->ch = NULL;
+    Py_END_CRITICAL_SECTION();
+    if (ch != NULL)
+        sa_chan_detach(ch, self->side);
+    Py_RETURN_NONE;
+}
+
+static PyObject *End_enter(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return Py_NewRef(self);
+}
+
+static PyObject *End_exit(EndObject *self, PyObject *Py_UNUSED(args))
+{
+    return End_close(self, NULL);
+}
+
+static PyObject *End_new(PyTypeObject *type, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"id", "side", NULL};
+    unsigned long long id;
+    int side;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "Ki:ChannelEnd", kwlist, &id, &side))
+        return NULL;
+    sa_state_t *st = sa_state_from_type(type);
+    if (st == NULL)
+        return NULL;
+    if (side != 0 && side != 1) {
+        PyErr_Format(PyExc_ValueError, "channel %llu: side must be 0 or 1, not %d", id, side);
+        return NULL;
+    }
+    sa_actor_t *a = sa_actor_current();
+    uint64_t owner = a != NULL ? a->id : st->chan.owner;
+    sa_chan_t *ch = NULL;
+    int rc = sa_chan_attach(id, side, owner, &ch);
+    switch (rc) {
+    case SA_OK:
+        break;
+    case SA_ERR_NOT_FOUND:
+        PyErr_Format(st->ClosedError, "channel %llu: no such channel (closed, destroyed or never made)", id);
+        return NULL;
+    case SA_ERR_CLOSED:
+        PyErr_Format(st->ClosedError, "channel %llu side %d: closed (an end is attached once)", id, side);
+        return NULL;
+    case SA_ERR_STATE:
+        PyErr_Format(PyExc_ValueError, "channel %llu side %d: already attached and open", id, side);
+        return NULL;
+    default:
+        return sa_raise(st, rc, "ChannelEnd");
+    }
+    EndObject *self = (EndObject *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        sa_chan_detach(ch, side);
+        return NULL;
+    }
+    self->ch = ch;
+    self->id = id;
+    self->side = side;
+    return (PyObject *)self;
+}
+
+static void End_dealloc(EndObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    if (self->ch != NULL) {
+        sa_chan_detach(self->ch, self->side);
+        self->ch = NULL;
+    }
+    tp->tp_free((PyObject *)self);
+    Py_DECREF(tp);
+}
+
+static PyObject *End_get_closed(EndObject *self, void *Py_UNUSED(c))
+{
+    sa_chan_t *ch;
+    int closed = 1, peer_broken;
+    Py_BEGIN_CRITICAL_SECTION(self);
+    ch = self->ch;
+    if (ch != NULL)
+        sa_chan__peek(ch, self->side, &closed, &peer_broken);
+    Py_END_CRITICAL_SECTION();
+    return PyBool_FromLong(closed);
+}
+
+static PyObject *End_repr(EndObject *self)
+{
+    PyObject *closed = End_get_closed(self, NULL);
+    if (closed == NULL)
+        return NULL;
+    int c = closed == Py_True;
+    Py_DECREF(closed);
+    return PyUnicode_FromFormat("<ChannelEnd channel=%llu side=%d %s>", SA_WHAT_ARGS(self),
+                                c ? "closed" : "open");
+}
+
+static PyObject *End_get_id(EndObject *self, void *Py_UNUSED(c))
+{
+    return PyLong_FromUnsignedLongLong(self->id);
+}
+
+static PyObject *End_get_side(EndObject *self, void *Py_UNUSED(c))
+{
+    return PyLong_FromLong(self->side);
+}
+
+#define SA_TIMEOUT_DOC "timeout=None waits without end; after `timeout` seconds TimeoutError.\n"
+static PyMethodDef End_methods[] = {
+    {"send", (PyCFunction)(void (*)(void))End_send, METH_FASTCALL | METH_KEYWORDS,
+     "send(data, timeout=None)\n\nQueue a copy of the bytes-like `data`, waiting (GIL released) while the\n"
+     "channel is full. " SA_TIMEOUT_DOC "BrokenError if the peer closed or broke; ClosedError if this\n"
+     "end is closed; ValueError if data is larger than the channel's byte bound."},
+    {"send_nowait", (PyCFunction)End_send_nowait, METH_O,
+     "send_nowait(data)\n\nsend() that never waits: BlockingIOError if there is no room now."},
+    {"send_many", (PyCFunction)(void (*)(void))End_send_many, METH_FASTCALL | METH_KEYWORDS,
+     "send_many(msgs, timeout=None) -> int\n\nQueue every message of the sequence in order, as send() does each,\n"
+     "taking the channel lock once per batch that fits. Returns len(msgs). On an\n"
+     "error the exception's `sent` attribute says how many were queued."},
+    {"send_many_nowait", (PyCFunction)End_send_many_nowait, METH_O,
+     "send_many_nowait(msgs) -> int\n\nQueue the longest prefix of msgs that fits now and return its length;\n"
+     "BlockingIOError if not even the first fits."},
+    {"recv", (PyCFunction)(void (*)(void))End_recv, METH_FASTCALL | METH_KEYWORDS,
+     "recv(timeout=None) -> Message\n\nThe next message, waiting (GIL released) while there is none.\n"
+     SA_TIMEOUT_DOC "EndOfChannel once the peer closed and everything it sent was received;\n"
+     "BrokenError (after the same draining) if the peer broke; ClosedError if this end is closed."},
+    {"recv_nowait", (PyCFunction)End_recv_nowait, METH_NOARGS,
+     "recv_nowait() -> Message\n\nrecv() that never waits: BlockingIOError if nothing is queued."},
+    {"recv_many", (PyCFunction)(void (*)(void))End_recv_many, METH_FASTCALL | METH_KEYWORDS,
+     "recv_many(max, timeout=None) -> list[Message]\n\nBetween 1 and `max` queued messages, in order, waiting as recv() does."},
+    {"recv_many_nowait", (PyCFunction)End_recv_many_nowait, METH_O,
+     "recv_many_nowait(max) -> list[Message]\n\nrecv_many() that never waits: BlockingIOError if nothing is queued."},
+    {"recv_fileno", (PyCFunction)End_recv_fileno, METH_NOARGS,
+     "recv_fileno() -> int\n\nAn eventfd readable iff recv_nowait() would not raise BlockingIOError.\n"
+     "Level-triggered: await trio.lowlevel.wait_readable() on it, then recv_nowait().\n"
+     "close() closes it (call trio.lowlevel.notify_closing() first if a task waits on it)."},
+    {"send_fileno", (PyCFunction)End_send_fileno, METH_NOARGS,
+     "send_fileno() -> int\n\nAn eventfd readable iff a send would not block: there is room for the\n"
+     "message the last BlockingIOError was about (any message after a success), or\n"
+     "the channel is closed or broken."},
+    {"close", (PyCFunction)End_close, METH_NOARGS,
+     "close()\n\nClose this end (idempotent). The peer still receives what this end sent,\n"
+     "then EndOfChannel; what the peer sent and this end did not receive is dropped."},
+    {"__enter__", End_enter, METH_NOARGS, NULL},
+    {"__exit__", (PyCFunction)End_exit, METH_VARARGS, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef End_getset[] = {
+    {"closed", (getter)End_get_closed, NULL, "True once this end is closed (by close(), its owner's end or channel_destroy)", NULL},
+    {"id", (getter)End_get_id, NULL, "the channel id", NULL},
+    {"side", (getter)End_get_side, NULL, "0 or 1", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyType_Slot End_slots[] = {
+    {Py_tp_new, End_new},
+    {Py_tp_dealloc, End_dealloc},
+    {Py_tp_methods, End_methods},
+    {Py_tp_getset, End_getset},
+    {Py_tp_repr, End_repr},
+    {Py_tp_doc, "ChannelEnd(id, side)\n\nAttach one end (side 0 or 1) of channel `id` in this interpreter. Each side\n"
+                "is attached once; the end belongs to the actor running this code, and is\n"
+                "closed (or broken) when that actor ends. ClosedError if the channel or that\n"
+                "side is closed, ValueError if that side is attached already."},
+    {0, NULL},
+};
+
+static PyType_Spec End_spec = {
+    .name = "subactor._ext.ChannelEnd",
+    .basicsize = sizeof(EndObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = End_slots,
+};
+
+int sa_chan_from_end(PyObject *end, sa_chan_t **ch, int *side)
+{
+    sa_state_t *st = sa_state_from_type(Py_TYPE(end));
+    if (st == NULL || Py_TYPE(end) != st->chan.EndType) {
+        PyErr_Clear();
+        PyErr_Format(PyExc_TypeError, "expected a ChannelEnd, not %.100s", Py_TYPE(end)->tp_name);
+        return -1;
+    }
+    EndObject *self = (EndObject *)end;
+    if (self->ch == NULL) {
+        PyErr_Format(st->ClosedError, SA_WHAT_FMT ": this end is closed", SA_WHAT_ARGS(self));
+        return -1;
+    }
+    *ch = self->ch;
+    *side = self->side;
+    return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Module functions                                                         */
+
+static PyObject *sa_py_channel(PyObject *mod, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"maxmsgs", "maxbytes", NULL};
+    Py_ssize_t maxmsgs = SA_CHAN_DEFAULT_MAXMSGS, maxbytes = SA_CHAN_DEFAULT_MAXBYTES;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|nn:channel", kwlist, &maxmsgs, &maxbytes))
+        return NULL;
+    if (maxmsgs < 1 || maxbytes < 1 || maxmsgs > (Py_ssize_t)1 << 40 || maxbytes > PY_SSIZE_T_MAX / 4) {
+        PyErr_SetString(PyExc_ValueError, "channel(): maxmsgs and maxbytes must be positive (and sane)");
+        return NULL;
+    }
+    uint64_t id;
+    int rc = sa_chan_create((size_t)maxmsgs, (size_t)maxbytes, &id);
+    if (rc < 0)
+        return sa_raise(sa_state(mod), rc, "channel()");
+    return PyLong_FromUnsignedLongLong(id);
+}
+
+static PyObject *sa_py_channel_destroy(PyObject *Py_UNUSED(mod), PyObject *arg)
+{
+    unsigned long long id = PyLong_AsUnsignedLongLong(arg);
+    if (id == (unsigned long long)-1 && PyErr_Occurred())
+        return NULL;
+    return PyBool_FromLong(sa_chan_destroy(id) == SA_OK);
+}
+
+static PyObject *sa_py_owned_by(PyObject *arg, int broken)
+{
+    unsigned long long id = PyLong_AsUnsignedLongLong(arg);
+    if (id == (unsigned long long)-1 && PyErr_Occurred())
+        return NULL;
+    (broken ? sa_chan_break_owned_by : sa_chan_close_owned_by)(id);
+    Py_RETURN_NONE;
+}
+
+static PyObject *sa_py_close_owned_by(PyObject *Py_UNUSED(mod), PyObject *arg)
+{
+    return sa_py_owned_by(arg, 0);
+}
+
+static PyObject *sa_py_break_owned_by(PyObject *Py_UNUSED(mod), PyObject *arg)
+{
+    return sa_py_owned_by(arg, 1);
+}
+
+static PyObject *sa_py_chan_info(PyObject *Py_UNUSED(mod), PyObject *arg)
+{
+    static const char *names[] = {"unattached", "open", "closed"};
+    unsigned long long id = PyLong_AsUnsignedLongLong(arg);
+    if (id == (unsigned long long)-1 && PyErr_Occurred())
+        return NULL;
+    sa_chan_info_t i;
+    if (sa_chan__info(id, &i) < 0)
+        Py_RETURN_NONE;
+    return Py_BuildValue("{s:(ss),s:(OO),s:(nn),s:(nn),s:n,s:n}", "state", names[i.state[0]], names[i.state[1]],
+                         "broken", i.broken[0] ? Py_True : Py_False, i.broken[1] ? Py_True : Py_False, "queued",
+                         (Py_ssize_t)i.queued[0], (Py_ssize_t)i.queued[1], "bytes", (Py_ssize_t)i.bytes[0],
+                         (Py_ssize_t)i.bytes[1], "maxmsgs", (Py_ssize_t)i.maxmsgs, "maxbytes", (Py_ssize_t)i.maxbytes);
+}
+
+static PyObject *sa_py_chan_spin(PyObject *Py_UNUSED(mod), PyObject *args)
+{
+    long long ns = -1;
+    if (!PyArg_ParseTuple(args, "|L:_chan_spin", &ns))
+        return NULL;
+    return PyLong_FromLongLong(sa_chan__spin(ns));
+}
+
+static PyObject *sa_py_chan_pool(PyObject *Py_UNUSED(mod), PyObject *args)
+{
+    int clear = 0;
+    size_t count, bytes;
+    if (!PyArg_ParseTuple(args, "|p:_chan_pool", &clear))
+        return NULL;
+    sa_chan__pool(clear, &count, &bytes);
+    return Py_BuildValue("{s:n,s:n}", "buffers", (Py_ssize_t)count, "bytes", (Py_ssize_t)bytes);
+}
+
+static PyMethodDef sa_chan_functions[] = {
+    {"channel", (PyCFunction)(void (*)(void))sa_py_channel, METH_VARARGS | METH_KEYWORDS,
+     "channel(maxmsgs=1024, maxbytes=64 MiB) -> int\n\nMake a channel and return its id. Each direction holds at most `maxmsgs`\n"
+     "messages and `maxbytes` bytes. Attach its ends with ChannelEnd(id, 0) and\n"
+     "ChannelEnd(id, 1), in any interpreters. It is freed once both ends were\n"
+     "attached and closed, or by channel_destroy(id)."},
+    {"channel_destroy", sa_py_channel_destroy, METH_O,
+     "channel_destroy(id) -> bool\n\nClose both ends of a channel at once, dropping what is queued. False if no\n"
+     "such channel is registered (any more)."},
+    {"_chan_close_owned_by", sa_py_close_owned_by, METH_O,
+     "_chan_close_owned_by(actor_id)\n\nClose every end attached by that actor, as when it ends normally."},
+    {"_chan_break_owned_by", sa_py_break_owned_by, METH_O,
+     "_chan_break_owned_by(actor_id)\n\nBreak every end attached by that actor, as when it fails or is abandoned."},
+    {"_chan_spin", sa_py_chan_spin, METH_VARARGS,
+     "_chan_spin(ns=-1) -> int\n\nHow long blocking calls spin before they sleep (process-wide); set it if\n"
+     "ns >= 0. Returns the previous value."},
+    {"_chan_pool", sa_py_chan_pool, METH_VARARGS,
+     "_chan_pool(clear=False) -> dict\n\nFree large buffers kept for reuse (count, bytes), as they were before\n"
+     "`clear` gave them back to the allocator."},
+    {"_chan_info", sa_py_chan_info, METH_O,
+     "_chan_info(id) -> dict | None\n\nState of a registered channel, for tests: per side its state and\n"
+     "whether it broke; per direction (queued[d]: sent by side d) messages and bytes queued."},
+    {NULL, NULL, 0, NULL},
+};
+
+int sa_chan_module_init(PyObject *mod, sa_chan_state_t *st)
+{
+    sa_actor_t *a = sa_actor_current();
+    st->owner = a != NULL ? a->id : 0;
+    st->MessageType = (PyTypeObject *)PyType_FromModuleAndSpec(mod, &Message_spec, NULL);
+    if (st->MessageType == NULL || PyModule_AddType(mod, st->MessageType) < 0)
+        return -1;
+    st->EndType = (PyTypeObject *)PyType_FromModuleAndSpec(mod, &End_spec, NULL);
+    if (st->EndType == NULL || PyModule_AddType(mod, st->EndType) < 0)
+        return -1;
+    st->EndOfChannel = PyErr_NewExceptionWithDoc(
+        "subactor._ext.EndOfChannel",
+        "The peer closed its end of the channel and everything it sent was received.", PyExc_EOFError, NULL);
+    if (st->EndOfChannel == NULL || PyModule_AddObjectRef(mod, "EndOfChannel", st->EndOfChannel) < 0)
+        return -1;
+    PyObject *code = Py_CompileString("lambda: None", "<subactor._ext channel tick>", Py_eval_input);
+    PyObject *globals = code ? PyDict_New() : NULL;
+    st->tick = globals ? PyEval_EvalCode(code, globals, globals) : NULL;
+    Py_XDECREF(globals);
+    Py_XDECREF(code);
+    if (st->tick == NULL)
+        return -1;
+    return PyModule_AddFunctions(mod, sa_chan_functions);
+}
+
+int sa_chan_state_traverse(sa_chan_state_t *st, visitproc visit, void *arg)
+{
+    Py_VISIT(st->EndType);
+    Py_VISIT(st->MessageType);
+    Py_VISIT(st->EndOfChannel);
+    Py_VISIT(st->tick);
+    return 0;
+}
+
+void sa_chan_state_clear(sa_chan_state_t *st)
+{
+    Py_CLEAR(st->EndType);
+    Py_CLEAR(st->MessageType);
+    Py_CLEAR(st->EndOfChannel);
+    Py_CLEAR(st->tick);
+}
