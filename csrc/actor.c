@@ -73,6 +73,8 @@ static void sa_actor_free(sa_actor_t *a)
 {
     if (a->done_fd >= 0)
         close(a->done_fd);
+    if (a->wake_fd >= 0)
+        close(a->wake_fd);
     pthread_mutex_destroy(&a->lock);
     PyMem_RawFree(a->name);
     PyMem_RawFree(a->code);
@@ -154,6 +156,27 @@ static void sa_actor_decref(sa_actor_t *a)
     (void)left;
 }
 
+/* Wake the actor if it is blocked waiting on its wake descriptor (its
+ * event loop, or a blocking receive that watches it). Can't fail: an
+ * eventfd write only fails on counter overflow, which is harmless here. */
+static void sa_actor_wake(sa_actor_t *a)
+{
+    uint64_t one = 1;
+    ssize_t w = write(a->wake_fd, &one, sizeof one);
+    (void)w;
+}
+
+/* Ask for a cooperative cancel: set the flag, then wake the actor. Returns
+ * 1, or 0 if the actor is done already. Can't fail. */
+static int sa_actor_request_cancel(sa_actor_t *a)
+{
+    if (atomic_load(&a->done))
+        return 0;
+    atomic_store(&a->cancel_requested, 1);
+    sa_actor_wake(a);
+    return 1;
+}
+
 /* Deliver an interrupt. Returns 1 if delivered (or queued while the actor
  * is still starting), 0 if the actor is ending or gone. Call without any
  * GIL held: it takes the actor's lock and then the actor's GIL. */
@@ -188,6 +211,8 @@ static int sa_actor_interrupt(sa_actor_t *a)
         }
     }
     pthread_mutex_unlock(&a->lock);
+    if (delivered)
+        sa_actor_wake(a);
     return delivered;
 }
 
@@ -455,12 +480,18 @@ static void *sa_actor_thread(void *arg)
         }
         PyErr_Clear();
         a->outcome = is_interrupt ? SA_OUTCOME_INTERRUPTED : SA_OUTCOME_ERROR;
+        /* Before the interpreter's teardown closes them cleanly: a peer of
+         * an actor that failed must learn it failed, not see end-of-stream. */
+        sa_chan_break_owned_by(a->id);
         sa_record_exception(a, exc);
         Py_DECREF(exc);
     }
     sa_flush_std_streams();
     Py_EndInterpreter(ts);
     atomic_fetch_sub(&sa_counters.interpreters, 1);
+    /* Ends the code left open were closed by the teardown; this catches any
+     * that were not (a leaked end object). */
+    sa_chan_close_owned_by(a->id);
 
 done:
     a->ended_ns = sa_now_ns();
@@ -599,6 +630,11 @@ static PyObject *Actor_interrupt(ActorObject *self, PyObject *Py_UNUSED(ignored)
     return PyBool_FromLong(r);
 }
 
+static PyObject *Actor_cancel(ActorObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyBool_FromLong(sa_actor_request_cancel(self->a));
+}
+
 static PyObject *Actor_wait(ActorObject *self, PyObject *args, PyObject *kw)
 {
     static char *kwlist[] = {"timeout", NULL};
@@ -622,6 +658,8 @@ static int sa_abandon(sa_actor_state_t *st, sa_actor_t *a)
     if (atomic_load(&a->done) || atomic_exchange(&a->abandoned, 1))
         return 0;
     atomic_fetch_add(&sa_counters.abandoned, 1);
+    /* Its peers must not wait for it any more. */
+    sa_chan_break_owned_by(a->id);
     return PyErr_WarnFormat(
         st->AbandonedWarning, 1,
         "actor '%s' (interpreter %lld) abandoned while running %s: it did not end by its deadline",
@@ -737,6 +775,9 @@ static PyMethodDef Actor_methods[] = {
     {"interrupt", (PyCFunction)Actor_interrupt, METH_NOARGS,
      "interrupt() -> bool\n\nRaise ActorInterrupted in the actor's running code. False if it is\n"
      "ending or gone (nothing is done then)."},
+    {"cancel", (PyCFunction)Actor_cancel, METH_NOARGS,
+     "cancel() -> bool\n\nAsk for a cooperative cancel, out of band: sets the actor's cancel flag\n"
+     "and wakes it through its wake descriptor. False if it is done."},
     {"wait", (PyCFunction)(void (*)(void))Actor_wait, METH_VARARGS | METH_KEYWORDS,
      "wait(timeout=None) -> bool\n\nBlock (GIL released) until the actor is done or the timeout passes."},
     {"join", (PyCFunction)(void (*)(void))Actor_join, METH_VARARGS | METH_KEYWORDS,
@@ -859,6 +900,7 @@ static PyObject *sa_spawn(PyObject *mod, PyObject *args, PyObject *kw)
     }
     atomic_fetch_add(&sa_counters.actors, 1);
     a->done_fd = -1;
+    a->wake_fd = -1;
     a->interp_id = -1;
     pthread_mutex_init(&a->lock, NULL);
     a->id = atomic_fetch_add(&sa_next_id, 1);
@@ -884,7 +926,8 @@ static PyObject *sa_spawn(PyObject *mod, PyObject *args, PyObject *kw)
     if (a->sys_path == NULL)
         goto error;
     a->done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (a->done_fd < 0) {
+    a->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (a->done_fd < 0 || a->wake_fd < 0) {
         PyErr_SetFromErrno(PyExc_OSError);
         goto error;
     }
@@ -945,6 +988,20 @@ static PyObject *sa_py_current_actor(PyObject *Py_UNUSED(mod), PyObject *Py_UNUS
     if (a == NULL)
         Py_RETURN_NONE;
     return Py_BuildValue("{s:K,s:s}", "id", (unsigned long long)a->id, "name", a->name);
+}
+
+static PyObject *sa_py_wake_fileno(PyObject *Py_UNUSED(mod), PyObject *Py_UNUSED(args))
+{
+    sa_actor_t *a = sa_current;
+    if (a == NULL)
+        Py_RETURN_NONE;
+    return PyLong_FromLong(a->wake_fd);
+}
+
+static PyObject *sa_py_cancel_requested(PyObject *Py_UNUSED(mod), PyObject *Py_UNUSED(args))
+{
+    sa_actor_t *a = sa_current;
+    return PyBool_FromLong(a != NULL && atomic_load(&a->cancel_requested));
 }
 
 static PyObject *sa_py_actor_input(PyObject *Py_UNUSED(mod), PyObject *Py_UNUSED(args))
@@ -1094,6 +1151,11 @@ static PyMethodDef sa_actor_functions[] = {
     {"reap", sa_reap, METH_NOARGS, "reap() -> int\n\nJoin and free finished actors that no handle refers to."},
     {"current_actor", sa_py_current_actor, METH_NOARGS,
      "current_actor() -> dict | None\n\nId and name of the actor this code runs in, None in a non-actor thread."},
+    {"wake_fileno", sa_py_wake_fileno, METH_NOARGS,
+     "wake_fileno() -> int | None\n\nIn an actor: the eventfd its parent writes on cancel() and interrupt().\n"
+     "The actor's event loop watches it and drains it. None outside an actor."},
+    {"cancel_requested", sa_py_cancel_requested, METH_NOARGS,
+     "cancel_requested() -> bool\n\nIn an actor: True once its parent asked for a cooperative cancel."},
     {"actor_input", sa_py_actor_input, METH_NOARGS, "actor_input() -> bytes\n\nThe input given to spawn()."},
     {"set_result", sa_py_set_result, METH_O, "set_result(data: bytes-like)\n\nThe bytes outcome() returns to the parent."},
     {"_note_exit", (PyCFunction)(void (*)(void))sa_py_note_exit, METH_FASTCALL,

@@ -61,6 +61,9 @@ struct sa_actor {
     pthread_t thread;           /* the dedicated thread */
     int joined;                 /* 1 once pthread_join() returned (parent side) */
     int done_fd;                /* eventfd: becomes readable when done (never read) */
+    int wake_fd;                /* eventfd: written on cancel() and interrupt() so an
+                                   actor blocked in poll/epoll wakes up; the actor drains it */
+    atomic_int cancel_requested; /* 1 once the parent asked for a cooperative cancel */
     int64_t started_ns;         /* sa_now_ns() at spawn */
     int64_t ended_ns;           /* sa_now_ns() when done, 0 before */
 
