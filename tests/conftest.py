@@ -2,6 +2,7 @@
 actor threads, actor interpreters, channels, buffers, Python threads and
 live subinterpreters must all be back to what they were before it."""
 import gc
+import os
 import subprocess
 import sys
 import textwrap
@@ -14,6 +15,10 @@ import pytest
 from subactor import _ext
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
+
+if os.environ.get("SUBACTOR_EXPECT_ASAN") == "1":
+    # `make asan` must test the instrumented build, not the in-place one.
+    assert "asan-lib" in _ext.__file__, f"expected the ASan build, got {_ext.__file__}"
 
 
 def _snapshot():

@@ -165,7 +165,7 @@ def test_module_refusing_subinterpreters_names_it_and_the_way_out():
         h.result()
     assert info.value.module == "readline"
     text = str(info.value)
-    assert "readline" in text and "shared_gil=True" in text and "backend='process'" in text
+    assert "readline" in text and "shared_gil=True" in text and 'backend="process"' in text
     assert isinstance(info.value, ImportError)
 
 
@@ -271,6 +271,8 @@ ABANDON_SCRIPT = """
     kind, ending = sys.argv[1], sys.argv[2]
     code = {"busy": "while True: pass", "sleep": "import time; time.sleep(1000)"}[kind]
     a = _ext.spawn(code, name="stuck-" + kind, label=kind + " loop")
+    while a.state == "starting":  # a loaded machine can take a while
+        time.sleep(0.005)
     time.sleep(0.05)
     if kind == "sleep":
         assert a.interrupt()  # lands, but time.sleep(1000) never sees it

@@ -7,6 +7,18 @@ loaded on first use.
 from subactor._ext import ActorInterrupted, AbandonedActorWarning
 
 _LAZY = {
+    "open_nursery": "subactor._nursery",
+    "ActorNursery": "subactor._nursery",
+    "Portal": "subactor._portal",
+    "Context": "subactor._context",
+    "MsgStream": "subactor._context",
+    "context": "subactor._decorators",
+    "current_actor": "subactor._state",
+    "Actor": "subactor._state",
+    "RemoteActorError": "subactor._errors",
+    "ContextCancelled": "subactor._errors",
+    "ModuleNotExposed": "subactor._errors",
+    "ActorNotAvailable": "subactor._errors",
     "run_in_subinterpreter": "subactor._host",
     "spawn": "subactor._host",
     "ActorHandle": "subactor._host",

@@ -19,6 +19,7 @@ from typing import Any, Callable
 import trio
 
 from subactor import _bootstrap, _ext
+from subactor._errors import backend_hint, refused_module
 
 __all__ = [
     "ActorFailed",
@@ -32,15 +33,6 @@ __all__ = [
 
 live_counts = _ext.live_counts
 list_actors = _ext.list_actors
-
-# CPython's messages when a module refuses a subinterpreter (3.12/3.13).
-_SUBINTERP_REFUSALS = (
-    "does not support loading in subinterpreters",
-    "does not support per-interpreter GIL",
-    "not compatible with",
-    "subinterpreter",
-)
-
 
 class ActorFailed(Exception):
     """The actor's code raised. Carries the remote exception's qualified type
@@ -66,22 +58,10 @@ class SubinterpreterImportError(ActorFailed, ImportError):
     def __init__(self, actor_name, type_name, message, traceback_text, module):
         self.module = module
         ActorFailed.__init__(self, actor_name, type_name, message, traceback_text)
-        self.args = (
-            f"actor {actor_name!r}: module {module!r} cannot load in an own-GIL "
-            f"subinterpreter ({message}). Use shared_gil=True (no parallelism) "
-            f"or the process backend (backend='process') for code that needs it.",
-        )
+        self.args = (f"actor {actor_name!r}: {backend_hint(module, message)}",)
 
     def __str__(self) -> str:
         return f"{self.args[0]}\n--- traceback in the actor ---\n{self.traceback_text.rstrip()}"
-
-
-def _module_from_message(message: str) -> str:
-    # "module readline does not support loading in subinterpreters"
-    words = message.split()
-    if len(words) >= 2 and words[0] == "module":
-        return words[1].strip("'\"")
-    return "?"
 
 
 def _check_callable(fn: Callable) -> None:
@@ -154,10 +134,10 @@ class ActorHandle:
         kind, type_name, message, tb = outcome
         if kind == "interrupted":
             raise _ext.ActorInterrupted(f"actor {self.name!r} was interrupted\n{tb.rstrip()}")
-        if type_name in ("ImportError", "ModuleNotFoundError") and any(
-            m in message for m in _SUBINTERP_REFUSALS
-        ):
-            raise SubinterpreterImportError(self.name, type_name, message, tb, _module_from_message(message))
+        if type_name in ("ImportError", "ModuleNotFoundError"):
+            module = refused_module(ImportError(message))
+            if module is not None:
+                raise SubinterpreterImportError(self.name, type_name, message, tb, module)
         raise ActorFailed(self.name, type_name, message, tb)
 
     def __repr__(self) -> str:

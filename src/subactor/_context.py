@@ -1,0 +1,195 @@
+"""Contexts and message streams, on both sides of a call.
+
+A context is one long-lived call between two actors: the caller opens it
+with ``Portal.open_context(fn, **kwargs)``, the callee is ``fn(ctx,
+**kwargs)`` decorated with :func:`context`. The callee sends one first value
+with ``ctx.started(value)``; either side may then open a bidirectional
+:class:`MsgStream`; the callee's return value (or error) ends the context.
+
+Messages of a context arrive in an unbounded in-memory inbox fed by the
+channel's message pump (the portal's on the caller side, the actor
+runtime's on the callee side).
+"""
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from typing import Any
+
+import trio
+
+from subactor._decorators import context, is_context  # noqa: F401  (re-exported)
+from subactor._errors import ContextCancelled, qualified_name, unbox_error
+
+
+class MsgStream:
+    """A bidirectional stream of messages inside a context.
+
+    ``send(v)``, ``receive()``, ``async for v in stream``, ``aclose()``.
+    ``receive()`` raises ``trio.EndOfChannel`` once the other side closed
+    its stream (or its task returned), and the remote error if it failed.
+    """
+
+    def __init__(self, ctx: "Context"):
+        self._ctx = ctx
+        self._closed = False  # this side closed: no more send()
+        self._eof = False     # the other side closed: no more receive()
+
+    async def send(self, value: Any) -> None:
+        if self._closed:
+            raise trio.ClosedResourceError("this stream was closed by this side")
+        await self._ctx._send({"t": "yield", "v": value})
+
+    async def receive(self) -> Any:
+        if self._eof:
+            raise trio.EndOfChannel
+        while True:
+            msg = await self._ctx._next()
+            t = msg["t"]
+            if t == "yield":
+                return msg["v"]
+            if t == "stop":
+                self._eof = True
+                raise trio.EndOfChannel
+            if t in ("return", "error"):
+                self._eof = True
+                self._ctx._final = msg
+                if t == "error":
+                    raise self._ctx._error_from(msg)
+                raise trio.EndOfChannel
+            # 'started' twice or anything else: ignore, it is not stream data
+
+    def __aiter__(self):
+        return self
+
+    async def __anext__(self):
+        try:
+            return await self.receive()
+        except trio.EndOfChannel:
+            raise StopAsyncIteration from None
+
+    async def aclose(self) -> None:
+        """Close this side: the other side's receive() ends after what was
+        sent. Idempotent; ignores a peer that is already gone."""
+        if self._closed:
+            return
+        self._closed = True
+        with trio.CancelScope(shield=True):
+            try:
+                await self._ctx._send({"t": "stop"})
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                pass
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *exc):
+        await self.aclose()
+
+
+class Context:
+    """One side of a context. ``side`` is "caller" or "callee"."""
+
+    def __init__(self, chan, cid: int, side: str, inbox: trio.MemoryReceiveChannel, *,
+                 actor_name: str, peer_name: str, fn_name: str):
+        self.chan = chan
+        self.cid = cid
+        self.side = side
+        self._inbox = inbox
+        self._actor_name = actor_name
+        self.peer_name = peer_name
+        self.fn_name = fn_name
+        self._started = False
+        self._final: dict | None = None   # the return/error message once received
+        self._cancel_called = False       # this side asked for the cancel
+        self._scope: trio.CancelScope | None = None  # callee: the task's scope
+        self._stream: MsgStream | None = None
+
+    # -- plumbing --------------------------------------------------------
+    async def _send(self, msg: dict) -> None:
+        msg["cid"] = self.cid
+        await self.chan.send(msg)
+
+    async def _next(self) -> dict:
+        return await self._inbox.receive()
+
+    def _error_from(self, msg: dict) -> BaseException:
+        exc = unbox_error(msg["e"])
+        return exc
+
+    # -- both sides ------------------------------------------------------
+    @property
+    def cancel_called(self) -> bool:
+        return self._cancel_called
+
+    @asynccontextmanager
+    async def open_stream(self):
+        """A :class:`MsgStream` over this context; closed on exit."""
+        if self.side == "caller" and not self._started:
+            raise RuntimeError("open_stream() before the context started")
+        if self.side == "callee" and not self._started:
+            raise RuntimeError("call `await ctx.started()` before open_stream()")
+        stream = MsgStream(self)
+        self._stream = stream
+        try:
+            yield stream
+        finally:
+            await stream.aclose()
+
+    async def cancel(self) -> None:
+        """Cancel the context. The callee's task is cancelled; the side that
+        asked does not see the resulting ContextCancelled as an error."""
+        self._cancel_called = True
+        if self.side == "callee":
+            if self._scope is not None:
+                self._scope.cancel()
+            return
+        if self._final is None:
+            with trio.CancelScope(shield=True):
+                try:
+                    await self._send({"t": "cancel"})
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    pass
+
+    # -- callee side -----------------------------------------------------
+    async def started(self, value: Any = None) -> None:
+        """Send the first value to the caller (once)."""
+        if self.side != "callee":
+            raise RuntimeError("started() is called by the callee of a context")
+        if self._started:
+            raise RuntimeError("started() was already called")
+        await self._send({"t": "started", "v": value})
+        self._started = True
+
+    # -- caller side -----------------------------------------------------
+    async def wait_for_result(self) -> Any:
+        """The callee's return value (stream messages not yet read are
+        dropped); its error re-raised here. A ContextCancelled this side
+        asked for is returned as None, not raised."""
+        if self.side != "caller":
+            raise RuntimeError("wait_for_result() is for the caller of a context")
+        while self._final is None:
+            msg = await self._next()
+            if msg["t"] in ("return", "error"):
+                self._final = msg
+        if self._final["t"] == "return":
+            return self._final.get("v")
+        exc = self._error_from(self._final)
+        if isinstance(exc, ContextCancelled) and self._cancel_called:
+            return None
+        raise exc
+
+    result = wait_for_result
+
+    def __repr__(self) -> str:
+        return f"<Context {self.side} cid={self.cid} fn={self.fn_name} peer={self.peer_name!r}>"
+
+
+def cancelled_box(actor_name: str, fn_name: str, by: str) -> dict:
+    """The error box a cancelled call sends to its caller."""
+    return {
+        "type": qualified_name(ContextCancelled),
+        "msg": f"{fn_name} in actor {actor_name!r} was cancelled by {by}",
+        "tb": "",
+        "src": actor_name,
+        "cancelled": True,
+    }

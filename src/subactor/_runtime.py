@@ -1,0 +1,188 @@
+"""The runtime inside a long-lived actor (``start_actor`` / ``run_in_actor``).
+
+It serves calls arriving on the actor's channel. It starts without trio: an
+actor that only ever runs sync functions answers them from a blocking loop
+(the GIL released while it waits) and never imports trio. The first call
+that needs an event loop (an async function or a context) switches the
+actor, for the rest of its life, to a trio loop that runs every call as its
+own task, so many calls and contexts run concurrently.
+"""
+from __future__ import annotations
+
+import importlib
+import sys
+
+from subactor import _ext, _state
+from subactor._decorators import is_context
+from subactor._errors import ModuleNotExposed, box_error
+from subactor._transport import BlockingChannel
+
+SCRIPT = "from subactor._runtime import actor_main\nactor_main()\n"
+
+_CO_ASYNC = 0x80 | 0x100  # CO_COROUTINE | CO_ITERABLE_COROUTINE
+
+
+def _is_async(fn) -> bool:
+    return bool(getattr(getattr(fn, "__code__", None), "co_flags", 0) & _CO_ASYNC)
+
+
+class Runtime:
+    def __init__(self, cfg: dict):
+        self.name = cfg["name"]
+        self.enabled = set(cfg.get("mods") or ())
+        self.main_path = cfg.get("main")
+        self.tasks: dict = {}   # cid -> _Call (trio mode)
+        self.bye = False
+
+    # -- resolving what to call ------------------------------------------
+    def resolve(self, ns: str, fn_name: str):
+        if ns not in self.enabled:
+            raise ModuleNotExposed(
+                f"{ns}.{fn_name}: module {ns!r} is not exposed by actor {self.name!r} "
+                f"(enable_modules={sorted(self.enabled)})"
+            )
+        if ns == "__main__":
+            if not self.main_path:
+                raise ModuleNotFoundError(
+                    f"{fn_name} is defined in the parent's __main__, which is not a file "
+                    f"(an interactive session or -c): define it in a module instead"
+                )
+            from subactor._bootstrap import _load_parent_main  # imports pickle: only here
+
+            mod = _load_parent_main(self.main_path)
+        else:
+            mod = importlib.import_module(ns)
+        obj = mod
+        for part in fn_name.split("."):
+            try:
+                obj = getattr(obj, part)
+            except AttributeError:
+                raise AttributeError(f"module {ns!r} has no function {fn_name!r} (in actor {self.name!r})") from None
+        if not callable(obj):
+            raise TypeError(f"{ns}.{fn_name} is not callable (in actor {self.name!r})")
+        return obj
+
+    def error_msg(self, cid, exc: BaseException) -> dict:
+        return {"t": "error", "cid": cid, "e": box_error(exc, self.name)}
+
+    def encode_return(self, cid, fn_name, value) -> bytes:
+        try:
+            return _ext.dumps({"t": "return", "cid": cid, "v": value})
+        except Exception as exc:
+            err = TypeError(f"the return value of {fn_name} cannot be sent back: {exc}")
+            return _ext.dumps(self.error_msg(cid, err))
+
+    # -- sync mode ---------------------------------------------------------
+    def serve_sync(self, chan: BlockingChannel) -> dict | None:
+        """Serve until told to leave (returns None) or until a call needs
+        trio (returns that call's message)."""
+        while True:
+            msg = chan.recv()
+            if msg is None:
+                return None
+            t = msg.get("t")
+            if t == "cancel_actor":
+                self.bye = True
+                return None
+            if t == "ctx":
+                return msg
+            if t != "run":
+                continue  # a stale cancel/stop for a call already answered
+            cid = msg.get("cid")
+            fn_name = msg.get("fn", "?")
+            try:
+                fn = self.resolve(msg["ns"], fn_name)
+                if _is_async(fn) or is_context(fn):
+                    return msg
+                value = fn(**(msg.get("kw") or {}))
+            except Exception as exc:
+                chan.end.send(_ext.dumps(self.error_msg(cid, exc)))
+                continue
+            chan.end.send(self.encode_return(cid, fn_name, value))
+
+
+def _install_cancellable_sleep() -> None:
+    """Make time.sleep in this actor wake on a cancel request (and on an
+    interrupt): it waits in poll() on the actor's wake descriptor instead of
+    in one uninterruptible C call, so the common "sleeping worker" ends at
+    the cooperative rung of the ladder instead of being abandoned."""
+    import select
+    import time
+
+    wake = _ext.wake_fileno()
+    if wake is None:
+        return
+    monotonic = time.monotonic
+
+    def sleep(secs: float) -> None:
+        if secs < 0:
+            raise ValueError("sleep length must be non-negative")
+        deadline = monotonic() + secs
+        poller = select.poll()
+        poller.register(wake, select.POLLIN)
+        while True:
+            if _ext.cancel_requested():
+                raise _ext.ActorInterrupted("cancelled while in time.sleep()")
+            left = deadline - monotonic()
+            if left <= 0:
+                return
+            # Not drained here: the actor's own loop drains it; we only look.
+            poller.poll(min(left, 1.0) * 1000)
+            if _ext.cancel_requested():
+                raise _ext.ActorInterrupted("cancelled while in time.sleep()")
+
+    sleep.__doc__ = time.sleep.__doc__
+    time.sleep = sleep
+
+
+def _quiet_teardown() -> None:
+    """An interrupt ended trio.run from inside its loop: the tasks it
+    abandoned complain when collected. The actor is ending; its outcome
+    already says it was interrupted, so that noise is dropped."""
+    import warnings
+
+    sys.unraisablehook = lambda unraisable: None
+    warnings.simplefilter("ignore")
+
+
+def actor_main(cfg: dict | None = None, end=None) -> None:
+    """Serve calls until told to leave. In a subinterpreter actor the config
+    comes from the actor's input and the channel end is attached here; the
+    process backend passes both in (its end speaks the same interface)."""
+    if cfg is None:
+        cfg = _ext.loads(_ext.actor_input())
+    actor = _state.Actor(cfg["name"], cfg["uid"], parent=cfg.get("parent"))
+    actor.enable_modules = list(cfg.get("mods") or ())
+    _state.set_current(actor)
+    if cfg.get("sleep_wakes"):
+        _install_cancellable_sleep()
+    rt = Runtime(cfg)
+    if end is None:
+        end = _ext.ChannelEnd(cfg["chan"], 1)
+    chan = BlockingChannel(end)
+    try:
+        pending = rt.serve_sync(chan)
+        if pending is not None:
+            import trio
+
+            from subactor._trio_runtime import serve
+
+            try:
+                trio.run(serve, rt, end, pending)
+            except trio.TrioInternalError as exc:
+                # An interrupt that landed inside trio's own machinery.
+                if isinstance(exc.__cause__, _ext.ActorInterrupted):
+                    _quiet_teardown()
+                    raise exc.__cause__ from None
+                raise
+            except _ext.ActorInterrupted:
+                _quiet_teardown()
+                raise
+        if rt.bye:
+            try:
+                end.send(_ext.dumps({"t": "bye"}), timeout=1.0)
+            except Exception:
+                pass
+    finally:
+        end.close()
+        sys.stdout.flush()

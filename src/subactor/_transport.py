@@ -1,0 +1,146 @@
+"""Messages over a C channel end, for trio tasks and for blocking code.
+
+Every message is one MessagePack-encoded dict (``subactor._ext`` codec).
+The trio side never blocks its event loop: it tries the non-blocking call
+and, when the channel is empty or full, awaits the end's readiness file
+descriptor with :func:`trio.lowlevel.wait_readable`.
+
+Wire messages (``t`` is the kind; ``cid`` names the call they belong to):
+  run    {t, cid, ns, fn, kw}     call a function, answer with return/error
+  ctx    {t, cid, ns, fn, kw}     open a context, answer started ... return/error
+  started{t, cid, v}              the context's first value
+  yield  {t, cid, v}              one stream item (either direction)
+  stop   {t, cid}                 the sender closed its side of the stream
+  cancel {t, cid}                 cancel that call / context
+  return {t, cid, v}              the call's result
+  error  {t, cid, e}              the call raised; e is a box (see _errors)
+  cancel_actor {t}                end the actor; it answers bye and leaves
+  bye    {t}
+"""
+from __future__ import annotations
+
+from subactor import _ext
+
+dumps = _ext.dumps
+loads = _ext.loads
+
+
+def drain(fd: int) -> None:
+    """Empty an eventfd (non-blocking)."""
+    import os
+
+    try:
+        os.read(fd, 8)
+    except BlockingIOError:
+        pass
+
+
+class BlockingChannel:
+    """A channel end used from a thread without an event loop (an actor that
+    only runs sync functions). Blocking calls release the GIL."""
+
+    def __init__(self, end):
+        self.end = end
+
+    def send(self, msg: dict) -> None:
+        self.end.send(dumps(msg))
+
+    def recv(self) -> dict | None:
+        """The next message, or None at end-of-channel (peer closed or gone)
+        or when the actor's parent asked for a cancel.
+
+        Waits in poll() with the GIL released, on the channel and on the
+        actor's wake descriptor, so that a cancel request or an interrupt
+        wakes it at once (an interrupt is raised as soon as poll returns)."""
+        import select
+
+        end = self.end
+        wake = _ext.wake_fileno()
+        poller = None
+        while True:
+            try:
+                m = end.recv_nowait()
+            except BlockingIOError:
+                pass
+            except (_ext.EndOfChannel, _ext.BrokenError):
+                return None
+            else:
+                try:
+                    return loads(m)
+                finally:
+                    m.release()
+            if _ext.cancel_requested():
+                return None
+            if poller is None:
+                poller = select.poll()
+                poller.register(end.recv_fileno(), select.POLLIN)
+                if wake is not None:
+                    poller.register(wake, select.POLLIN)
+            poller.poll()
+            if wake is not None:
+                drain(wake)
+
+    def close(self) -> None:
+        self.end.close()
+
+
+class TrioChannel:
+    """A channel end used from trio. One task receives (the actor's or the
+    portal's message pump); any number of tasks may send."""
+
+    def __init__(self, end):
+        import trio
+
+        self._trio = trio
+        self.end = end
+        self._send_wait = trio.Lock()
+
+    async def send(self, msg: dict) -> None:
+        trio = self._trio
+        data = dumps(msg)
+        await trio.lowlevel.checkpoint_if_cancelled()
+        while True:
+            try:
+                self.end.send_nowait(data)
+                return
+            except BlockingIOError:
+                async with self._send_wait:
+                    await trio.lowlevel.wait_readable(self.end.send_fileno())
+            except _ext.BrokenError as exc:
+                raise trio.BrokenResourceError(str(exc)) from exc
+            except _ext.ClosedError as exc:
+                raise trio.ClosedResourceError(str(exc)) from exc
+
+    async def recv(self) -> dict:
+        """The next message. Raises trio.EndOfChannel when the peer closed
+        its end, trio.BrokenResourceError when it is gone."""
+        trio = self._trio
+        while True:
+            try:
+                m = self.end.recv_nowait()
+            except BlockingIOError:
+                await trio.lowlevel.wait_readable(self.end.recv_fileno())
+                continue
+            except _ext.EndOfChannel as exc:
+                raise trio.EndOfChannel(str(exc)) from None
+            except _ext.BrokenError as exc:
+                raise trio.BrokenResourceError(str(exc)) from exc
+            except _ext.ClosedError as exc:
+                raise trio.ClosedResourceError(str(exc)) from exc
+            try:
+                return loads(m)
+            finally:
+                m.release()
+
+    def close(self) -> None:
+        """Close this end; tasks waiting on its descriptors are woken."""
+        # Also when `closed` is already true because the end was closed
+        # under us (its owner broke, or the channel was destroyed): close()
+        # is idempotent and frees the end's descriptors now.
+        try:
+            fds = (self.end.recv_fileno(), self.end.send_fileno())
+        except (_ext.ClosedError, ValueError, OSError):
+            fds = ()
+        for fd in fds:
+            self._trio.lowlevel.notify_closing(fd)
+        self.end.close()

@@ -1,0 +1,227 @@
+"""Contexts and streams, written fresh for the behaviours of tractor's
+test_context_stream_semantics.py and test_streaming.py."""
+import pytest
+import trio
+
+import subactor
+from subactor import ContextCancelled, RemoteActorError
+
+from . import remote
+
+MOD = remote.__name__
+
+
+def with_actor(body, name="ctx-actor"):
+    async def main():
+        with trio.fail_after(60):
+            async with subactor.open_nursery() as an:
+                p = await an.start_actor(name, enable_modules=[MOD])
+                try:
+                    await body(p)
+                finally:
+                    await p.cancel_actor()
+
+    trio.run(main)
+
+
+def test_started_value_and_result():
+    async def body(p):
+        async with p.open_context(remote.echo_started, value={"a": [1, 2]}) as (ctx, first):
+            assert first == {"a": [1, 2]}
+        assert await ctx.wait_for_result() == "done"
+
+    with_actor(body)
+
+
+def test_stream_both_ways():
+    async def body(p):
+        async with p.open_context(remote.echo_stream, prefix="> ") as (ctx, first):
+            assert first == "ready"
+            async with ctx.open_stream() as stream:
+                for i in range(20):
+                    await stream.send(i)
+                    assert await stream.receive() == f"> {i}"
+        assert await ctx.wait_for_result() == "echo finished"
+
+    with_actor(body)
+
+
+def test_callee_streams_to_caller_async_for():
+    async def body(p):
+        async with p.open_context(remote.count_to, n=100) as (ctx, first):
+            assert first == 100
+            async with ctx.open_stream() as stream:
+                got = [v async for v in stream]
+        assert got == list(range(100))
+        assert await ctx.wait_for_result() == 100
+
+    with_actor(body)
+
+
+def test_caller_streams_to_callee():
+    async def body(p):
+        async with p.open_context(remote.sum_stream) as (ctx, _):
+            async with ctx.open_stream() as stream:
+                for i in range(1000):
+                    await stream.send(i)
+        assert await ctx.wait_for_result() == sum(range(1000))
+
+    with_actor(body)
+
+
+def test_early_close_by_callee_ends_caller_iteration():
+    async def body(p):
+        async with p.open_context(remote.early_close_callee, n=3) as (ctx, _):
+            async with ctx.open_stream() as stream:
+                got = [v async for v in stream]
+                with pytest.raises(trio.EndOfChannel):
+                    await stream.receive()
+        assert got == [0, 1, 2]
+        assert await ctx.wait_for_result() == "closed early"
+
+    with_actor(body)
+
+
+def test_early_close_by_caller_ends_callee_iteration():
+    async def body(p):
+        async with p.open_context(remote.count_received) as (ctx, _):
+            async with ctx.open_stream() as stream:
+                await stream.send("a")
+                await stream.send("b")
+            # closed our side early; sending now is an error
+            with pytest.raises(trio.ClosedResourceError):
+                await stream.send("c")
+        assert await ctx.wait_for_result() == ["a", "b"]
+
+    with_actor(body)
+
+
+def test_error_before_started_raises_at_open():
+    async def body(p):
+        with pytest.raises(RemoteActorError) as info:
+            async with p.open_context(remote.error_before_started):
+                pytest.fail("the block must not run")
+        assert info.value.boxed_type is ValueError
+        assert "failed before started" in str(info.value)
+
+    with_actor(body)
+
+
+def test_error_after_started_raises_at_exit():
+    async def body(p):
+        with pytest.raises(RemoteActorError) as info:
+            async with p.open_context(remote.error_after_started) as (ctx, first):
+                assert first == "ok so far"
+        assert info.value.boxed_type is RuntimeError
+
+    with_actor(body)
+
+
+def test_error_mid_stream_raises_at_receive():
+    async def body(p):
+        got = []
+        with pytest.raises(RemoteActorError) as info:
+            async with p.open_context(remote.error_mid_stream, after=5) as (ctx, _):
+                async with ctx.open_stream() as stream:
+                    async for v in stream:
+                        got.append(v)
+        assert got == [0, 1, 2, 3, 4]
+        assert info.value.boxed_type is OSError
+
+    with_actor(body)
+
+
+def test_error_in_caller_block_cancels_callee():
+    async def body(p):
+        with pytest.raises(KeyError):
+            async with p.open_context(remote.never_returns) as (ctx, first):
+                assert first == "sleeping"
+                raise KeyError("caller failed")
+        # The callee was cancelled: the actor serves the next call at once.
+        assert await p.run(remote.add, a=1, b=1) == 2
+
+    with_actor(body)
+
+
+def test_caller_cancels_context_absorbed():
+    async def body(p):
+        async with p.open_context(remote.never_returns) as (ctx, _):
+            await ctx.cancel()
+        # Cancelled by us: no error, and the result is None.
+        assert await ctx.wait_for_result() is None
+        assert ctx.cancel_called
+
+    with_actor(body)
+
+
+def test_callee_cancels_itself_raises_context_cancelled():
+    async def body(p):
+        with pytest.raises(ContextCancelled) as info:
+            async with p.open_context(remote.callee_cancels_itself) as (ctx, _):
+                await ctx.wait_for_result()
+        assert info.value.src_actor == "ctx-actor"
+
+    with_actor(body)
+
+
+def test_cancel_scope_around_context_cancels_callee():
+    async def body(p):
+        with trio.move_on_after(0.3) as scope:
+            async with p.open_context(remote.never_returns) as (ctx, _):
+                await trio.sleep_forever()
+        assert scope.cancelled_caught
+        assert await p.run(remote.add, a=2, b=3) == 5
+
+    with_actor(body)
+
+
+def test_returns_without_started_is_an_error():
+    async def body(p):
+        with pytest.raises(RemoteActorError, match="without calling ctx.started"):
+            async with p.open_context(remote.returns_without_started):
+                pass
+
+    with_actor(body)
+
+
+def test_many_concurrent_contexts():
+    async def body(p):
+        results = {}
+
+        async def one(i):
+            async with p.open_context(remote.echo_stream, prefix=f"{i}:") as (ctx, _):
+                async with ctx.open_stream() as stream:
+                    for j in range(10):
+                        await stream.send(j)
+                        assert await stream.receive() == f"{i}:{j}"
+            results[i] = await ctx.wait_for_result()
+
+        async with trio.open_nursery() as tn:
+            for i in range(30):
+                tn.start_soon(one, i)
+        assert results == {i: "echo finished" for i in range(30)}
+
+    with_actor(body)
+
+
+def test_contexts_in_several_actors_at_once():
+    async def main():
+        with trio.fail_after(60):
+            async with subactor.open_nursery() as an:
+                ps = [await an.start_actor(f"w{i}", enable_modules=[MOD]) for i in range(3)]
+                totals = {}
+
+                async def feed(p):
+                    async with p.open_context(remote.sum_stream) as (ctx, _):
+                        async with ctx.open_stream() as s:
+                            for v in range(100):
+                                await s.send(v)
+                    totals[p.name] = await ctx.wait_for_result()
+
+                async with trio.open_nursery() as tn:
+                    for p in ps:
+                        tn.start_soon(feed, p)
+                assert totals == {p.name: 4950 for p in ps}
+                await an.cancel()
+
+    trio.run(main)
