@@ -19,10 +19,13 @@ $(VENV)/.deps: pyproject.toml
 	    $(VPY) -m pip install -q --disable-pip-version-check -e '.[dev]' --no-build-isolation; }
 	touch $@
 
-$(VENV)/.built: $(VENV)/.deps $(CSRC) setup.py
+$(VENV)/.built: $(VENV)/.deps $(CSRC) setup.py $(wildcard src/subactor/*.py)
 	@mkdir -p build
 	@$(VPY) setup.py -q build_ext --inplace > build/build.log 2>&1 || { cat build/build.log; exit 1; }
-	$(VPY) -c 'import subactor._ext' 
+	$(VPY) -c 'import subactor._ext'
+	@# Every actor imports subactor anew; with PYTHONDONTWRITEBYTECODE set
+	@# (as on this machine) it would compile the sources each time.
+	$(VPY) -m compileall -q src tests bench
 	touch $@
 
 demo: $(VENV)/.built

@@ -8,7 +8,7 @@ import os
 import sys
 import time
 
-BENCHES = ["host", "chan", "codec"]
+BENCHES = ["host", "chan", "codec", "api", "cancel", "process", "pool"]
 
 
 def _bench_dir() -> str:

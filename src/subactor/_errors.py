@@ -99,6 +99,7 @@ _REFUSALS = (
     "does not support loading in subinterpreters",
     "does not support per-interpreter GIL",
     "not compatible with",
+    "cannot load module more than once per process",
 )
 
 
