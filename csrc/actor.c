@@ -844,7 +844,7 @@ static char *sa_pack_paths(PyObject *paths, size_t *len_out)
         if (b == NULL)
             goto error;
         PyList_SET_ITEM(encoded, i, b);
-        total += (size_t)PyBytes_GET_SIZE(b) + 1;
+        total += (size_t)PyBytes_GET_SIZE(b) + 2; /* "" becomes "." */
     }
     char *buf = PyMem_RawMalloc(total);
     if (buf == NULL) {
@@ -855,8 +855,15 @@ static char *sa_pack_paths(PyObject *paths, size_t *len_out)
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *b = PyList_GET_ITEM(encoded, i);
         size_t bl = (size_t)PyBytes_GET_SIZE(b);
-        if (bl == 0 || memchr(PyBytes_AS_STRING(b), '\0', bl))
-            continue; /* "" would end the list; NUL can't be a path */
+        if (memchr(PyBytes_AS_STRING(b), '\0', bl))
+            continue; /* NUL can't be in a path */
+        if (bl == 0) {
+            /* "" means the current directory; it can't be stored as "" (that
+             * ends the list), so store "." which Python treats the same. */
+            memcpy(buf + off, ".", 2);
+            off += 2;
+            continue;
+        }
         memcpy(buf + off, PyBytes_AS_STRING(b), bl + 1);
         off += bl + 1;
     }

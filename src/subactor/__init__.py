@@ -7,6 +7,12 @@ loaded on first use.
 from subactor._ext import ActorInterrupted, AbandonedActorWarning
 
 _LAZY = {
+    "run_sync": "subactor._pool",
+    "open_worker_pool": "subactor._pool",
+    "WorkerPool": "subactor._pool",
+    "default_worker_pool": "subactor._pool",
+    "BrokenWorkerError": "subactor._pool",
+    "PoolStatistics": "subactor._pool",
     "open_nursery": "subactor._nursery",
     "ActorNursery": "subactor._nursery",
     "Portal": "subactor._portal",
