@@ -1,0 +1,76 @@
+"""Type stubs of the public API (subactor/__init__.py loads these names lazily)."""
+from subactor._context import (
+    Context as Context,
+    MsgStream as MsgStream,
+)
+from subactor._decorators import (
+    context as context,
+)
+from subactor._errors import (
+    ActorNotAvailable as ActorNotAvailable,
+    ContextCancelled as ContextCancelled,
+    ModuleNotExposed as ModuleNotExposed,
+    RemoteActorError as RemoteActorError,
+)
+from subactor._ext import (
+    AbandonedActorWarning as AbandonedActorWarning,
+    ActorInterrupted as ActorInterrupted,
+)
+from subactor._host import (
+    ActorFailed as ActorFailed,
+    ActorHandle as ActorHandle,
+    SubinterpreterImportError as SubinterpreterImportError,
+    list_actors as list_actors,
+    live_counts as live_counts,
+    run_in_subinterpreter as run_in_subinterpreter,
+    spawn as spawn,
+)
+from subactor._nursery import (
+    ActorNursery as ActorNursery,
+    open_nursery as open_nursery,
+)
+from subactor._pool import (
+    BrokenWorkerError as BrokenWorkerError,
+    PoolStatistics as PoolStatistics,
+    WorkerPool as WorkerPool,
+    default_worker_pool as default_worker_pool,
+    open_worker_pool as open_worker_pool,
+    run_sync as run_sync,
+)
+from subactor._portal import (
+    Portal as Portal,
+)
+from subactor._state import (
+    Actor as Actor,
+    current_actor as current_actor,
+)
+
+__all__ = [
+    "AbandonedActorWarning",
+    "Actor",
+    "ActorFailed",
+    "ActorHandle",
+    "ActorInterrupted",
+    "ActorNotAvailable",
+    "ActorNursery",
+    "BrokenWorkerError",
+    "Context",
+    "ContextCancelled",
+    "ModuleNotExposed",
+    "MsgStream",
+    "PoolStatistics",
+    "Portal",
+    "RemoteActorError",
+    "SubinterpreterImportError",
+    "WorkerPool",
+    "context",
+    "current_actor",
+    "default_worker_pool",
+    "list_actors",
+    "live_counts",
+    "open_nursery",
+    "open_worker_pool",
+    "run_in_subinterpreter",
+    "run_sync",
+    "spawn",
+]

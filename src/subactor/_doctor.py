@@ -1,0 +1,117 @@
+"""`python -m subactor doctor`: can this Python run subactor's actors, and
+which installed extension modules need the process backend?
+
+Every installed extension module (the standard library's lib-dynload and
+the top-level packages of site-packages that ship compiled code) is
+imported once inside an own-GIL subinterpreter actor. Importing runs the
+modules' code, as any import does; each probe is bounded by a deadline.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import sysconfig
+import time
+
+# One actor per module: a failed import can leave CPython state behind in
+# that interpreter (two refused single-phase modules in one interpreter
+# were seen to corrupt the heap at process exit), so each probe gets a
+# fresh interpreter.
+PROBE = """
+import importlib
+from subactor import _ext
+from subactor._errors import refused_module
+name = _ext.actor_input().decode()
+try:
+    importlib.import_module(name)
+    res = ("ok", "")
+except BaseException as exc:
+    mod = refused_module(exc)
+    res = ("refuses", mod) if mod is not None else ("error", f"{type(exc).__name__}: {exc}"[:120])
+_ext.set_result(_ext.dumps(res))
+"""
+
+
+def extension_modules() -> list[str]:
+    """Top-level names of installed modules that contain compiled code."""
+    suffixes = (".so", ".pyd")
+    names: set[str] = set()
+    for d in [p for p in sys.path if p.endswith("lib-dynload")]:
+        if os.path.isdir(d):
+            for f in os.listdir(d):
+                if f.endswith(suffixes):
+                    names.add(f.split(".", 1)[0])
+    for site in {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}:
+        if not os.path.isdir(site):
+            continue
+        for entry in os.listdir(site):
+            path = os.path.join(site, entry)
+            if entry.endswith(suffixes):
+                names.add(entry.split(".", 1)[0])
+            elif os.path.isdir(path) and entry.isidentifier() and os.path.exists(os.path.join(path, "__init__.py")):
+                for root, _dirs, files in os.walk(path):
+                    if any(f.endswith(suffixes) for f in files):
+                        names.add(entry)
+                        break
+    # Test-only and main-interpreter-only modules are not worth probing.
+    skip = {"_testcapi", "_testinternalcapi", "_testmultiphase", "_testsinglephase", "_testbuffer",
+            "_testimportmultiple", "_testclinic", "_testexternalinspection", "_ctypes_test", "xxlimited",
+            "xxlimited_35", "xxsubtype", "_xxtestfuzz", "_testclinic_limited", "_testlimitedcapi", "subactor"}
+    return sorted(n for n in names - skip if n.isidentifier())
+
+
+def own_gil_works() -> tuple[bool, str]:
+    from subactor import _ext
+
+    a = _ext.spawn("import sys\nfrom subactor import _ext\n_ext.set_result(b'ok')", name="doctor-check")
+    if not a.join(30, abandon=False):
+        a.abandon()
+        return False, "an actor did not start within 30 s"
+    out = a.outcome()
+    return out == ("ok", b"ok"), str(out[:3])
+
+
+def main(timeout: float = 20.0) -> int:
+    from subactor import _ext
+
+    print(f"Python {sys.version.split()[0]} ({sys.executable})")
+    ok = sys.version_info >= (3, 12)
+    print(f"  per-interpreter GIL (PEP 684, Python >= 3.12): {'yes' if ok else 'NO'}")
+    if not ok:
+        return 1
+    works, detail = own_gil_works()
+    print(f"  own-GIL subinterpreter actor starts and answers: {'yes' if works else 'NO: ' + detail}")
+    if not works:
+        return 1
+    names = extension_modules()
+    print(f"Probing {len(names)} installed extension modules in an own-GIL subinterpreter ...", flush=True)
+    t0 = time.monotonic()
+    results = []
+    for i, name in enumerate(names, 1):
+        print(f"\r  [{i}/{len(names)}] {name:<30}", end="", flush=True)
+        a = _ext.spawn(PROBE, name=f"doctor-{name}", label=f"import {name}", input=name.encode())
+        if not a.join(timeout, abandon=False):
+            a.abandon()
+            results.append((name, "error", f"import did not finish within {timeout:.0f} s"))
+            continue
+        out = a.outcome()
+        if out[0] != "ok":
+            results.append((name, "error", f"{out[1]}: {out[2]}"[:120]))
+            continue
+        kind, detail = _ext.loads(out[1])
+        results.append((name, kind, detail))
+    print("\r" + " " * 60 + "\r", end="")
+    refuse = [(n, m) for n, k, m in results if k == "refuses"]
+    errors = [(n, m) for n, k, m in results if k == "error"]
+    fine = [n for n, k, _ in results if k == "ok"]
+    print(f"  done in {time.monotonic() - t0:.1f} s: {len(fine)} load, {len(refuse)} need "
+          f"backend=\"process\", {len(errors)} fail to import for other reasons")
+    if refuse:
+        print("Need backend=\"process\" (or shared_gil=True):")
+        for n, m in refuse:
+            print(f"  {n:<24} ({m} refuses own-GIL subinterpreters)")
+    if errors:
+        print("Fail to import in an actor for another reason (check them in the main interpreter too):")
+        for n, m in errors:
+            print(f"  {n:<24} {m}")
+    return 0

@@ -1,0 +1,66 @@
+"""The public API surface is pinned: a change to it must change this test."""
+import ast
+import pathlib
+
+import subactor
+
+PUBLIC = [
+    "AbandonedActorWarning", "Actor", "ActorFailed", "ActorHandle", "ActorInterrupted",
+    "ActorNotAvailable", "ActorNursery", "BrokenWorkerError", "Context", "ContextCancelled",
+    "ModuleNotExposed", "MsgStream", "PoolStatistics", "Portal", "RemoteActorError",
+    "SubinterpreterImportError", "WorkerPool", "context", "current_actor", "default_worker_pool",
+    "list_actors", "live_counts", "open_nursery", "open_worker_pool", "run_in_subinterpreter",
+    "run_sync", "spawn",
+]
+
+
+def test_public_names_are_pinned():
+    assert sorted(subactor.__all__) == PUBLIC
+
+
+def test_every_public_name_resolves_and_is_not_private():
+    for name in PUBLIC:
+        obj = getattr(subactor, name)
+        assert obj is not None
+        mod = getattr(obj, "__module__", "") or ""
+        assert mod.startswith("subactor"), (name, mod)
+
+
+def test_unknown_name_raises_attribute_error():
+    try:
+        subactor.no_such_thing
+    except AttributeError as exc:
+        assert "no_such_thing" in str(exc)
+    else:
+        raise AssertionError("expected AttributeError")
+
+
+def test_stub_lists_the_same_names():
+    stub = pathlib.Path(subactor.__file__).with_suffix(".pyi")
+    tree = ast.parse(stub.read_text())
+    imported = {a.asname or a.name for node in tree.body if isinstance(node, ast.ImportFrom) for a in node.names}
+    assert sorted(imported) == PUBLIC
+    all_node = next(n for n in tree.body if isinstance(n, ast.Assign) and n.targets[0].id == "__all__")
+    assert sorted(ast.literal_eval(all_node.value)) == PUBLIC
+
+
+def test_tractor_names_present():
+    # The names a tractor program uses, so it moves over with an import change.
+    for name in ["open_nursery", "context", "current_actor", "RemoteActorError", "ContextCancelled",
+                 "ModuleNotExposed", "Portal", "ActorNursery", "Context", "MsgStream"]:
+        assert hasattr(subactor, name)
+    an = subactor.ActorNursery
+    for meth in ["start_actor", "run_in_actor", "cancel"]:
+        assert callable(getattr(an, meth))
+    for meth in ["run", "run_from_ns", "open_context", "cancel_actor", "wait_for_result", "result"]:
+        assert callable(getattr(subactor.Portal, meth))
+    for meth in ["started", "open_stream", "cancel", "wait_for_result"]:
+        assert callable(getattr(subactor.Context, meth))
+    for meth in ["send", "receive", "aclose"]:
+        assert callable(getattr(subactor.MsgStream, meth))
+
+
+def test_package_ships_typing_markers():
+    pkg = pathlib.Path(subactor.__file__).parent
+    assert (pkg / "py.typed").exists()
+    assert (pkg / "_ext.pyi").exists()
