@@ -35,7 +35,8 @@ test: $(VENV)/.built
 	$(VPY) -m pytest -q
 
 bench: $(VENV)/.built
-	$(VPY) -m subactor bench
+	@mkdir -p build
+	$(VPY) -m subactor bench --json build/bench-results.json --markdown bench/RESULTS.md
 
 # The test suite against an AddressSanitizer build of the extension. Python
 # itself is not instrumented, so libasan is preloaded and pymalloc is off
@@ -44,7 +45,7 @@ asan: $(VENV)/.deps
 	rm -rf build/asan-tmp $(ASANLIB)
 	@mkdir -p build
 	@SUBACTOR_ASAN=1 $(VPY) setup.py -q build_ext --build-temp build/asan-tmp --build-lib $(ASANLIB) > build/asan-build.log 2>&1 || { cat build/asan-build.log; exit 1; }
-	cp src/subactor/*.py $(ASANLIB)/subactor/
+	cp src/subactor/*.py src/subactor/*.pyi src/subactor/py.typed $(ASANLIB)/subactor/
 	LD_PRELOAD=$$(gcc -print-file-name=libasan.so) PYTHONMALLOC=malloc \
 	  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 PYTHONPATH=$(ASANLIB) \
 	  SUBACTOR_EXPECT_ASAN=1 $(VPY) -m pytest -q -p no:cacheprovider -x

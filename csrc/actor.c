@@ -480,10 +480,12 @@ static void *sa_actor_thread(void *arg)
         }
         PyErr_Clear();
         a->outcome = is_interrupt ? SA_OUTCOME_INTERRUPTED : SA_OUTCOME_ERROR;
-        /* Before the interpreter's teardown closes them cleanly: a peer of
-         * an actor that failed must learn it failed, not see end-of-stream. */
-        sa_chan_break_owned_by(a->id);
         sa_record_exception(a, exc);
+        /* Before anything closes them cleanly (the teardown, or dropping
+         * `exc`, whose traceback may hold the last reference to an end): a
+         * peer of an actor that failed must learn it failed, not see
+         * end-of-stream. The error is recorded first, so it can tell why. */
+        sa_chan_break_owned_by(a->id);
         Py_DECREF(exc);
     }
     sa_flush_std_streams();

@@ -323,3 +323,26 @@ def test_1000_spawn_and_cancel_cycles_do_not_grow():
     # Stated bound: CPython 3.12/3.13 leak ~1.7 MiB per isolated interpreter
     # (gh-110411, gh-113055); subactor must add nothing of its own on top.
     assert growth < 2.5 * 1024, growth
+
+
+def test_pending_call_of_a_dead_actor_says_how_it_ended():
+    async def main():
+        with trio.fail_after(20):
+            async with subactor.open_nursery() as an:
+                p = await an.start_actor("goner", enable_modules=[MOD])
+                errors = []
+
+                async def call():
+                    try:
+                        await p.run(remote.spin)
+                    except ActorNotAvailable as exc:
+                        errors.append(exc)
+
+                async with trio.open_nursery() as tn:
+                    tn.start_soon(call)
+                    await trio.sleep(0.2)
+                    assert p._handle.interrupt()
+                assert len(errors) == 1
+                assert "'goner' ended before answering (it was interrupted)" in str(errors[0])
+
+    trio.run(main)

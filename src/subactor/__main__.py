@@ -11,6 +11,7 @@ def main(argv=None) -> int:
     b = sub.add_parser("bench", help="run the benchmark suite and print the comparison tables")
     b.add_argument("--quick", action="store_true", help="fewer repetitions")
     b.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    b.add_argument("--markdown", metavar="FILE", help="also write the tables as a Markdown page")
     b.add_argument("only", nargs="*", help="benchmark modules to run (default: all)")
     sub.add_parser("doctor", help="can this Python run actors; which extension modules need the process backend")
     args = p.parse_args(argv)
@@ -24,7 +25,7 @@ def main(argv=None) -> int:
         return doctor()
     from subactor._benchrun import main as bench
 
-    return bench(quick=args.quick, json_path=args.json, only=args.only)
+    return bench(quick=args.quick, json_path=args.json, only=args.only, markdown_path=args.markdown)
 
 
 if __name__ == "__main__":

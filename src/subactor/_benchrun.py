@@ -11,11 +11,19 @@ BENCHES = ["host", "chan", "codec", "api", "cancel", "process", "pool"]
 
 
 def _bench_dir() -> str:
+    """The checkout's bench/ folder: above the package (an in-place or
+    editable build, or build/asan-lib), else under the current directory."""
     here = os.path.dirname(os.path.abspath(__file__))
-    d = os.path.normpath(os.path.join(here, "..", "..", "bench"))
-    if not os.path.isdir(d):
-        raise SystemExit(f"benchmarks live in the source checkout's bench/ folder; not found at {d}")
-    return d
+    candidates = []
+    d = here
+    for _ in range(4):
+        d = os.path.dirname(d)
+        candidates.append(os.path.join(d, "bench"))
+    candidates.append(os.path.join(os.getcwd(), "bench"))
+    for c in candidates:
+        if os.path.isfile(os.path.join(c, "bench_host.py")):
+            return c
+    raise SystemExit(f"benchmarks live in the source checkout's bench/ folder; not found in {candidates}")
 
 
 _CHILD = """
@@ -28,22 +36,24 @@ print("@@ROWS@@" + json.dumps(rows, default=str), flush=True)
 """
 
 
-def main(quick: bool = False, json_path: str | None = None, only: list[str] | None = None) -> int:
+def main(quick: bool = False, json_path: str | None = None, only: list[str] | None = None,
+         markdown_path: str | None = None) -> int:
     """Run each benchmark in a process of its own: one that abandons actors
     (the cancellation ladder's last rung) must not leave them to the next,
     and a process that still has live subinterpreters must not fork."""
     import subprocess
 
-    bench_dir = _bench_dir()
-    sys.path.insert(0, bench_dir)
-    from _table import format_table, machine
-
     names = only or BENCHES
     unknown = [n for n in names if n not in BENCHES]
     if unknown:
         raise SystemExit(f"unknown benchmark(s) {unknown}; choose from {BENCHES}")
+    bench_dir = _bench_dir()
+    sys.path.insert(0, bench_dir)
+    from _table import format_table, machine
+
     results = {"machine": machine(), "quick": quick, "tables": {}}
     failed = []
+    tables_text: list[tuple[str, str]] = []
     for i, name in enumerate(names, 1):
         print(f"[{i}/{len(names)}] running bench_{name} ...", file=sys.stderr, flush=True)
         t0 = time.perf_counter()
@@ -61,13 +71,23 @@ def main(quick: bool = False, json_path: str | None = None, only: list[str] | No
         import importlib
 
         fmt = getattr(importlib.import_module(f"bench_{name}"), "table", None)
-        print(fmt(rows) if fmt else format_table(name, rows), flush=True)
+        text = fmt(rows) if fmt else format_table(name, rows)
+        print(text, flush=True)
+        tables_text.append((name, text))
         print(f"[{i}/{len(names)}] bench_{name} took {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
         results["tables"][name] = rows
     if json_path:
         with open(json_path, "w") as f:
             json.dump(results, f, indent=2, default=str)
         print(f"wrote {json_path}", file=sys.stderr)
+    if markdown_path:
+        with open(markdown_path, "w") as f:
+            f.write(f"# Benchmark results\n\nWritten by `make bench` (`python -m subactor bench`) on "
+                    f"{results['machine']}, {time.strftime('%Y-%m-%d')}{' (quick)' if quick else ''}. "
+                    f"Medians; every anchor was measured in the same run as the figures beside it.\n")
+            for name, text in tables_text:
+                f.write(f"\n## {name}\n\n```\n{text}\n```\n")
+        print(f"wrote {markdown_path}", file=sys.stderr)
     if failed:
         print(f"failed: {', '.join(failed)}", file=sys.stderr)
         return 1

@@ -17,7 +17,6 @@ from typing import Any
 
 import trio
 
-from subactor._decorators import context, is_context  # noqa: F401  (re-exported)
 from subactor._errors import ContextCancelled, qualified_name, unbox_error
 
 

@@ -75,6 +75,40 @@ class StreamClosed(RuntimeError):
     """Sent on a stream after this side (or, for send, the peer) closed it."""
 
 
+def check_findable(fn, where: str) -> None:
+    """Refuse, with a clear TypeError, a callable that another interpreter
+    could not find by name (``where`` says who: "an actor", "a worker").
+    Partials are checked through to their function; other callables are
+    left to pickle or to the caller's own checks."""
+    import sys
+    import types
+
+    if not callable(fn):
+        raise TypeError(f"{where} needs a callable, not {type(fn).__name__}: {fn!r}")
+    target = fn
+    while hasattr(target, "func") and type(target).__name__ == "partial":
+        target = target.func
+    if not isinstance(target, types.FunctionType):
+        return
+    qual, mod = target.__qualname__, target.__module__
+    name = f"{mod}.{qual}"
+    if "<lambda>" in qual:
+        raise TypeError(f"{name} is a lambda: {where} finds functions by name, so only "
+                        f"module-level functions can be sent")
+    if "<locals>" in qual:
+        raise TypeError(f"{name} is defined inside a function (a closure): {where} finds functions "
+                        f"by name, so only module-level functions can be sent")
+    if mod == "__main__":
+        if not getattr(sys.modules.get("__main__"), "__file__", None):
+            raise TypeError(f"{qual} is defined in __main__, which is not a file here (an interactive "
+                            f"session or -c): {where} cannot load it; define it in a module")
+        return
+    module = sys.modules.get(mod)
+    if module is None or getattr(module, "__spec__", None) is None:
+        raise TypeError(f"{name} cannot be imported in {where}: its module {mod!r} has no import "
+                        f"spec (made at run time?); define it in an importable module")
+
+
 def _resolve_type(qualname: str) -> type | None:
     if "." not in qualname:
         t = getattr(builtins, qualname, None)

@@ -11,15 +11,13 @@ gets its ``trio.Cancelled`` in every case, within that deadline.
 """
 from __future__ import annotations
 
-import os
 import pickle
-import types
 from typing import Any, Callable
 
 import trio
 
 from subactor import _bootstrap, _ext
-from subactor._errors import backend_hint, refused_module
+from subactor._errors import backend_hint, check_findable, refused_module
 
 __all__ = [
     "ActorFailed",
@@ -64,20 +62,9 @@ class SubinterpreterImportError(ActorFailed, ImportError):
         return f"{self.args[0]}\n--- traceback in the actor ---\n{self.traceback_text.rstrip()}"
 
 
-def _check_callable(fn: Callable) -> None:
-    if not callable(fn):
-        raise TypeError(f"fn must be callable, not {type(fn).__name__}")
-    qualname = getattr(fn, "__qualname__", "")
-    if isinstance(fn, types.FunctionType) and ("<lambda>" in qualname or "<locals>" in qualname):
-        raise TypeError(
-            f"{qualname} cannot run in an actor: only module-level functions can be "
-            f"found by name in another interpreter (not lambdas or closures)"
-        )
-
-
 def encode_call(fn: Callable, args: tuple, kwargs: dict) -> bytes:
     """Pickle a call for an actor, with a clear error naming what failed."""
-    _check_callable(fn)
+    check_findable(fn, "an actor")
     try:
         return _bootstrap.encode_call(fn, args, kwargs)
     except Exception as exc:
@@ -186,7 +173,3 @@ async def run_in_subinterpreter(
             handle._actor.abandon()
         raise
     return handle.result()
-
-
-def default_workers() -> int:
-    return os.cpu_count() or 1

@@ -31,7 +31,7 @@ import trio
 
 from subactor import _ext, _runtime, _state
 from subactor._errors import RemoteActorError
-from subactor._portal import Portal, check_remote_fn
+from subactor._portal import Portal, check_remote_fn, check_sendable
 from subactor._transport import TrioChannel
 
 DEFAULT_GRACE = 1.0
@@ -119,10 +119,7 @@ class ActorNursery:
         comes from ``portal.wait_for_result()``. An error cancels the
         nursery's other actors and is raised from the nursery block."""
         ns, qual = check_remote_fn(fn, want_context=False)
-        try:
-            _ext.dumps(kwargs)
-        except TypeError as exc:
-            raise TypeError(f"arguments of {ns}.{qual} cannot be sent: {exc}") from exc
+        check_sendable(kwargs, f"{ns}.{qual}")
         portal = await self.start_actor(name or getattr(fn, "__name__", "actor"),
                                         enable_modules=[ns, *enable_modules], shared_gil=shared_gil,
                                         backend=backend)
@@ -202,7 +199,7 @@ class ActorNursery:
                 handle.abandon()
         finally:
             portal._alive = False
-            portal._fail_pending()
+            portal._fail_pending(_how_it_ended(handle))
             portal.channel.close()
             if not portal._result_ready.is_set() and portal._is_ria:
                 portal._result = (False, _ended_without_result(portal))
@@ -243,6 +240,23 @@ class ActorNursery:
         with trio.CancelScope(shield=True):
             for p in list(self._portals):
                 await p._ended.wait()
+
+
+def _how_it_ended(handle) -> str:
+    """A few words on how an actor ended, for errors of calls it never
+    answered ("" if it ended cleanly or is not done)."""
+    if not handle.done:
+        return " (it was abandoned)" if handle.state == "abandoned" else ""
+    try:
+        out = handle.outcome()
+    except Exception:
+        return ""
+    if out[0] == "ok":
+        return ""
+    if out[0] == "interrupted":
+        return " (it was interrupted)"
+    detail = ": ".join(str(x) for x in out[1:3] if x)
+    return f" (it failed: {detail})" if detail else f" ({out[0]})"
 
 
 def _spawn_subint(cfg: dict, *, shared_gil: bool):

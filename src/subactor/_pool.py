@@ -68,7 +68,7 @@ from typing import Any, Callable, NamedTuple, TypeVar
 import trio
 
 from subactor import _ext, _pool_worker
-from subactor._errors import unbox_error
+from subactor._errors import check_findable, unbox_error
 
 __all__ = [
     "BrokenWorkerError",
@@ -173,35 +173,15 @@ def _describe(fn) -> str:
 
 
 def _check_fn(fn) -> None:
-    """Refuse, with a clear TypeError, what a worker could not find by name.
-    Only plain functions are checked here; anything else is up to pickle."""
-    if not callable(fn):
-        raise TypeError(f"run_sync needs a callable, not {type(fn).__name__}")
+    """Refuse, with a clear TypeError, what a worker could not find by name,
+    and async functions (run_sync runs sync ones)."""
+    check_findable(fn, "a worker")
     target = fn
     while isinstance(target, functools.partial):
         target = target.func
-    if not isinstance(target, types.FunctionType):
-        return
-    qual = target.__qualname__
-    if "<lambda>" in qual:
-        raise TypeError(f"{_describe(target)} is a lambda: a worker finds functions by name, "
-                        f"so only module-level functions can be sent")
-    if "<locals>" in qual:
-        raise TypeError(f"{_describe(target)} is defined inside a function (a closure): a worker "
-                        f"finds functions by name, so only module-level functions can be sent")
-    if target.__code__.co_flags & _CO_ASYNC:
+    if isinstance(target, types.FunctionType) and target.__code__.co_flags & _CO_ASYNC:
         raise TypeError(f"{_describe(target)} is an async function: run_sync runs sync functions "
                         f"(an async one needs an actor, see open_nursery)")
-    mod = target.__module__
-    if mod == "__main__":
-        if not getattr(sys.modules.get("__main__"), "__file__", None):
-            raise TypeError(f"{qual} is defined in __main__, which is not a file here (an interactive "
-                            f"session or -c): a worker cannot load it; define it in a module")
-        return
-    module = sys.modules.get(mod)
-    if module is None or getattr(module, "__spec__", None) is None:
-        raise TypeError(f"{_describe(target)} cannot be imported in a worker: its module {mod!r} "
-                        f"has no import spec (made at run time?); define it in an importable module")
 
 
 def _encode_call(fn, args: tuple) -> bytes:

@@ -225,7 +225,8 @@ def _over_ceiling(max_blocks):
     pymalloc blocks after a collection. Every own-GIL subinterpreter has
     its own obmalloc state, so sys.getallocatedblocks() here counts this
     worker's live small objects (<= 512 bytes) only; it does not see large
-    buffers, which go to the system allocator."""
+    buffers, which go to the system allocator. With pymalloc off
+    (PYTHONMALLOC=malloc) the count is 0 and the ceiling never applies."""
     if sys.getallocatedblocks() <= max_blocks:
         return False
     import gc

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import types
 from contextlib import asynccontextmanager
 from typing import Any, Callable
 
@@ -17,7 +16,7 @@ import trio
 
 from subactor._context import Context
 from subactor._decorators import is_context
-from subactor._errors import ActorNotAvailable, ContextCancelled, unbox_error
+from subactor._errors import ActorNotAvailable, ContextCancelled, check_findable, unbox_error
 
 _cids = itertools.count(1)
 
@@ -29,22 +28,28 @@ def check_remote_fn(fn: Callable, *, want_context: bool | None = None) -> tuple[
         raise TypeError(
             f"pass the function object, not its name {fn!r} (or use run_from_ns(ns, name))"
         )
-    if not callable(fn):
-        raise TypeError(f"{fn!r} is not callable")
+    check_findable(fn, "an actor")
     mod = getattr(fn, "__module__", None)
     qual = getattr(fn, "__qualname__", None)
     if not mod or not qual:
         raise TypeError(f"{fn!r} has no module-level name an actor could import")
-    if isinstance(fn, types.FunctionType) and ("<lambda>" in qual or "<locals>" in qual):
-        raise TypeError(
-            f"{mod}.{qual} cannot be called in an actor: only module-level functions can be "
-            f"found by name there (not lambdas or closures)"
-        )
     if want_context is True and not is_context(fn):
         raise TypeError(f"{mod}.{qual} is not a context function: decorate it with @subactor.context")
     if want_context is False and is_context(fn):
         raise TypeError(f"{mod}.{qual} is a context function: open it with portal.open_context()")
     return mod, qual
+
+
+def check_sendable(kwargs: dict, fn_name: str) -> None:
+    """A clear TypeError, before anything is sent or spawned, when the
+    arguments of a call cannot be encoded (the codec names the type and its
+    place in the message)."""
+    from subactor import _ext
+
+    try:
+        _ext.dumps(kwargs)
+    except TypeError as exc:
+        raise TypeError(f"arguments of {fn_name} cannot be sent: {exc}") from exc
 
 
 class Portal:
@@ -93,8 +98,9 @@ class Portal:
         try:
             await self._route_until_bye()
         finally:
+            # Calls still waiting are failed by the supervisor once the actor
+            # is done, so their error can say how it ended.
             self._alive = False
-            self._fail_pending()
 
     async def _drain_until_bye(self) -> bool:
         """After a cancel request: wait for the actor's bye, still routing
@@ -103,14 +109,15 @@ class Portal:
             return await self._route_until_bye()
         finally:
             self._alive = False
-            self._fail_pending()
 
-    def _fail_pending(self) -> None:
+    def _fail_pending(self, why: str = "") -> None:
+        """Every call still waiting gets ActorNotAvailable (``why`` says how
+        the actor ended, when that is known)."""
         for cid, q in list(self._calls.items()):
             try:
                 q.send_nowait({"t": "error", "cid": cid, "e": {
                     "type": "subactor._errors.ActorNotAvailable",
-                    "msg": f"actor {self.name!r} ended before answering",
+                    "msg": f"actor {self.name!r} ended before answering{why}",
                     "src": self.name}})
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 pass
@@ -142,12 +149,7 @@ class Portal:
         """Call ``namespace_path.function_name(**kwargs)`` in the actor."""
         cid, inbox = self._open_call()
         try:
-            from subactor import _ext
-
-            try:
-                _ext.dumps(kwargs)
-            except TypeError as exc:
-                raise TypeError(f"arguments of {namespace_path}.{function_name} cannot be sent: {exc}") from exc
+            check_sendable(kwargs, f"{namespace_path}.{function_name}")
             await self._send({"t": "run", "cid": cid, "ns": namespace_path, "fn": function_name, "kw": kwargs})
             try:
                 msg = await inbox.receive()
@@ -171,12 +173,7 @@ class Portal:
         ``ctx.started()``. Leaving the block waits for the callee's result
         (and raises its error); an error in the block cancels the callee."""
         ns, name = check_remote_fn(fn, want_context=True)
-        from subactor import _ext
-
-        try:
-            _ext.dumps(kwargs)
-        except TypeError as exc:
-            raise TypeError(f"arguments of {ns}.{name} cannot be sent: {exc}") from exc
+        check_sendable(kwargs, f"{ns}.{name}")
         cid, inbox = self._open_call()
         ctx = Context(self.channel, cid, "caller", inbox, actor_name="parent", peer_name=self.name,
                       fn_name=f"{ns}.{name}")

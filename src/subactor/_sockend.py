@@ -42,7 +42,6 @@ blocking runtime of its actor), like the C channel ends.
 """
 from __future__ import annotations
 
-import os
 import select
 import time
 from _collections import deque  # not `collections`: 1.5 ms less at actor start

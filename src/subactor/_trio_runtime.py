@@ -12,7 +12,8 @@ import math
 import trio
 
 from subactor import _ext
-from subactor._context import Context, cancelled_box, is_context
+from subactor._context import Context, cancelled_box
+from subactor._decorators import is_context
 from subactor._runtime import Runtime, _is_async
 from subactor._transport import TrioChannel, drain
 
