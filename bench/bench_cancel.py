@@ -41,12 +41,12 @@ def _busy():
         pass
 
 
-async def _rung(fn, n, grace=GRACE, kill_after=KILL_AFTER):
+async def _rung(fn, n, ready, grace=GRACE, kill_after=KILL_AFTER):
     out = []
     async with subactor.open_nursery(grace=grace, kill_after=kill_after) as an:
         for i in range(n):
             p = await an.start_actor(f"victim-{i}", enable_modules=[MOD])
-            assert await p.run(remote.ready) is True
+            assert await p.run(ready) is True
 
             async def call():
                 try:
@@ -70,21 +70,21 @@ def subactor_rows(quick: bool) -> list[dict]:
 
     n = 5 if quick else 15
     rows = []
-    r1 = trio.run(_rung, remote.sleep_forever_async, n)
+    r1 = trio.run(_rung, remote.sleep_forever_async, n, remote.ready_trio)
     assert all(r == 1 for _, r, _ in r1), r1
     rows.append(dict(group="cancel to end", case="subactor rung 1: checkpointing actor (trio), cancel to ack",
                      median=statistics.median(t for t, _, _ in r1) * 1e3, unit="ms", note="goal <= 5 ms"))
     rows.append(dict(group="cancel to end", case="subactor rung 1: ... to interpreter ended and joined",
                      median=statistics.median(t for _, _, t in r1) * 1e3, unit="ms",
                      note="Py_EndInterpreter of an interpreter that imported trio"))
-    r2 = trio.run(_rung, remote.spin, n)
+    r2 = trio.run(_rung, remote.spin, n, remote.ready_sync)
     assert all(r == 2 for _, r, _ in r2), r2
-    rows.append(dict(group="cancel to end", case=f"subactor rung 2: tight loop, after the {GRACE}s grace",
+    rows.append(dict(group="cancel to end", case=f"subactor rung 2: tight loop (sync actor), after the {GRACE}s grace",
                      median=statistics.median(t - GRACE for t, _, _ in r2) * 1e3, unit="ms",
                      note="goal <= 20 ms after grace"))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        r3 = trio.run(_rung, remote.sleep_forever, 3 if quick else 5)
+        r3 = trio.run(_rung, remote.sleep_forever, 3 if quick else 5, remote.ready_sync)
     assert all(r == 3 for _, r, _ in r3), r3
     med = statistics.median(t for t, _, _ in r3)
     rows.append(dict(group="cancel to end", case=f"subactor rung 3: blocked in C, hard deadline {KILL_AFTER}s",

@@ -2,9 +2,14 @@
 import time
 
 
-async def ready():
-    """Async, so the actor is in its trio loop (trio imported) before the
-    measured call starts: the cancel then measures the ladder, not an import."""
+async def ready_trio():
+    """Async: the actor is in its trio loop (trio imported) before the
+    measured call starts, so the cancel measures the ladder, not an import."""
+    return True
+
+
+def ready_sync():
+    """Sync: the actor stays in its trio-free sync loop."""
     return True
 
 
