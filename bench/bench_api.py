@@ -13,7 +13,6 @@ portal.run round trip <= 50 us p50.
 """
 from __future__ import annotations
 
-import multiprocessing as mp
 import os
 import statistics
 import sys
@@ -22,6 +21,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import trio  # noqa: E402
+from _anchors import pct, pipe_round_trips, start_to_first_answer  # noqa: E402
 from _table import print_table  # noqa: E402
 
 import subactor  # noqa: E402
@@ -31,51 +31,11 @@ import bench_api_remote as remote  # noqa: E402
 MOD = remote.__name__
 
 
-def _pct(xs, q):
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(len(xs) * q))]
-
-
-def _pipe_child(conn):
-    while True:
-        msg = conn.recv()
-        if msg is None:
-            return
-        conn.send(msg["a"] + msg["b"])
-
-
-def mp_rows(quick: bool) -> list[dict]:
-    rows = []
-    n = 500 if quick else 3000
-    ctx = mp.get_context("fork")
-    a, b = ctx.Pipe()
-    p = ctx.Process(target=_pipe_child, args=(b,))
-    p.start()
-    for _ in range(50):
-        a.send({"a": 1, "b": 2})
-        a.recv()
-    lat = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        a.send({"a": 1, "b": 2})
-        a.recv()
-        lat.append(time.perf_counter() - t0)
-    a.send(None)
-    p.join()
-    rows.append(("rt", "multiprocessing Pipe round trip (2 processes)", statistics.median(lat) * 1e6, _pct(lat, 0.99) * 1e6))
+def mp_rows(quick: bool) -> list:
+    lat = pipe_round_trips(500 if quick else 3000)
+    rows = [("rt", "multiprocessing Pipe round trip (2 processes)", statistics.median(lat) * 1e6, pct(lat, 0.99) * 1e6)]
     for method in ("fork", "forkserver", "spawn"):
-        c = mp.get_context(method)
-        times = []
-        for _ in range(3 if quick else (5 if method == "spawn" else 15)):
-            t0 = time.perf_counter()
-            x, y = c.Pipe()
-            proc = c.Process(target=_pipe_child, args=(y,))
-            proc.start()
-            x.send({"a": 1, "b": 2})
-            x.recv()
-            times.append(time.perf_counter() - t0)
-            x.send(None)
-            proc.join()
+        times = start_to_first_answer(method, 3 if quick else (5 if method == "spawn" else 15))
         rows.append(("spawn", f"multiprocessing {method}: start to first answer", statistics.median(times) * 1e3, None))
     return rows
 
@@ -103,19 +63,19 @@ async def subactor_rows(quick: bool) -> list:
             t0 = time.perf_counter()
             await p.run(remote.add, a=1, b=2)
             lat.append(time.perf_counter() - t0)
-        rows.append(("rt", "subactor portal.run(sync fn), sync-mode actor", statistics.median(lat) * 1e6, _pct(lat, 0.99) * 1e6))
+        rows.append(("rt", "subactor portal.run(sync fn), sync-mode actor", statistics.median(lat) * 1e6, pct(lat, 0.99) * 1e6))
         lat = []
         for _ in range(n):
             t0 = time.perf_counter()
             await p.run(remote.async_add, a=1, b=2)
             lat.append(time.perf_counter() - t0)
-        rows.append(("rt", "subactor portal.run(async fn), trio-mode actor", statistics.median(lat) * 1e6, _pct(lat, 0.99) * 1e6))
+        rows.append(("rt", "subactor portal.run(async fn), trio-mode actor", statistics.median(lat) * 1e6, pct(lat, 0.99) * 1e6))
         lat = []
         for _ in range(n):
             t0 = time.perf_counter()
             await p.run(remote.add, a=1, b=2)
             lat.append(time.perf_counter() - t0)
-        rows.append(("rt", "subactor portal.run(sync fn), trio-mode actor", statistics.median(lat) * 1e6, _pct(lat, 0.99) * 1e6))
+        rows.append(("rt", "subactor portal.run(sync fn), trio-mode actor", statistics.median(lat) * 1e6, pct(lat, 0.99) * 1e6))
         lat = []
         for _ in range(n // 5):
             t0 = time.perf_counter()
@@ -124,7 +84,7 @@ async def subactor_rows(quick: bool) -> list:
                     await s.send(1)
                     await s.receive()
             lat.append(time.perf_counter() - t0)
-        rows.append(("rt", "subactor open_context + 1 stream msg each way + close", statistics.median(lat) * 1e6, _pct(lat, 0.99) * 1e6))
+        rows.append(("rt", "subactor open_context + 1 stream msg each way + close", statistics.median(lat) * 1e6, pct(lat, 0.99) * 1e6))
         async with p.open_context(remote.echo_forever) as (ctx, _):
             async with ctx.open_stream() as s:
                 lat = []
@@ -133,7 +93,7 @@ async def subactor_rows(quick: bool) -> list:
                     await s.send(1)
                     await s.receive()
                     lat.append(time.perf_counter() - t0)
-        rows.append(("rt", "subactor stream message round trip (open stream)", statistics.median(lat) * 1e6, _pct(lat, 0.99) * 1e6))
+        rows.append(("rt", "subactor stream message round trip (open stream)", statistics.median(lat) * 1e6, pct(lat, 0.99) * 1e6))
         await p.cancel_actor()
     return rows
 

@@ -31,6 +31,7 @@ if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
 import subactor  # noqa: E402
+from _anchors import pct, pipe_round_trips, start_to_first_answer  # noqa: E402
 
 MB = 1_000_000
 BLOB = 1 << 20
@@ -71,14 +72,6 @@ async def blob_sink(ctx):
 
 # -- multiprocessing anchors ------------------------------------------------------
 
-def _pipe_child(conn):
-    while True:
-        msg = conn.recv()
-        if msg is None:
-            return
-        conn.send(msg["a"] + msg["b"])
-
-
 def _pipe_blob_child(conn, size, count):
     blob = b"x" * size
     conn.recv_bytes()
@@ -86,46 +79,16 @@ def _pipe_blob_child(conn, size, count):
         conn.send_bytes(blob)
 
 
-def _pct(xs, q):
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(len(xs) * q))]
-
-
 def mp_rows(quick: bool) -> list[dict]:
     rows = []
     for method in ("fork", "spawn"):
-        c = mp.get_context(method)
-        times = []
-        for _ in range(3 if quick else (5 if method == "spawn" else 15)):
-            t0 = time.perf_counter()
-            x, y = c.Pipe()
-            proc = c.Process(target=_pipe_child, args=(y,))
-            proc.start()
-            x.send({"a": 1, "b": 2})
-            x.recv()
-            times.append(time.perf_counter() - t0)
-            x.send(None)
-            proc.join()
+        times = start_to_first_answer(method, 3 if quick else (5 if method == "spawn" else 15))
         rows.append(dict(group="spawn", case=f"multiprocessing {method}: start to first answer",
                          median=statistics.median(times) * 1e3))
-    ctx = mp.get_context("fork")
-    a, b = ctx.Pipe()
-    p = ctx.Process(target=_pipe_child, args=(b,))
-    p.start()
-    n = 500 if quick else 3000
-    for _ in range(50):
-        a.send({"a": 1, "b": 2})
-        a.recv()
-    lat = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        a.send({"a": 1, "b": 2})
-        a.recv()
-        lat.append(time.perf_counter() - t0)
-    a.send(None)
-    p.join()
+    lat = pipe_round_trips(500 if quick else 3000)
     rows.append(dict(group="rt", case="multiprocessing Pipe round trip", median=statistics.median(lat) * 1e6,
-                     p99=_pct(lat, 0.99) * 1e6))
+                     p99=pct(lat, 0.99) * 1e6))
+    ctx = mp.get_context("fork")
     count = 50 if quick else 300
     speeds = []
     for _ in range(3):
@@ -173,7 +136,7 @@ async def backend_rows(backend: str, quick: bool) -> list[dict]:
                 await p.run(fn, a=1, b=2)
                 lat.append(time.perf_counter() - t0)
             rows.append(dict(group="rt", case=f"{label}: portal.run({mode})",
-                             median=statistics.median(lat) * 1e6, p99=_pct(lat, 0.99) * 1e6))
+                             median=statistics.median(lat) * 1e6, p99=pct(lat, 0.99) * 1e6))
 
         count = 50 if quick else 300
         speeds = []
