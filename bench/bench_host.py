@@ -18,7 +18,10 @@ import statistics
 import sys
 import time
 
-import _interpreters
+try:
+    import _interpreters
+except ImportError:  # Python 3.12 names it so
+    import _xxsubinterpreters as _interpreters
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _table import print_table  # noqa: E402

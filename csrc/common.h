@@ -35,6 +35,10 @@ static inline int PyUnicode_EqualToUTF8(PyObject *u, const char *s)
 {
     return PyUnicode_CompareWithASCIIString(u, s) == 0;
 }
+/* Critical sections matter only on free-threaded builds (3.13+); with a
+ * GIL they are plain blocks. */
+#  define Py_BEGIN_CRITICAL_SECTION(op) {
+#  define Py_END_CRITICAL_SECTION() }
 #endif
 
 /* Error codes of the GIL-free core. 0 is success. */

@@ -9,7 +9,10 @@ import textwrap
 import threading
 import time
 
-import _interpreters
+try:
+    import _interpreters
+except ImportError:  # Python 3.12 names it so
+    import _xxsubinterpreters as _interpreters
 import pytest
 
 from subactor import _ext

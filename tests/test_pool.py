@@ -4,7 +4,10 @@ Every test closes its pools (the autouse fixture checks that no actor,
 thread, interpreter or channel is left). Tests that abandon a worker, or
 that test program exit, run in a child process.
 """
-import _interpreters
+try:
+    import _interpreters
+except ImportError:  # Python 3.12 names it so
+    import _xxsubinterpreters as _interpreters
 import _thread
 import collections
 import enum
