@@ -41,9 +41,10 @@ def check_remote_fn(fn: Callable, *, want_context: bool | None = None) -> tuple[
 
 
 def check_sendable(kwargs: dict, fn_name: str) -> None:
-    """A clear TypeError, before anything is sent or spawned, when the
+    """A clear TypeError, before an actor is spawned for it, when the
     arguments of a call cannot be encoded (the codec names the type and its
-    place in the message)."""
+    place in the message). Calls on a portal need no separate check: the
+    same error comes from encoding the message itself, before it is sent."""
     from subactor import _ext
 
     try:
@@ -133,9 +134,13 @@ class Portal:
     def _close_call(self, cid: int) -> None:
         self._calls.pop(cid, None)
 
-    async def _send(self, msg: dict) -> None:
+    async def _send(self, msg: dict, fn_name: str = "") -> None:
         try:
             await self.channel.send(msg)
+        except TypeError as exc:
+            # The codec refused the message before anything was sent: its
+            # error names the type and where it was.
+            raise TypeError(f"arguments of {fn_name} cannot be sent: {exc}") from exc
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             raise ActorNotAvailable(f"actor {self.name!r} has ended: its portal can't be used any more") from None
 
@@ -149,8 +154,8 @@ class Portal:
         """Call ``namespace_path.function_name(**kwargs)`` in the actor."""
         cid, inbox = self._open_call()
         try:
-            check_sendable(kwargs, f"{namespace_path}.{function_name}")
-            await self._send({"t": "run", "cid": cid, "ns": namespace_path, "fn": function_name, "kw": kwargs})
+            await self._send({"t": "run", "cid": cid, "ns": namespace_path, "fn": function_name, "kw": kwargs},
+                             f"{namespace_path}.{function_name}")
             try:
                 msg = await inbox.receive()
             except trio.Cancelled:
@@ -173,12 +178,11 @@ class Portal:
         ``ctx.started()``. Leaving the block waits for the callee's result
         (and raises its error); an error in the block cancels the callee."""
         ns, name = check_remote_fn(fn, want_context=True)
-        check_sendable(kwargs, f"{ns}.{name}")
         cid, inbox = self._open_call()
         ctx = Context(self.channel, cid, "caller", inbox, actor_name="parent", peer_name=self.name,
                       fn_name=f"{ns}.{name}")
         try:
-            await self._send({"t": "ctx", "cid": cid, "ns": ns, "fn": name, "kw": kwargs})
+            await self._send({"t": "ctx", "cid": cid, "ns": ns, "fn": name, "kw": kwargs}, f"{ns}.{name}")
             try:
                 first_msg = await self._first(ctx)
             except trio.Cancelled:
