@@ -32,24 +32,13 @@ if HERE not in sys.path:
 
 import subactor  # noqa: E402
 from _anchors import pct, pipe_round_trips, start_to_first_answer  # noqa: E402
+from bench_api_remote import add, async_add, trio_loaded  # noqa: E402
 
 MB = 1_000_000
 BLOB = 1 << 20
 
 
 # -- functions run inside the actors ----------------------------------------------
-
-def add(a, b):
-    return a + b
-
-
-async def async_add(a, b):
-    return a + b
-
-
-def trio_loaded():
-    return "trio" in sys.modules
-
 
 @subactor.context
 async def blob_source(ctx, size, count):
@@ -117,7 +106,7 @@ async def backend_rows(backend: str, quick: bool) -> list[dict]:
         times = []
         for i in range(5 if quick else 15):
             t0 = time.perf_counter()
-            p = await an.start_actor(f"first-{i}", enable_modules=[__name__])
+            p = await an.start_actor(f"first-{i}", enable_modules=[__name__, "bench_api_remote"])
             await p.run(add, a=1, b=2)
             times.append(time.perf_counter() - t0)
             assert await p.run(trio_loaded) is False
@@ -125,7 +114,7 @@ async def backend_rows(backend: str, quick: bool) -> list[dict]:
         rows.append(dict(group="spawn", case=f"{label}: start_actor to first answer",
                          median=statistics.median(times) * 1e3))
 
-        p = await an.start_actor("rt", enable_modules=[__name__])
+        p = await an.start_actor("rt", enable_modules=[__name__, "bench_api_remote"])
         n = 500 if quick else 3000
         for fn, mode in ((add, "sync fn, sync-mode actor"), (async_add, "async fn, trio-mode actor")):
             for _ in range(100):
