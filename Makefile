@@ -19,7 +19,7 @@ $(VENV)/.deps: pyproject.toml
 	    $(VPY) -m pip install -q --disable-pip-version-check -e '.[dev]' --no-build-isolation; }
 	touch $@
 
-$(VENV)/.built: $(VENV)/.deps $(CSRC) setup.py $(wildcard src/subactor/*.py)
+$(VENV)/.built: $(VENV)/.deps $(CSRC) setup.py $(wildcard src/subactor/*.py src/subactor/*/*.py)
 	@mkdir -p build
 	@$(VPY) setup.py -q build_ext --inplace > build/build.log 2>&1 || { cat build/build.log; exit 1; }
 	$(VPY) -c 'import subactor._ext'
@@ -45,7 +45,7 @@ asan: $(VENV)/.deps
 	rm -rf build/asan-tmp $(ASANLIB)
 	@mkdir -p build
 	@SUBACTOR_ASAN=1 $(VPY) setup.py -q build_ext --build-temp build/asan-tmp --build-lib $(ASANLIB) > build/asan-build.log 2>&1 || { cat build/asan-build.log; exit 1; }
-	cp src/subactor/*.py src/subactor/*.pyi src/subactor/py.typed $(ASANLIB)/subactor/
+	cd src && cp --parents $$(find subactor -name '*.py' -o -name '*.pyi' -o -name py.typed) ../$(ASANLIB)/
 	LD_PRELOAD=$$(gcc -print-file-name=libasan.so) PYTHONMALLOC=malloc \
 	  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 PYTHONPATH=$(ASANLIB) \
 	  SUBACTOR_EXPECT_ASAN=1 $(VPY) -m pytest -q -p no:cacheprovider -x

@@ -97,13 +97,9 @@ static int sa_actor_wait(sa_actor_t *a, int64_t timeout_ns)
 {
     int64_t deadline = timeout_ns < 0 ? -1 : sa_now_ns() + timeout_ns;
     while (!atomic_load(&a->done)) {
-        int ms = -1;
-        if (deadline >= 0) {
-            int64_t left = deadline - sa_now_ns();
-            if (left <= 0)
-                return SA_ERR_TIMEOUT;
-            ms = (int)((left + 999999) / 1000000);
-        }
+        if (deadline >= 0 && sa_now_ns() >= deadline)
+            return SA_ERR_TIMEOUT;
+        int ms = sa_poll_ms(deadline);
         struct pollfd p = {.fd = a->done_fd, .events = POLLIN};
         if (poll(&p, 1, ms) < 0 && errno != EINTR)
             return SA_ERR_OS;
@@ -550,7 +546,7 @@ static int sa_actor_start(sa_actor_t *a)
 typedef struct {
     PyObject_HEAD
     sa_actor_t *a; /* one reference to the record */
-} ActorObject;
+} SubintHandleObject;
 
 static const char *sa_state_name(sa_actor_t *a)
 {
@@ -583,7 +579,7 @@ static PyObject *sa_actor_info(sa_actor_t *a)
         "age", (double)(end - a->started_ns) / 1e9);
 }
 
-static void Actor_dealloc(ActorObject *self)
+static void SubintHandle_dealloc(SubintHandleObject *self)
 {
     PyTypeObject *tp = Py_TYPE(self);
     PyObject_GC_UnTrack(self);
@@ -596,34 +592,18 @@ static void Actor_dealloc(ActorObject *self)
     Py_DECREF(tp);
 }
 
-static int Actor_traverse(ActorObject *self, visitproc visit, void *arg)
+static int SubintHandle_traverse(SubintHandleObject *self, visitproc visit, void *arg)
 {
     Py_VISIT(Py_TYPE(self));
     return 0;
 }
 
-/* Convert a timeout argument (None or seconds) to ns; -1 means forever. */
-static int sa_timeout_arg(PyObject *obj, int64_t *ns)
-{
-    if (obj == NULL || obj == Py_None) {
-        *ns = -1;
-        return 0;
-    }
-    double s = PyFloat_AsDouble(obj);
-    if (s == -1.0 && PyErr_Occurred())
-        return -1;
-    if (s < 0)
-        s = 0;
-    *ns = (int64_t)(s * 1e9);
-    return 0;
-}
-
-static PyObject *Actor_fileno(ActorObject *self, PyObject *Py_UNUSED(ignored))
+static PyObject *SubintHandle_fileno(SubintHandleObject *self, PyObject *Py_UNUSED(ignored))
 {
     return PyLong_FromLong(self->a->done_fd);
 }
 
-static PyObject *Actor_interrupt(ActorObject *self, PyObject *Py_UNUSED(ignored))
+static PyObject *SubintHandle_interrupt(SubintHandleObject *self, PyObject *Py_UNUSED(ignored))
 {
     int r;
     Py_BEGIN_ALLOW_THREADS
@@ -632,17 +612,18 @@ static PyObject *Actor_interrupt(ActorObject *self, PyObject *Py_UNUSED(ignored)
     return PyBool_FromLong(r);
 }
 
-static PyObject *Actor_cancel(ActorObject *self, PyObject *Py_UNUSED(ignored))
+static PyObject *SubintHandle_cancel(SubintHandleObject *self, PyObject *Py_UNUSED(ignored))
 {
     return PyBool_FromLong(sa_actor_request_cancel(self->a));
 }
 
-static PyObject *Actor_wait(ActorObject *self, PyObject *args, PyObject *kw)
+static PyObject *SubintHandle_wait(SubintHandleObject *self, PyObject *args, PyObject *kw)
 {
     static char *kwlist[] = {"timeout", NULL};
     PyObject *tobj = Py_None;
     int64_t ns;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "|O:wait", kwlist, &tobj) || sa_timeout_arg(tobj, &ns) < 0)
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|O:wait", kwlist, &tobj) ||
+        sa_timeout_arg(tobj, "wait() timeout", &ns) < 0)
         return NULL;
     int rc;
     Py_BEGIN_ALLOW_THREADS
@@ -668,14 +649,14 @@ static int sa_abandon(sa_actor_state_t *st, sa_actor_t *a)
         a->name, (long long)a->interp_id, a->label);
 }
 
-static PyObject *Actor_join(ActorObject *self, PyObject *args, PyObject *kw)
+static PyObject *SubintHandle_join(SubintHandleObject *self, PyObject *args, PyObject *kw)
 {
     static char *kwlist[] = {"timeout", "abandon", NULL};
     PyObject *tobj = Py_None;
     int abandon = 1;
     int64_t ns;
     if (!PyArg_ParseTupleAndKeywords(args, kw, "|Op:join", kwlist, &tobj, &abandon) ||
-        sa_timeout_arg(tobj, &ns) < 0)
+        sa_timeout_arg(tobj, "join() timeout", &ns) < 0)
         return NULL;
     sa_actor_t *a = self->a;
     int rc;
@@ -699,7 +680,7 @@ static PyObject *Actor_join(ActorObject *self, PyObject *args, PyObject *kw)
     Py_RETURN_FALSE;
 }
 
-static PyObject *Actor_abandon(ActorObject *self, PyObject *Py_UNUSED(ignored))
+static PyObject *SubintHandle_abandon(SubintHandleObject *self, PyObject *Py_UNUSED(ignored))
 {
     sa_state_t *st = sa_state_from_type(Py_TYPE(self));
     if (st == NULL)
@@ -711,7 +692,7 @@ static PyObject *Actor_abandon(ActorObject *self, PyObject *Py_UNUSED(ignored))
     Py_RETURN_TRUE;
 }
 
-static PyObject *Actor_outcome(ActorObject *self, PyObject *Py_UNUSED(ignored))
+static PyObject *SubintHandle_outcome(SubintHandleObject *self, PyObject *Py_UNUSED(ignored))
 {
     sa_actor_t *a = self->a;
     if (!atomic_load(&a->done)) {
@@ -735,91 +716,91 @@ static PyObject *Actor_outcome(ActorObject *self, PyObject *Py_UNUSED(ignored))
     }
 }
 
-static PyObject *Actor_info(ActorObject *self, PyObject *Py_UNUSED(ignored))
+static PyObject *SubintHandle_info(SubintHandleObject *self, PyObject *Py_UNUSED(ignored))
 {
     return sa_actor_info(self->a);
 }
 
-static PyObject *Actor_repr(ActorObject *self)
+static PyObject *SubintHandle_repr(SubintHandleObject *self)
 {
-    return PyUnicode_FromFormat("<Actor %s id=%llu %s>", self->a->name,
+    return PyUnicode_FromFormat("<SubintHandle %s id=%llu %s>", self->a->name,
                                 (unsigned long long)self->a->id, sa_state_name(self->a));
 }
 
-static PyObject *Actor_get_id(ActorObject *self, void *Py_UNUSED(c))
+static PyObject *SubintHandle_get_id(SubintHandleObject *self, void *Py_UNUSED(c))
 {
     return PyLong_FromUnsignedLongLong(self->a->id);
 }
-static PyObject *Actor_get_name(ActorObject *self, void *Py_UNUSED(c))
+static PyObject *SubintHandle_get_name(SubintHandleObject *self, void *Py_UNUSED(c))
 {
     return PyUnicode_FromString(self->a->name);
 }
-static PyObject *Actor_get_state(ActorObject *self, void *Py_UNUSED(c))
+static PyObject *SubintHandle_get_state(SubintHandleObject *self, void *Py_UNUSED(c))
 {
     return PyUnicode_FromString(sa_state_name(self->a));
 }
-static PyObject *Actor_get_done(ActorObject *self, void *Py_UNUSED(c))
+static PyObject *SubintHandle_get_done(SubintHandleObject *self, void *Py_UNUSED(c))
 {
     return PyBool_FromLong(atomic_load(&self->a->done));
 }
-static PyObject *Actor_get_interp_id(ActorObject *self, void *Py_UNUSED(c))
+static PyObject *SubintHandle_get_interp_id(SubintHandleObject *self, void *Py_UNUSED(c))
 {
     return PyLong_FromLongLong(self->a->interp_id);
 }
-static PyObject *Actor_get_interrupts(ActorObject *self, void *Py_UNUSED(c))
+static PyObject *SubintHandle_get_interrupts(SubintHandleObject *self, void *Py_UNUSED(c))
 {
     return PyLong_FromLong(self->a->interrupts);
 }
 
-static PyMethodDef Actor_methods[] = {
-    {"fileno", (PyCFunction)Actor_fileno, METH_NOARGS,
+static PyMethodDef SubintHandle_methods[] = {
+    {"fileno", (PyCFunction)SubintHandle_fileno, METH_NOARGS,
      "fileno() -> int\n\nAn eventfd that becomes readable (and stays so) when the actor is done."},
-    {"interrupt", (PyCFunction)Actor_interrupt, METH_NOARGS,
+    {"interrupt", (PyCFunction)SubintHandle_interrupt, METH_NOARGS,
      "interrupt() -> bool\n\nRaise ActorInterrupted in the actor's running code. False if it is\n"
      "ending or gone (nothing is done then)."},
-    {"cancel", (PyCFunction)Actor_cancel, METH_NOARGS,
+    {"cancel", (PyCFunction)SubintHandle_cancel, METH_NOARGS,
      "cancel() -> bool\n\nAsk for a cooperative cancel, out of band: sets the actor's cancel flag\n"
      "and wakes it through its wake descriptor. False if it is done."},
-    {"wait", (PyCFunction)(void (*)(void))Actor_wait, METH_VARARGS | METH_KEYWORDS,
+    {"wait", (PyCFunction)(void (*)(void))SubintHandle_wait, METH_VARARGS | METH_KEYWORDS,
      "wait(timeout=None) -> bool\n\nBlock (GIL released) until the actor is done or the timeout passes."},
-    {"join", (PyCFunction)(void (*)(void))Actor_join, METH_VARARGS | METH_KEYWORDS,
+    {"join", (PyCFunction)(void (*)(void))SubintHandle_join, METH_VARARGS | METH_KEYWORDS,
      "join(timeout=None, abandon=True) -> bool\n\nWait until done and join its thread. When the timeout passes first\n"
      "and abandon is true, the actor is marked abandoned and a warning names it."},
-    {"abandon", (PyCFunction)Actor_abandon, METH_NOARGS,
+    {"abandon", (PyCFunction)SubintHandle_abandon, METH_NOARGS,
      "abandon() -> bool\n\nMark a running actor abandoned (with a warning). False if it is done."},
-    {"outcome", (PyCFunction)Actor_outcome, METH_NOARGS,
+    {"outcome", (PyCFunction)SubintHandle_outcome, METH_NOARGS,
      "outcome() -> tuple\n\n('ok', result_bytes_or_None) or (kind, type_name, message, traceback_text)\n"
      "with kind one of 'error', 'interrupted', 'start-failed'."},
-    {"info", (PyCFunction)Actor_info, METH_NOARGS, "info() -> dict\n\nName, state, interpreter id, thread id, age."},
+    {"info", (PyCFunction)SubintHandle_info, METH_NOARGS, "info() -> dict\n\nName, state, interpreter id, thread id, age."},
     {NULL, NULL, 0, NULL},
 };
 
-static PyGetSetDef Actor_getset[] = {
-    {"id", (getter)Actor_get_id, NULL, "process-unique actor id", NULL},
-    {"name", (getter)Actor_get_name, NULL, "actor name", NULL},
-    {"state", (getter)Actor_get_state, NULL, "lifecycle state", NULL},
-    {"done", (getter)Actor_get_done, NULL, "True once the actor's thread has finished its work", NULL},
-    {"interp_id", (getter)Actor_get_interp_id, NULL, "interpreter id (-1 before it exists)", NULL},
-    {"interrupts", (getter)Actor_get_interrupts, NULL, "interrupts delivered so far", NULL},
+static PyGetSetDef SubintHandle_getset[] = {
+    {"id", (getter)SubintHandle_get_id, NULL, "process-unique actor id", NULL},
+    {"name", (getter)SubintHandle_get_name, NULL, "actor name", NULL},
+    {"state", (getter)SubintHandle_get_state, NULL, "lifecycle state", NULL},
+    {"done", (getter)SubintHandle_get_done, NULL, "True once the actor's thread has finished its work", NULL},
+    {"interp_id", (getter)SubintHandle_get_interp_id, NULL, "interpreter id (-1 before it exists)", NULL},
+    {"interrupts", (getter)SubintHandle_get_interrupts, NULL, "interrupts delivered so far", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
-static PyType_Slot Actor_slots[] = {
-    {Py_tp_dealloc, Actor_dealloc},
-    {Py_tp_traverse, Actor_traverse},
-    {Py_tp_methods, Actor_methods},
-    {Py_tp_getset, Actor_getset},
-    {Py_tp_repr, Actor_repr},
-    {Py_tp_doc, "Parent-side handle of an actor; made by spawn()."},
+static PyType_Slot SubintHandle_slots[] = {
+    {Py_tp_dealloc, SubintHandle_dealloc},
+    {Py_tp_traverse, SubintHandle_traverse},
+    {Py_tp_methods, SubintHandle_methods},
+    {Py_tp_getset, SubintHandle_getset},
+    {Py_tp_repr, SubintHandle_repr},
+    {Py_tp_doc, "Parent-side handle of a subinterpreter actor; made by spawn()."},
     {0, NULL},
 };
 
-static PyType_Spec Actor_spec = {
-    .name = "subactor._ext.Actor",
-    .basicsize = sizeof(ActorObject),
+static PyType_Spec SubintHandle_spec = {
+    .name = "subactor._ext.SubintHandle",
+    .basicsize = sizeof(SubintHandleObject),
     .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_DISALLOW_INSTANTIATION |
              Py_TPFLAGS_IMMUTABLETYPE,
-    .slots = Actor_slots,
+    .slots = SubintHandle_slots,
 };
 
 /* ---------------------------------------------------------------------- */
@@ -889,7 +870,7 @@ static PyObject *sa_spawn(PyObject *mod, PyObject *args, PyObject *kw)
     int shared_gil = 0;
     PyObject *sys_path = NULL;
     sa_actor_t *a = NULL;
-    ActorObject *self = NULL;
+    SubintHandleObject *self = NULL;
     sa_state_t *st = sa_state(mod);
 
     if (!PyArg_ParseTupleAndKeywords(args, kw, "s#|$sz" "y*pO:spawn", kwlist, &code, &code_len, &name,
@@ -940,7 +921,7 @@ static PyObject *sa_spawn(PyObject *mod, PyObject *args, PyObject *kw)
         PyErr_SetFromErrno(PyExc_OSError);
         goto error;
     }
-    self = PyObject_GC_New(ActorObject, st->actor.ActorType);
+    self = PyObject_GC_New(SubintHandleObject, st->actor.HandleType);
     if (self == NULL)
         goto error;
     self->a = NULL;
@@ -1176,8 +1157,8 @@ static PyMethodDef sa_actor_functions[] = {
 
 int sa_actor_module_init(PyObject *mod, sa_actor_state_t *st)
 {
-    st->ActorType = (PyTypeObject *)PyType_FromModuleAndSpec(mod, &Actor_spec, NULL);
-    if (st->ActorType == NULL || PyModule_AddType(mod, st->ActorType) < 0)
+    st->HandleType = (PyTypeObject *)PyType_FromModuleAndSpec(mod, &SubintHandle_spec, NULL);
+    if (st->HandleType == NULL || PyModule_AddType(mod, st->HandleType) < 0)
         return -1;
     st->ActorInterrupted = PyErr_NewExceptionWithDoc(
         "subactor._ext.ActorInterrupted",
@@ -1221,7 +1202,7 @@ int sa_actor_module_init(PyObject *mod, sa_actor_state_t *st)
 
 int sa_actor_state_traverse(sa_actor_state_t *st, visitproc visit, void *arg)
 {
-    Py_VISIT(st->ActorType);
+    Py_VISIT(st->HandleType);
     Py_VISIT(st->ActorInterrupted);
     Py_VISIT(st->AbandonedWarning);
     return 0;
@@ -1229,7 +1210,7 @@ int sa_actor_state_traverse(sa_actor_state_t *st, visitproc visit, void *arg)
 
 void sa_actor_state_clear(sa_actor_state_t *st)
 {
-    Py_CLEAR(st->ActorType);
+    Py_CLEAR(st->HandleType);
     Py_CLEAR(st->ActorInterrupted);
     Py_CLEAR(st->AbandonedWarning);
 }

@@ -80,7 +80,7 @@ struct sa_actor {
 };
 
 typedef struct {
-    PyTypeObject *ActorType;     /* parent-side handle of an actor */
+    PyTypeObject *HandleType;    /* SubintHandle: parent-side handle of an actor */
     PyObject *ActorInterrupted;  /* raised inside an actor by interrupt() */
     PyObject *AbandonedWarning;  /* warned when an actor is abandoned */
 } sa_actor_state_t;

@@ -301,24 +301,6 @@ static int End_block(EndObject *self, sa_chan_t *ch, sa_chan_op_t op, void *ctx,
     }
 }
 
-/* Parse `timeout` (None or seconds; negative means 0) into ns, -1 for none. */
-static int sa_chan_timeout_arg(PyObject *obj, int64_t *ns)
-{
-    if (obj == NULL || obj == Py_None) {
-        *ns = -1;
-        return 0;
-    }
-    double s = PyFloat_AsDouble(obj);
-    if (s == -1.0 && PyErr_Occurred())
-        return -1;
-    if (s != s) {
-        PyErr_SetString(PyExc_ValueError, "timeout must not be NaN");
-        return -1;
-    }
-    *ns = s <= 0 ? 0 : s > 1e9 ? (int64_t)1e18 : (int64_t)(s * 1e9);
-    return 0;
-}
-
 /* Parse (first[, timeout]) of a METH_FASTCALL|METH_KEYWORDS method whose
  * first argument is optional when `first` starts non-NULL. */
 static int sa_chan_parse(const char *fname, const char *firstname, PyObject *const *args, Py_ssize_t nargs,
@@ -349,7 +331,7 @@ static int sa_chan_parse(const char *fname, const char *firstname, PyObject *con
         PyErr_Format(PyExc_TypeError, "%s() missing required argument '%s'", fname, firstname);
         return -1;
     }
-    return sa_chan_timeout_arg(tobj, timeout_ns);
+    return sa_timeout_arg(tobj, "timeout", timeout_ns);
 }
 
 /* Copy a bytes-like object into a new message buffer. 0; 1 (nothing
@@ -626,7 +608,7 @@ static PyObject *End_recv(EndObject *self, PyObject *const *args, Py_ssize_t nar
     }
     if (nargs == 1 || kwnames)
         tobj = args[0];
-    if (sa_chan_timeout_arg(tobj, &ns) < 0)
+    if (sa_timeout_arg(tobj, "timeout", &ns) < 0)
         return NULL;
     return End_recv_impl(self, 0, ns);
 }

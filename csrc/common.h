@@ -98,4 +98,22 @@ PyObject *sa_raise(sa_state_t *st, int code, const char *what);
 /* Monotonic clock in nanoseconds. Can't fail. */
 int64_t sa_now_ns(void);
 
+/* The longest wait a timeout argument can ask for; longer ones are clamped
+ * to it (about 31 years: "forever" in practice, and far from overflowing an
+ * int64 of nanoseconds or a deadline computed from one). */
+#define SA_TIMEOUT_MAX_NS ((int64_t)1000000000 * 1000000000)
+
+/* The one parser of timeout arguments (every C function that takes one):
+ * None (or a missing argument, obj == NULL) means no deadline (*ns = -1);
+ * a number of seconds is converted to nanoseconds, negative ones to 0 and
+ * huge ones (inf included) clamped to SA_TIMEOUT_MAX_NS. NaN, or anything
+ * that is not a real number, is an error. 0, or -1 with ValueError or
+ * TypeError set naming `what`. */
+int sa_timeout_arg(PyObject *obj, const char *what, int64_t *ns);
+
+/* Milliseconds for poll() until `deadline_ns` (an sa_now_ns() time), at
+ * least 0 and at most INT_MAX (a longer wait is cut into several polls by
+ * the caller's loop); -1 (forever) if deadline_ns < 0. Can't fail. */
+int sa_poll_ms(int64_t deadline_ns);
+
 #endif

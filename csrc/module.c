@@ -10,6 +10,8 @@
 #include "common.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <math.h>
 #include <time.h>
 
 sa_counters_t sa_counters;
@@ -27,6 +29,44 @@ int64_t sa_now_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int sa_timeout_arg(PyObject *obj, const char *what, int64_t *ns)
+{
+    if (obj == NULL || obj == Py_None) {
+        *ns = -1;
+        return 0;
+    }
+    double s = PyFloat_AsDouble(obj);
+    if (s == -1.0 && PyErr_Occurred()) {
+        if (PyErr_ExceptionMatches(PyExc_TypeError)) {
+            PyErr_Format(PyExc_TypeError, "%s must be None or a number of seconds, not %.100s", what,
+                         Py_TYPE(obj)->tp_name);
+        }
+        return -1;
+    }
+    if (isnan(s)) {
+        PyErr_Format(PyExc_ValueError, "%s must be a number of seconds, not NaN", what);
+        return -1;
+    }
+    if (s <= 0)
+        *ns = 0;
+    else if (s >= (double)SA_TIMEOUT_MAX_NS / 1e9)
+        *ns = SA_TIMEOUT_MAX_NS;
+    else
+        *ns = (int64_t)(s * 1e9);
+    return 0;
+}
+
+int sa_poll_ms(int64_t deadline_ns)
+{
+    if (deadline_ns < 0)
+        return -1;
+    int64_t left = deadline_ns - sa_now_ns();
+    if (left <= 0)
+        return 0;
+    int64_t ms = (left + 999999) / 1000000;
+    return ms > INT_MAX ? INT_MAX : (int)ms;
 }
 
 PyObject *sa_raise(sa_state_t *st, int code, const char *what)

@@ -332,31 +332,13 @@ def _can_import(name):
         return False
 
 
-def test_backend_process_without_the_process_backend(monkeypatch):
-    # What a checkout without issue #6's module says (None in sys.modules
-    # makes the import fail).
-    monkeypatch.setitem(sys.modules, "subactor._spawn_process", None)
-    with pytest.raises(NotImplementedError, match="#6"):
-        WorkerPool(backend="process")
-    with pytest.raises(ValueError, match="unknown backend"):
+def test_unknown_backend_is_refused():
+    with pytest.raises(ValueError, match="unknown backend 'threads'"):
         WorkerPool(backend="threads")
 
 
-def _process_backend_available():
-    try:
-        from subactor import _spawn_process
-    except ImportError:
-        return False
-    return hasattr(_spawn_process, "spawn_process_worker")
-
-
-needs_process_backend = pytest.mark.skipif(not _process_backend_available(),
-                                           reason="the process backend (issue #6) is not there")
-
-
-@needs_process_backend
 def test_process_backend():
-    from subactor._spawn_process import live_processes
+    from subactor._spawn._process import live_processes
 
     async def main():
         async with open_worker_pool(2, backend="process", kill_after=2.0) as pool:
@@ -416,7 +398,7 @@ def test_function_from_a_main_script(tmp_path):
             for backend in sys.argv[1:]:
                 trio.run(main, backend)
     """))
-    backends = ["subint"] + (["process"] if _process_backend_available() else [])
+    backends = ["subint", "process"]
     proc = subprocess.run([sys.executable, str(script), *backends], capture_output=True, text=True,
                           timeout=60, cwd=str(tmp_path))
     assert proc.returncode == 0, proc.stderr

@@ -20,9 +20,10 @@ import trio
 import subactor
 from subactor import ActorNotAvailable, ContextCancelled, ModuleNotExposed, RemoteActorError
 from subactor import _ext
-from subactor._sockend import SocketEnd
+from subactor._spawn._sockend import SocketEnd
 from subactor._errors import box_error
-from subactor._spawn_process import ProcessActor, live_processes, spawn_process_actor
+from subactor._spawn import spawn
+from subactor._spawn._process import ProcessHandle, live_processes
 
 from . import remote, remote_np
 from .conftest import ROOT, run_child
@@ -585,7 +586,7 @@ def test_out_of_band_cancel_alone_ends_the_actor():
     in sync mode and in trio mode."""
     async def main():
         for warm_trio in (False, True):
-            handle, end = await spawn_process_actor(
+            handle, end = spawn("process",
                 {"name": "oob", "uid": "u", "mods": [MOD], "parent": "root", "main": None})
             from subactor._transport import TrioChannel
 
@@ -765,9 +766,9 @@ def test_ctrl_c_in_the_root_cancels_process_actors():
 
 def test_handle_without_nursery_is_killed_when_dropped():
     async def main():
-        handle, end = await spawn_process_actor(
+        handle, end = spawn("process",
             {"name": "dropped", "uid": "u", "mods": [], "parent": "root", "main": None})
-        assert isinstance(handle, ProcessActor) and not handle.done
+        assert isinstance(handle, ProcessHandle) and not handle.done
         pid = handle.pid
         end.close()
         del handle
@@ -781,7 +782,7 @@ def test_handle_without_nursery_is_killed_when_dropped():
 
 
 def test_process_worker_pool():
-    """subactor._pool's backend="process" runs on spawn_process_worker: NumPy
+    """subactor._pool's backend="process" runs process workers: NumPy
     works, a cancellable call is interrupted (SIGINT raises ActorInterrupted,
     which the worker never catches), a worker that dies breaks its call."""
     from subactor._pool import BrokenWorkerError, open_worker_pool

@@ -1,32 +1,7 @@
-"""python -m subactor {demo,bench,doctor}"""
-import argparse
+"""``python -m subactor``: the command line (see :mod:`subactor._cli`)."""
 import sys
 
-
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m subactor", description=__doc__)
-    sub = p.add_subparsers(dest="cmd", required=True)
-    d = sub.add_parser("demo", help="an actor tree doing parallel work, then stuck actors cancelled")
-    d.add_argument("--mb", type=int, default=256, help="size of the generated data set (default 256)")
-    b = sub.add_parser("bench", help="run the benchmark suite and print the comparison tables")
-    b.add_argument("--quick", action="store_true", help="fewer repetitions")
-    b.add_argument("--json", metavar="FILE", help="also write the results as JSON")
-    b.add_argument("--markdown", metavar="FILE", help="also write the tables as a Markdown page")
-    b.add_argument("only", nargs="*", help="benchmark modules to run (default: all)")
-    sub.add_parser("doctor", help="can this Python run actors; which extension modules need the process backend")
-    args = p.parse_args(argv)
-    if args.cmd == "demo":
-        from subactor._demo import main as demo
-
-        return demo(total_mb=args.mb)
-    if args.cmd == "doctor":
-        from subactor._doctor import main as doctor
-
-        return doctor()
-    from subactor._benchrun import main as bench
-
-    return bench(quick=args.quick, json_path=args.json, only=args.only, markdown_path=args.markdown)
-
+from subactor._cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -12,11 +12,13 @@ gets its ``trio.Cancelled`` in every case, within that deadline.
 from __future__ import annotations
 
 import pickle
+import sys
 from typing import Any, Callable
 
 import trio
 
-from subactor import _bootstrap, _ext
+from subactor import _ext
+from subactor._actor import _oneshot
 from subactor._errors import backend_hint, check_findable, refused_module
 
 __all__ = [
@@ -66,7 +68,13 @@ def encode_call(fn: Callable, args: tuple, kwargs: dict) -> bytes:
     """Pickle a call for an actor, with a clear error naming what failed."""
     check_findable(fn, "an actor")
     try:
-        return _bootstrap.encode_call(fn, args, kwargs)
+        # The parent's main script path (plain data) and, separately, the
+        # pickled call, so that the actor knows the path before it unpickles
+        # the call (nested objects may refer to __main__ too; the actor
+        # loads the script only when the unpickler asks for it).
+        main_path = getattr(sys.modules.get("__main__"), "__file__", None)
+        payload = pickle.dumps((fn, args, kwargs), protocol=pickle.HIGHEST_PROTOCOL)
+        return pickle.dumps((main_path, payload), protocol=pickle.HIGHEST_PROTOCOL)
     except Exception as exc:
         raise TypeError(
             f"cannot send the call {getattr(fn, '__qualname__', fn)!r} to an actor: "
@@ -77,7 +85,7 @@ def encode_call(fn: Callable, args: tuple, kwargs: dict) -> bytes:
 class ActorHandle:
     """A running (or finished) actor that calls one function."""
 
-    def __init__(self, actor: _ext.Actor):
+    def __init__(self, actor: _ext.SubintHandle):
         self._actor = actor
 
     @property
@@ -138,7 +146,7 @@ def spawn(fn: Callable, *args: Any, name: str | None = None, shared_gil: bool = 
     data = encode_call(fn, args, kwargs)
     label = f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}()"
     actor = _ext.spawn(
-        _bootstrap.SCRIPT,
+        _oneshot.SCRIPT,
         name=name or getattr(fn, "__name__", "actor"),
         label=label,
         input=data,

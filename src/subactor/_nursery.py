@@ -29,7 +29,7 @@ from typing import Any, Callable
 
 import trio
 
-from subactor import _ext, _runtime, _state
+from subactor import _ext, _spawn, _state
 from subactor._errors import RemoteActorError
 from subactor._portal import Portal, check_remote_fn, check_sendable
 from subactor._transport import TrioChannel
@@ -98,12 +98,7 @@ class ActorNursery:
             "main": getattr(sys.modules.get("__main__"), "__file__", None),
             "sleep_wakes": bool(sleep_wakes_on_cancel),
         }
-        if backend == "process":
-            from subactor._spawn_process import spawn_process_actor
-
-            handle, end = await spawn_process_actor(cfg)
-        else:
-            handle, end = _spawn_subint(cfg, shared_gil=backend == "subint-shared-gil")
+        handle, end = _spawn.spawn(backend, cfg)
         portal = Portal(name, (name, uid), handle, TrioChannel(end), self)
         portal.backend = backend
         portal._grace = self.grace if grace is None else grace
@@ -257,25 +252,6 @@ def _how_it_ended(handle) -> str:
         return " (it was interrupted)"
     detail = ": ".join(str(x) for x in out[1:3] if x)
     return f" (it failed: {detail})" if detail else f" ({out[0]})"
-
-
-def _spawn_subint(cfg: dict, *, shared_gil: bool):
-    """Start an actor runtime in a subinterpreter: (handle, parent channel end)."""
-    cid = _ext.channel()
-    end = _ext.ChannelEnd(cid, 0)
-    cfg = dict(cfg, chan=cid)
-    try:
-        handle = _ext.spawn(
-            _runtime.SCRIPT,
-            name=cfg["name"],
-            label=f"actor runtime serving {', '.join(cfg['mods']) or 'nothing'}",
-            input=_ext.dumps(cfg),
-            shared_gil=shared_gil,
-        )
-    except BaseException:
-        end.close()
-        raise
-    return handle, end
 
 
 def _ended_without_result(portal: Portal) -> BaseException:

@@ -5,7 +5,7 @@ Modelled on :func:`trio_parallel.run_sync`: the same signature, the same
 ``cancellable`` and ``limiter`` semantics, a lazily made default pool and an
 explicit one (:func:`open_worker_pool`) for configuration and lifetime. A
 worker is a long-lived actor (an own-GIL subinterpreter on its own thread)
-that runs :mod:`subactor._pool_worker`'s loop: it waits on its channel with
+that runs :mod:`subactor._actor._pool_worker`'s loop: it waits on its channel with
 the GIL released, runs one call, sends the answer back. Creating an
 interpreter costs about 7-10 ms and, on CPython 3.12/3.13, leaks about
 1.7 MiB each time; a warm worker answers a small call in tens of
@@ -37,7 +37,7 @@ Backends. A backend is one async function ``start(cfg) -> (handle, end)``
 (see :func:`_backend`), called with the worker's config (``name``,
 ``main``: the parent's __main__ file, ``idle``, ``max_blocks``):
 
-- ``handle`` speaks the part of ``_ext.Actor`` the pool uses: ``done``,
+- ``handle`` speaks the part of ``_ext.SubintHandle`` the pool uses: ``done``,
   ``fileno()`` (readable once done), ``interrupt()``, ``abandon()``,
   ``join(timeout=None, abandon=True)``, ``outcome()``, ``name``;
 - ``end`` speaks the part of ``_ext.ChannelEnd`` it uses: ``send_nowait``,
@@ -67,7 +67,8 @@ from typing import Any, Callable, NamedTuple, TypeVar
 
 import trio
 
-from subactor import _ext, _pool_worker
+from subactor import _ext, _spawn
+from subactor._actor import _pool_worker
 from subactor._errors import check_findable, unbox_error
 
 __all__ = [
@@ -97,7 +98,7 @@ _CHANNEL_BYTES = 1 << 32
 _CO_ASYNC = 0x80 | 0x100 | 0x200  # CO_COROUTINE | CO_ITERABLE_COROUTINE | CO_ASYNC_GENERATOR
 
 # Results may name classes of the parent's __main__ script, which a worker
-# knows as __mp_main__ (see _pool_worker._install_parent_main); the parent
+# knows as __mp_main__ (see _actor._parent_main.install); the parent
 # answers to that name too, as multiprocessing makes it do.
 if "__main__" in sys.modules:
     sys.modules.setdefault("__mp_main__", sys.modules["__main__"])
@@ -119,50 +120,15 @@ class PoolStatistics(NamedTuple):
 
 # -- backends -------------------------------------------------------------
 
-async def _start_subint(cfg: dict):
-    """An own-GIL subinterpreter worker: (Actor, parent's ChannelEnd)."""
-    cid = _ext.channel(_CHANNEL_MSGS, _CHANNEL_BYTES)
-    end = _ext.ChannelEnd(cid, 0)
-    try:
-        actor = _ext.spawn(
-            _pool_worker.SCRIPT,
-            name=cfg["name"],
-            label="a worker pool's call loop",
-            input=_ext.dumps(dict(cfg, chan=cid)),
-            # spawn() drops "" (the current directory, first in sys.path
-            # under `python -c` and the REPL); a worker must find what the
-            # parent finds, as a trio_parallel worker process does.
-            sys_path=[p or os.getcwd() for p in sys.path],
-        )
-    except BaseException:
-        # Side 1 was never attached: closing side 0 frees the channel.
-        end.close()
-        raise
-    return actor, end
+def _start_worker(backend: str, cfg: dict):
+    """A worker of ``backend``: (handle, the pool's end of its channel)."""
+    return _spawn.spawn(backend, cfg, entry="worker", channel=(_CHANNEL_MSGS, _CHANNEL_BYTES))
 
 
-def _process_backend():
-    import importlib
-
-    try:
-        spawn_process = importlib.import_module("subactor._spawn_process")
-    except ImportError:
-        spawn_process = None
-    start = getattr(spawn_process, "spawn_process_worker", None)
-    if start is None:
-        raise NotImplementedError(
-            "backend='process' is not available in this build: it needs the process backend of "
-            "issue #6 (subactor._spawn_process.spawn_process_worker); use backend='subint'"
-        )
-    return start
-
-
-def _backend(name: str):
-    if name == "subint":
-        return _start_subint
-    if name == "process":
-        return _process_backend()
-    raise ValueError(f"unknown backend {name!r}; choose one of {BACKENDS}")
+def _check_backend(name: str) -> str:
+    if name not in BACKENDS:
+        raise ValueError(f"unknown backend {name!r}; choose one of {BACKENDS}")
+    return name
 
 
 # -- calls ------------------------------------------------------------------
@@ -277,8 +243,7 @@ class WorkerPool:
         for label, v in (("idle_timeout", idle_timeout), ("kill_after", kill_after), ("grace", grace)):
             if v is not None and not v >= 0:
                 raise ValueError(f"{label} must be >= 0, got {v!r}")
-        self._start = _backend(backend)
-        self.backend = backend
+        self.backend = _check_backend(backend)
         self.size = size
         self.max_calls = max_calls
         self.max_blocks = max_blocks
@@ -406,7 +371,7 @@ class WorkerPool:
             return w
         name = f"pool-worker-{next(self._ids)}"
         cfg = {"name": name, "main": self._main_path, "idle": self.idle_timeout, "max_blocks": self.max_blocks}
-        actor, end = await self._start(cfg)
+        actor, end = _start_worker(self.backend, cfg)
         w = _Worker(actor, end, name)
         self._started += 1
         self._busy.add(w)

@@ -2,21 +2,23 @@
 
 For code that cannot load in an own-GIL subinterpreter (NumPy, readline,
 any single-phase-init extension). ``start_actor(..., backend="process")``
-(and ``run_in_actor``, ``open_nursery(backend="process")``) call
-:func:`spawn_process_actor`, which returns what ``_spawn_subint`` returns:
-a handle with the interface of ``_ext.Actor`` and the parent's end of the
-transport with the interface of ``_ext.ChannelEnd``. Portals, contexts,
-streams and the cancel ladder then work as for subinterpreter actors.
+(and ``run_in_actor``, ``open_nursery(backend="process")``, and the pool's
+``backend="process"``) come here through :func:`subactor._spawn.spawn`,
+which returns what every backend returns: a handle of the contract's
+``Handle`` and the parent's end of the transport (a ``MessageEnd``).
+Portals, contexts, streams and the cancel ladder then work as for
+subinterpreter actors.
 
 What a child is:
 
-* ``python -m subactor._process_main SOCK WAKE PPID``, started with
+* ``python -m subactor._actor._process_main SOCK WAKE PPID``, started with
   ``subprocess.Popen`` (vfork + exec, about a millisecond, synchronous; the
   start of the child is not waited for). It runs the ordinary actor runtime
-  (``_runtime.actor_main``), or for :func:`spawn_process_worker` a worker
-  pool's loop (``_pool_worker.main``), over a
-  :class:`~subactor._sockend.SocketEnd` on its end of a Unix socketpair. Its config (the ``cfg`` dict of
-  ``ActorNursery.start_actor`` plus the parent's ``sys.path``) is the first
+  (``_actor._runtime.actor_main``), or for entry ``"worker"`` a worker
+  pool's loop (``_actor._pool_worker.main``), over a
+  :class:`~subactor._spawn._sockend.SocketEnd` on its end of a Unix
+  socketpair. Its config (the ``cfg`` dict of ``ActorNursery.start_actor``
+  plus the parent's ``sys.path``) is the first
   message on that socket. The parent's ``sys.path`` also goes to the child
   as PYTHONPATH so that ``subactor`` itself imports there; the child then
   sets ``sys.path`` to the parent's list and restores PYTHONPATH.
@@ -28,11 +30,11 @@ What a child is:
 * It dies with the thread that spawned it (PR_SET_PDEATHSIG = SIGKILL, set
   by the child): a parent killed with SIGKILL leaves no orphan actors.
 
-The cancel ladder for a process actor (``ActorNursery._stop``):
+The cancel ladder (:mod:`subactor._ladder`) for a process actor:
 
 1. ``cancel()``: out of band, closes the write end of a pipe whose read end
    the child uses as its wake descriptor (``_ext.wake_fileno()`` /
-   ``_ext.cancel_requested()`` in the child, see ``_process_main``): the
+   ``_ext.cancel_requested()`` in the child, see ``_actor._process_main``): the
    runtime cancels its calls and leaves, exactly as a subinterpreter actor
    does when its cancel flag is set. It works when the socket is full or
    broken. The in-band ``cancel_actor`` message follows as usual.
@@ -62,7 +64,7 @@ import os
 import sys
 import weakref
 
-__all__ = ["spawn_process_actor", "spawn_process_worker", "ProcessActor", "live_processes"]
+__all__ = ["spawn", "ProcessHandle", "live_processes"]
 
 # Interpreter flags that would make the child ignore PYTHONPATH or change
 # its sys.path: not passed on with the parent's other flags (the child needs
@@ -70,10 +72,10 @@ __all__ = ["spawn_process_actor", "spawn_process_worker", "ProcessActor", "live_
 _DROP_FLAGS = {"-I", "-E", "-s", "-S", "-P"}
 
 # Handles of live child processes (weak): for diagnostics and tests.
-_live: "weakref.WeakSet[ProcessActor]" = weakref.WeakSet()
+_live: "weakref.WeakSet[ProcessHandle]" = weakref.WeakSet()
 
 
-def live_processes() -> list["ProcessActor"]:
+def live_processes() -> list["ProcessHandle"]:
     """Handles of process actors started here whose process has not been
     reaped yet."""
     return [h for h in list(_live) if h._popen.returncode is None]
@@ -88,33 +90,21 @@ def _interpreter_flags() -> list[str]:
     return [a for a in subprocess._args_from_interpreter_flags() if a not in _DROP_FLAGS]
 
 
-async def spawn_process_actor(cfg: dict):
-    """Start a process actor for ``cfg`` (name, uid, mods, parent, main).
-    Returns ``(handle, end)``: a :class:`ProcessActor` and the parent's
-    :class:`~subactor._sockend.SocketEnd`. Does not wait for the child to
-    start: messages sent meanwhile wait in the socket."""
-    # As _ext.spawn does for a subinterpreter actor: "" is dropped.
-    return _spawn(cfg, "actor", [p for p in sys.path if p])
-
-
-async def spawn_process_worker(cfg: dict):
-    """Start a worker of a process pool (``subactor._pool``): the child runs
-    ``_pool_worker.main(cfg, end)``. Returns ``(handle, end)`` as
-    :func:`spawn_process_actor` does."""
-    # As the pool's subinterpreter workers: "" stands for the current directory.
-    return _spawn(cfg, "worker", [p or os.getcwd() for p in sys.path])
-
-
-def _spawn(cfg: dict, entry: str, paths: list[str]):
-    """Start ``python -m subactor._process_main`` running ``entry`` ("actor"
-    or "worker") for ``cfg``, with ``paths`` as its sys.path."""
+def spawn(cfg: dict, entry: str):
+    """Start ``python -m subactor._actor._process_main`` running ``entry``
+    ("runtime" or "worker") for ``cfg``. Returns ``(handle, end)``: a
+    :class:`ProcessHandle` and the parent's
+    :class:`~subactor._spawn._sockend.SocketEnd`. Does not wait for the child
+    to start: messages sent meanwhile wait in the socket."""
     import subprocess
 
     import _socket
 
     from subactor import _ext
-    from subactor._sockend import SocketEnd
+    from subactor._spawn._sockend import SocketEnd
 
+    # "" (the current directory) is pinned to the directory it means now.
+    paths = [p or os.getcwd() for p in sys.path]
     full = dict(cfg, entry=entry, sys_path=paths, pythonpath=os.environ.get("PYTHONPATH"))
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(paths)
@@ -126,7 +116,7 @@ def _spawn(cfg: dict, entry: str, paths: list[str]):
         cfd = csock.fileno()
         # The config waits in the socket for the child to read it.
         end.send_nowait(_ext.dumps(full))
-        argv = [sys.executable, *_interpreter_flags(), "-m", "subactor._process_main",
+        argv = [sys.executable, *_interpreter_flags(), "-m", "subactor._actor._process_main",
                 str(cfd), str(wake_r), str(os.getpid())]
         try:
             popen = subprocess.Popen(argv, pass_fds=(cfd, wake_r), close_fds=True,
@@ -144,7 +134,7 @@ def _spawn(cfg: dict, entry: str, paths: list[str]):
     # No checkpoint from here on: the child must get an owner at once. If
     # the handle cannot be made, its finalizer kills and reaps the child.
     try:
-        handle = ProcessActor(popen, cfg["name"], wake_w)
+        handle = ProcessHandle(popen, cfg["name"], wake_w)
     except BaseException:
         end.close()
         raise
@@ -177,12 +167,10 @@ def _finalize(popen, fds: dict) -> None:
         _close_fds(fds)
 
 
-class ProcessActor:
-    """Parent-side handle of a process actor, with the interface of
-    ``_ext.Actor`` that the actor nursery uses (``done``, ``fileno``,
-    ``cancel``, ``interrupt``, ``abandon``, ``join``, ``wait``, ``state``,
-    ``name``, ``info``, ``outcome``); see the module docstring for what each
-    does to a process."""
+class ProcessHandle:
+    """Parent-side handle of a process actor: the backend contract's
+    :class:`subactor._spawn.Handle` (see the module docstring for what each
+    rung does to a process)."""
 
     backend = "process"
     interp_id = -1  # no interpreter of this process runs it
@@ -197,7 +185,7 @@ class ProcessActor:
         self._killed = False      # we sent SIGKILL (abandon)
         self.interrupts = 0       # SIGINTs sent
         # Descriptors owned by the handle; -1 once closed. The pidfd lives as
-        # long as the handle, as _ext.Actor's done-eventfd does: fileno()
+        # long as the handle, as _ext.SubintHandle's done-eventfd does: fileno()
         # stays valid (and readable) after the child was reaped.
         self._fds = {"cancel": cancel_fd, "pid": -1}
         self._finalizer = weakref.finalize(self, _finalize, popen, self._fds)
@@ -370,4 +358,4 @@ class ProcessActor:
         return False
 
     def __repr__(self) -> str:
-        return f"<ProcessActor {self.name!r} pid={self.pid} {self.state}>"
+        return f"<ProcessHandle {self.name!r} pid={self.pid} {self.state}>"

@@ -1,6 +1,6 @@
 """The actor runtime's trio mode: every call is a task of one nursery.
 
-Entered from :mod:`subactor._runtime` when the first async call or context
+Entered from :mod:`subactor._actor._runtime` when the first async call or context
 arrives; the actor stays in it until the parent sends ``cancel_actor`` or
 its channel ends. Leaving cancels every running call; each cancelled call
 tells its caller with a ContextCancelled box.
@@ -14,7 +14,7 @@ import trio
 from subactor import _ext
 from subactor._context import Context, cancelled_box
 from subactor._decorators import is_context
-from subactor._runtime import Runtime, _is_async
+from subactor._actor._runtime import Runtime, _is_async
 from subactor._transport import TrioChannel, drain
 
 

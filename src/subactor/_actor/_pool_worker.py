@@ -43,7 +43,6 @@ import time
 
 from subactor import _ext
 
-SCRIPT = "from subactor._pool_worker import main\nmain()\n"
 
 # After an answer, a worker whose last call came back within SPIN seconds
 # spins that long (poll() with a zero timeout, not the channel lock) for the
@@ -67,7 +66,9 @@ def main(cfg=None, end=None):
         cfg = _ext.loads(_ext.actor_input())
     if end is None:
         end = _ext.ChannelEnd(cfg["chan"], 1)
-    _install_parent_main(cfg.get("main"))
+    from subactor._actor._parent_main import install
+
+    install(cfg.get("main"))
     name = cfg.get("name", "worker")
     idle = cfg.get("idle")            # seconds, or None: wait forever
     max_blocks = cfg.get("max_blocks")  # None: no memory ceiling
@@ -233,22 +234,3 @@ def _over_ceiling(max_blocks):
 
     gc.collect()
     return sys.getallocatedblocks() > max_blocks
-
-
-def _install_parent_main(path):
-    """Let pickles name objects of the parent's ``__main__`` script: the
-    script is loaded (as ``__mp_main__``, so its ``if __name__ ==
-    "__main__":`` block does not run) the first time one is looked up."""
-    if not path:
-        return
-    import types
-
-    class _ParentMain(types.ModuleType):
-        def __getattr__(self, attr):
-            if attr.startswith("__"):
-                raise AttributeError(attr)
-            from subactor._bootstrap import _load_parent_main
-
-            return getattr(_load_parent_main(path), attr)
-
-    sys.modules["__main__"] = _ParentMain("__main__")

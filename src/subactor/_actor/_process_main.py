@@ -1,8 +1,8 @@
-"""Entry point of a process actor: ``python -m subactor._process_main SOCK WAKE PPID``.
+"""Entry point of a process actor: ``python -m subactor._actor._process_main SOCK WAKE PPID``.
 
 SOCK is the child's end of the socketpair to its parent, WAKE the read end
 of the parent's cancel pipe, PPID the pid of the parent process (see
-:mod:`subactor._spawn_process`). The first message on SOCK is the actor's
+:mod:`subactor._spawn._process`). The first message on SOCK is the actor's
 config; then the ordinary actor runtime serves calls over SOCK.
 
 The runtime waits on ``_ext.wake_fileno()`` and asks
@@ -68,7 +68,7 @@ def _worker_main(cfg: dict, end) -> None:
     itself when it leaves holding no call (the pool sees EndOfChannel: the
     call it may have just sent never ran); any other way out breaks the end
     (BrokenError: the call may have run), as a subinterpreter host does."""
-    from subactor._pool_worker import main as worker_main
+    from subactor._actor._pool_worker import main as worker_main
 
     try:
         worker_main(cfg, end)
@@ -97,7 +97,7 @@ def main(argv: list[str]) -> int:
     os.set_inheritable(sock_fd, False)
     os.set_inheritable(wake_fd, False)
 
-    from subactor._sockend import SocketEnd
+    from subactor._spawn._sockend import SocketEnd
 
     end = SocketEnd(sock_fd, side="child", linger=1.0)
     try:
@@ -118,10 +118,10 @@ def main(argv: list[str]) -> int:
         os.environ["PYTHONPATH"] = pythonpath
     _use_cancel_pipe(wake_fd)
 
-    if cfg.pop("entry", "actor") == "worker":
+    if cfg.pop("entry", "runtime") == "worker":
         actor_main = _worker_main
     else:
-        from subactor._runtime import actor_main
+        from subactor._actor._runtime import actor_main
 
     interrupts = (KeyboardInterrupt, _ext.ActorInterrupted)
     try:

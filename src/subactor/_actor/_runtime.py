@@ -17,8 +17,6 @@ from subactor._decorators import is_context
 from subactor._errors import ModuleNotExposed, box_error
 from subactor._transport import BlockingChannel
 
-SCRIPT = "from subactor._runtime import actor_main\nactor_main()\n"
-
 _CO_ASYNC = 0x80 | 0x100  # CO_COROUTINE | CO_ITERABLE_COROUTINE
 
 
@@ -47,9 +45,9 @@ class Runtime:
                     f"{fn_name} is defined in the parent's __main__, which is not a file "
                     f"(an interactive session or -c): define it in a module instead"
                 )
-            from subactor._bootstrap import _load_parent_main  # imports pickle: only here
+            from subactor._actor._parent_main import load
 
-            mod = _load_parent_main(self.main_path)
+            mod = load(self.main_path)
         else:
             mod = importlib.import_module(ns)
         obj = mod
@@ -165,7 +163,7 @@ def actor_main(cfg: dict | None = None, end=None) -> None:
         if pending is not None:
             import trio
 
-            from subactor._trio_runtime import serve
+            from subactor._actor._trio_mode import serve
 
             try:
                 trio.run(serve, rt, end, pending)
