@@ -12,6 +12,18 @@
  *   join()    parent waits on the eventfd (or trio does), then pthread_join()
  *   free      when the registry and every handle let go (after the join)
  *
+ * Interrupts. interrupt() is asked for on any thread (the parent's event
+ * loop, the exit hook) and never delivers there: delivering takes the
+ * actor's GIL, and an actor inside one long C call (sum(range(10**10)), a
+ * huge int power, regex backtracking) holds its GIL until that call
+ * returns, which may be never. sa_actor_request_interrupt() notes the
+ * request and starts a helper thread (one per actor at a time; it holds a
+ * reference to the record) that delivers it, however long that takes; the
+ * caller returns at once and its deadlines decide what happens next. A
+ * late delivery to an actor that was abandoned meanwhile is harmless: it
+ * is made under actor->lock like every other, so it never races
+ * Py_EndInterpreter(), and it only ends an actor nobody waits for.
+ *
  * Locks and GIL rules:
  *   - sa_registry_lock guards the registry list and `joined`. It is held only
  *     for short, non-blocking work (pthread_join of a thread that is already
@@ -173,10 +185,11 @@ static int sa_actor_request_cancel(sa_actor_t *a)
     return 1;
 }
 
-/* Deliver an interrupt. Returns 1 if delivered (or queued while the actor
- * is still starting), 0 if the actor is ending or gone. Call without any
- * GIL held: it takes the actor's lock and then the actor's GIL. */
-static int sa_actor_interrupt(sa_actor_t *a)
+/* Deliver an interrupt, blocking until the actor's GIL is free. Returns 1
+ * if delivered (or queued while the actor is still starting), 0 if the
+ * actor is ending or gone. Only the helper thread below calls it, without
+ * any GIL held: it takes the actor's lock and then the actor's GIL. */
+static int sa_actor_deliver_interrupt(sa_actor_t *a)
 {
     int delivered = 0;
     pthread_mutex_lock(&a->lock);
@@ -210,6 +223,76 @@ static int sa_actor_interrupt(sa_actor_t *a)
     if (delivered)
         sa_actor_wake(a);
     return delivered;
+}
+
+/* Block the asynchronous signals in the calling thread, saving the old
+ * mask in *old. Signals belong to the main thread of the main interpreter;
+ * a thread of ours must never be the one the kernel picks for SIGINT. */
+static void sa_block_async_signals(sigset_t *old)
+{
+    sigset_t all;
+    sigfillset(&all);
+    int sync_signals[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGABRT, SIGSYS};
+    for (size_t i = 0; i < sizeof sync_signals / sizeof sync_signals[0]; i++)
+        sigdelset(&all, sync_signals[i]);
+    pthread_sigmask(SIG_BLOCK, &all, old);
+}
+
+/* The helper thread of one actor: delivers requested interrupts until none
+ * is wanted, then leaves. It owns one reference to the record. */
+static void *sa_interrupter_main(void *arg)
+{
+    sa_actor_t *a = arg;
+    for (;;) {
+        while (atomic_exchange(&a->interrupt_wanted, 0))
+            sa_actor_deliver_interrupt(a);
+        atomic_store(&a->interrupter, 0);
+        /* A request that came after the exchange above saw interrupter == 1
+         * and started no thread: this one must take it. */
+        int expected = 0;
+        if (!atomic_load(&a->interrupt_wanted) || !atomic_compare_exchange_strong(&a->interrupter, &expected, 1))
+            break;
+    }
+    sa_actor_decref(a);
+    atomic_fetch_sub(&sa_counters.interrupters, 1);
+    return NULL;
+}
+
+/* Ask for an interrupt without waiting for it (see "Interrupts" at the top).
+ * 1 if it was asked for (or queued while the actor starts), 0 if the actor
+ * is ending or gone, SA_ERR_OS (errno set) if no helper thread could be
+ * made. Never blocks: the actor's lock is only held for a state check here,
+ * and its holders never wait for anything while holding it except the
+ * helper, which this call does not wait for (the state is re-read by the
+ * helper under the lock). Call without a GIL or with one; can't block. */
+static int sa_actor_request_interrupt(sa_actor_t *a)
+{
+    int state = atomic_load(&a->lifecycle);
+    if (atomic_load(&a->done) || state == SA_ACTOR_ENDING || state == SA_ACTOR_EXITED)
+        return 0;
+    atomic_store(&a->interrupt_wanted, 1);
+    int expected = 0;
+    if (!atomic_compare_exchange_strong(&a->interrupter, &expected, 1))
+        return 1; /* a helper is at work; it sees interrupt_wanted */
+    atomic_fetch_add(&a->refs, 1);
+    atomic_fetch_add(&sa_counters.interrupters, 1);
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    sigset_t old;
+    sa_block_async_signals(&old);
+    pthread_t t;
+    int rc = pthread_create(&t, &attr, sa_interrupter_main, a);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&attr);
+    if (rc != 0) {
+        atomic_store(&a->interrupter, 0);
+        atomic_fetch_sub(&sa_counters.interrupters, 1);
+        sa_actor_decref(a);
+        errno = rc;
+        return SA_ERR_OS;
+    }
+    return 1;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -509,15 +592,10 @@ done:
  * Returns 0 or a negative SA_ERR_* (errno set for SA_ERR_OS). */
 static int sa_actor_start(sa_actor_t *a)
 {
-    /* Signals belong to the main thread of the main interpreter: the actor
-     * thread starts with asynchronous signals blocked, so the kernel never
-     * picks it to deliver SIGINT and friends. */
-    sigset_t all, old;
-    sigfillset(&all);
-    int sync_signals[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGABRT, SIGSYS};
-    for (size_t i = 0; i < sizeof sync_signals / sizeof sync_signals[0]; i++)
-        sigdelset(&all, sync_signals[i]);
-    pthread_sigmask(SIG_BLOCK, &all, &old);
+    /* The actor thread starts with asynchronous signals blocked, so the
+     * kernel never picks it to deliver SIGINT and friends. */
+    sigset_t old;
+    sa_block_async_signals(&old);
 
     pthread_mutex_lock(&sa_registry_lock);
     atomic_fetch_add(&sa_counters.threads, 1);
@@ -605,10 +683,9 @@ static PyObject *SubintHandle_fileno(SubintHandleObject *self, PyObject *Py_UNUS
 
 static PyObject *SubintHandle_interrupt(SubintHandleObject *self, PyObject *Py_UNUSED(ignored))
 {
-    int r;
-    Py_BEGIN_ALLOW_THREADS
-    r = sa_actor_interrupt(self->a);
-    Py_END_ALLOW_THREADS
+    int r = sa_actor_request_interrupt(self->a);
+    if (r == SA_ERR_OS)
+        return PyErr_SetFromErrno(PyExc_OSError);
     return PyBool_FromLong(r);
 }
 
@@ -756,8 +833,10 @@ static PyMethodDef SubintHandle_methods[] = {
     {"fileno", (PyCFunction)SubintHandle_fileno, METH_NOARGS,
      "fileno() -> int\n\nAn eventfd that becomes readable (and stays so) when the actor is done."},
     {"interrupt", (PyCFunction)SubintHandle_interrupt, METH_NOARGS,
-     "interrupt() -> bool\n\nRaise ActorInterrupted in the actor's running code. False if it is\n"
-     "ending or gone (nothing is done then)."},
+     "interrupt() -> bool\n\nAsk for ActorInterrupted to be raised in the actor's running code, and\n"
+     "return at once: a helper thread delivers it as soon as the actor's GIL is\n"
+     "free (an actor inside one long C call takes it when that call returns).\n"
+     "False if the actor is ending or gone (nothing is done then)."},
     {"cancel", (PyCFunction)SubintHandle_cancel, METH_NOARGS,
      "cancel() -> bool\n\nAsk for a cooperative cancel, out of band: sets the actor's cancel flag\n"
      "and wakes it through its wake descriptor. False if it is done."},
@@ -1049,64 +1128,110 @@ static PyObject *sa_py_note_exit(PyObject *Py_UNUSED(mod), PyObject *const *args
     return NULL;
 }
 
-/* atexit hook of the main interpreter. Finished actors are reaped; actors
- * still running are interrupted and given `grace` seconds; whatever is
- * still alive then is abandoned. If any abandoned actor is still alive,
- * the interpreter cannot finalise (CPython would try to end its
- * interpreter while its thread runs it), so the process flushes its
- * streams and leaves with _exit() and the exit code the program had. */
-static PyObject *sa_py_shutdown_at_exit(PyObject *mod, PyObject *args)
+/* How many actors are live (not done and not abandoned) and how many are
+ * not done (abandoned ones included). Can't fail. */
+static void sa_registry_count(int *live, int *running)
 {
-    double grace = 1.0;
-    if (!PyArg_ParseTuple(args, "|d:_shutdown_at_exit", &grace))
-        return NULL;
+    *live = *running = 0;
+    pthread_mutex_lock(&sa_registry_lock);
+    for (sa_actor_t *a = sa_registry_head; a != NULL; a = a->next) {
+        if (atomic_load(&a->done))
+            continue;
+        (*running)++;
+        if (!atomic_load(&a->abandoned))
+            (*live)++;
+    }
+    pthread_mutex_unlock(&sa_registry_lock);
+}
+
+/* _live_handles(): a new handle for every live actor (not done, not
+ * abandoned), for the ladder at exit: actors whose handles the program
+ * dropped are still ended through it. */
+static PyObject *sa_py_live_handles(PyObject *mod, PyObject *Py_UNUSED(args))
+{
     sa_state_t *st = sa_state(mod);
     sa_registry_reap();
-
-    /* Collect the live actors (a reference each, so none is freed under us). */
-    sa_actor_t *live[256];
-    int n = 0, more = 1;
-    while (more) {
-        more = 0;
-        n = 0;
+    PyObject *out = PyList_New(0);
+    if (out == NULL)
+        return NULL;
+    for (;;) {
+        /* One record at a time: the handle is made without the registry lock
+         * (allocating may run the GC, which may drop other handles). */
+        sa_actor_t *pick = NULL;
         pthread_mutex_lock(&sa_registry_lock);
         for (sa_actor_t *a = sa_registry_head; a != NULL; a = a->next) {
             if (atomic_load(&a->done) || atomic_load(&a->abandoned))
                 continue;
-            if (n == (int)(sizeof live / sizeof live[0])) {
-                more = 1;
+            int seen = 0;
+            for (Py_ssize_t i = 0; i < PyList_GET_SIZE(out) && !seen; i++)
+                seen = ((SubintHandleObject *)PyList_GET_ITEM(out, i))->a == a;
+            if (!seen) {
+                atomic_fetch_add(&a->refs, 1);
+                pick = a;
                 break;
             }
-            atomic_fetch_add(&a->refs, 1);
-            live[n++] = a;
         }
         pthread_mutex_unlock(&sa_registry_lock);
-        if (n == 0)
-            break;
-        Py_BEGIN_ALLOW_THREADS
-        for (int i = 0; i < n; i++)
-            sa_actor_interrupt(live[i]);
-        int64_t deadline = sa_now_ns() + (int64_t)(grace * 1e9);
-        for (int i = 0; i < n; i++) {
-            int64_t left = deadline - sa_now_ns();
-            sa_actor_wait(live[i], left > 0 ? left : 0);
+        if (pick == NULL)
+            return out;
+        SubintHandleObject *h = PyObject_GC_New(SubintHandleObject, st->actor.HandleType);
+        if (h == NULL) {
+            sa_actor_decref(pick);
+            Py_DECREF(out);
+            return NULL;
         }
-        Py_END_ALLOW_THREADS
-        for (int i = 0; i < n; i++) {
-            if (!atomic_load(&live[i]->done) && sa_abandon(&st->actor, live[i]) < 0)
-                PyErr_WriteUnraisable(NULL);
-            sa_actor_decref(live[i]);
+        h->a = pick;
+        PyObject_GC_Track(h);
+        int rc = PyList_Append(out, (PyObject *)h);
+        Py_DECREF(h);
+        if (rc < 0) {
+            Py_DECREF(out);
+            return NULL;
         }
     }
-    sa_registry_reap();
+}
 
-    int alive = 0;
-    pthread_mutex_lock(&sa_registry_lock);
-    for (sa_actor_t *a = sa_registry_head; a != NULL; a = a->next)
-        if (!atomic_load(&a->done))
-            alive++;
-    pthread_mutex_unlock(&sa_registry_lock);
-    if (alive == 0)
+/* atexit hook of the main interpreter (registered when _ext is imported
+ * there, so it runs after every hook registered later). Finished actors are
+ * reaped. If any actor is still live, or the ladder module was imported
+ * (which also ends process actors), subactor._ladder.at_exit() takes them
+ * down the ladder with its exit deadlines: cancel, interrupt, abandon. The
+ * ladder is one piece of Python code for every caller; if it cannot run,
+ * every live actor is abandoned here, so that the process still ends.
+ * Then, if an abandoned actor is still alive, the interpreter cannot
+ * finalise (CPython would try to end that interpreter while its thread runs
+ * it), so the process flushes its streams and leaves with _exit() and the
+ * exit code the program had. */
+static PyObject *sa_py_shutdown_at_exit(PyObject *mod, PyObject *Py_UNUSED(args))
+{
+    sa_state_t *st = sa_state(mod);
+    sa_registry_reap();
+    int live, running;
+    sa_registry_count(&live, &running);
+    PyObject *loaded = NULL;
+    PyObject *modules = PyImport_GetModuleDict(); /* borrowed */
+    if (modules != NULL && PyDict_GetItemStringRef(modules, "subactor._ladder", &loaded) < 0)
+        PyErr_Clear();
+    if (live > 0 || loaded != NULL) {
+        PyObject *ladder = PyImport_ImportModule("subactor._ladder");
+        PyObject *r = ladder ? PyObject_CallMethod(ladder, "at_exit", NULL) : NULL;
+        Py_XDECREF(ladder);
+        if (r == NULL) {
+            PyErr_WriteUnraisable(mod);
+            PyObject *handles = sa_py_live_handles(mod, NULL);
+            if (handles == NULL)
+                PyErr_WriteUnraisable(mod);
+            for (Py_ssize_t i = 0; handles && i < PyList_GET_SIZE(handles); i++)
+                if (sa_abandon(&st->actor, ((SubintHandleObject *)PyList_GET_ITEM(handles, i))->a) < 0)
+                    PyErr_WriteUnraisable(mod);
+            Py_XDECREF(handles);
+        }
+        Py_XDECREF(r);
+    }
+    Py_XDECREF(loaded);
+    sa_registry_reap();
+    sa_registry_count(&live, &running);
+    if (running == 0)
         Py_RETURN_NONE;
 
     int code = 0;
@@ -1150,8 +1275,11 @@ static PyMethodDef sa_actor_functions[] = {
     {"set_result", sa_py_set_result, METH_O, "set_result(data: bytes-like)\n\nThe bytes outcome() returns to the parent."},
     {"_note_exit", (PyCFunction)(void (*)(void))sa_py_note_exit, METH_FASTCALL,
      "_note_exit(code=None)\n\nsys.exit() that also notes the code for a forced exit."},
-    {"_shutdown_at_exit", sa_py_shutdown_at_exit, METH_VARARGS,
-     "_shutdown_at_exit(grace=1.0)\n\nInterrupt, wait for, then abandon live actors; _exit() if any stays alive."},
+    {"_shutdown_at_exit", sa_py_shutdown_at_exit, METH_NOARGS,
+     "_shutdown_at_exit()\n\nThe exit hook: live actors go down subactor._ladder.at_exit(); _exit() if\n"
+     "an abandoned one is still alive."},
+    {"_live_handles", sa_py_live_handles, METH_NOARGS,
+     "_live_handles() -> list[SubintHandle]\n\nA new handle for every live (not done, not abandoned) actor."},
     {NULL, NULL, 0, NULL},
 };
 

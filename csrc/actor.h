@@ -55,6 +55,12 @@ struct sa_actor {
     int interrupt_pending;      /* interrupt() arrived while STARTING */
     int interrupts;             /* how many interrupts were delivered */
 
+    /* interrupt() never delivers on the caller's thread: delivery takes the
+     * actor's GIL, which an actor inside one long C call holds until that
+     * call returns. A helper thread delivers instead (see actor.c). */
+    atomic_int interrupt_wanted; /* 1: a requested interrupt is not yet delivered */
+    atomic_int interrupter;      /* 1 while a helper thread for this actor lives */
+
     int64_t interp_id;          /* interpreter id, -1 before it exists */
     unsigned long py_ident;     /* PyThread_get_thread_ident() of the actor thread */
     unsigned long native_id;    /* OS thread id of the actor thread */

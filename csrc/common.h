@@ -64,6 +64,7 @@ typedef struct {
     atomic_long threads;      /* actor OS threads not yet exited */
     atomic_long interpreters; /* actor interpreters not yet ended */
     atomic_long abandoned;    /* actors marked abandoned (never freed) */
+    atomic_long interrupters; /* helper threads delivering an interrupt */
     atomic_long channels;     /* channel records not yet freed */
     atomic_long buffers;      /* shared message buffers not yet freed */
 } sa_counters_t;

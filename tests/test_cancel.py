@@ -141,21 +141,19 @@ def test_actor_dies_mid_rpc_gives_clear_error_at_once():
     trio.run(main)
 
 
-def test_teardown_errors_are_collected_with_the_original():
+def test_body_error_is_raised_bare_without_the_cancellations_it_caused():
+    # The body fails while two run_in_actor actors run: the nursery cancels
+    # them, and what their calls got from that (ContextCancelled,
+    # ActorNotAvailable) is the nursery's doing, not an error to report.
     async def main():
         with trio.fail_after(30):
             async with subactor.open_nursery() as an:
-                await an.run_in_actor(remote.fail_later, name="f1", seconds=0.05, msg="one")
-                await an.run_in_actor(remote.fail_later, name="f2", seconds=0.05, msg="two")
+                await an.run_in_actor(remote.fail_later, name="f1", seconds=5, msg="one")
+                await an.run_in_actor(remote.fail_later, name="f2", seconds=5, msg="two")
                 raise KeyError("body")
 
-    with pytest.raises(BaseExceptionGroup) as info:
+    with pytest.raises(KeyError, match="body"):
         trio.run(main)
-    leaves = list(_leaves(info.value))
-    assert any(isinstance(e, KeyError) for e in leaves)
-    remote_errors = [e for e in leaves if isinstance(e, RemoteActorError)]
-    # Both actors may have been cancelled before failing; whatever failed is there.
-    assert all(e.boxed_type in (ValueError, subactor.ContextCancelled, None) for e in remote_errors)
 
 
 def _leaves(exc):
@@ -314,7 +312,7 @@ def test_1000_spawn_and_cancel_cycles_do_not_grow():
     r = run_child(code, timeout=400, args=["1000"])
     assert r.returncode == 0, r.stderr[-3000:]
     counts = eval(r.stdout.split("counts", 1)[1].splitlines()[0])
-    assert counts == dict(actors=0, threads=0, interpreters=0, abandoned=0, channels=0, buffers=0)
+    assert counts == dict(actors=0, threads=0, interpreters=0, abandoned=0, interrupters=0, channels=0, buffers=0)
     words = r.stdout.split()
     fd_before, fd_after = int(words[words.index("fds") + 1]), int(words[words.index("fds") + 2])
     th_before, th_after = int(words[words.index("threads") + 1]), int(words[words.index("threads") + 2])

@@ -767,6 +767,12 @@ def test_churn_10000_messages_across_short_actors_nothing_acknowledged_is_lost()
                     seqs.append(i)
                     if len(seqs) == stop_at and mode == "interrupt":
                         assert act.interrupt()
+                        # interrupt() returns at once and a helper thread
+                        # delivers it; stop reading until it has landed, so
+                        # that it lands mid-stream (the actor blocks on the
+                        # full channel meanwhile).
+                        while act.interrupts == 0:
+                            await trio.sleep(0.001)
                     if len(seqs) == stop_at and mode == "cut":
                         break
             finally:

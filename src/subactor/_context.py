@@ -9,6 +9,14 @@ with ``ctx.started(value)``; either side may then open a bidirectional
 Messages of a context arrive in an unbounded in-memory inbox fed by the
 channel's message pump (the portal's on the caller side, the actor
 runtime's on the callee side).
+
+On the caller side the ``open_context`` block runs in the context's cancel
+scope. When the callee's side ends with an error (it failed, the actor was
+cancelled, or it died), the pump tells the context (:meth:`Context._remote_final`):
+a task blocked receiving from the context gets the error from its receive;
+otherwise the scope is cancelled, so that tasks in the block wake up, and
+the block raises the error (a cancellation this side asked for with
+``ctx.cancel()`` is absorbed).
 """
 from __future__ import annotations
 
@@ -18,6 +26,7 @@ from typing import Any
 import trio
 
 from subactor._errors import ContextCancelled, qualified_name, unbox_error
+from subactor._transport import CLEANUP_WAIT
 
 
 class MsgStream:
@@ -68,15 +77,14 @@ class MsgStream:
 
     async def aclose(self) -> None:
         """Close this side: the other side's receive() ends after what was
-        sent. Idempotent; ignores a peer that is already gone."""
+        sent. Idempotent; ignores a peer that is already gone. Shielded, so
+        that the peer learns it even while this side is cancelled, but it
+        waits at most CLEANUP_WAIT seconds for room in the channel."""
         if self._closed:
+            await trio.lowlevel.checkpoint()
             return
         self._closed = True
-        with trio.CancelScope(shield=True):
-            try:
-                await self._ctx._send({"t": "stop"})
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                pass
+        await self._ctx._send_cleanup({"t": "stop"})
 
     async def __aenter__(self):
         return self
@@ -100,16 +108,55 @@ class Context:
         self._started = False
         self._final: dict | None = None   # the return/error message once received
         self._cancel_called = False       # this side asked for the cancel
-        self._scope: trio.CancelScope | None = None  # callee: the task's scope
+        # Callee: the call's task scope. Caller: the open_context block's
+        # scope, cancelled when the callee's side ends with an error.
+        self._scope: trio.CancelScope | None = None
         self._stream: MsgStream | None = None
+        self._receivers = 0              # tasks blocked in _next() now
+        self._remote_msg: dict | None = None  # caller: the callee's final error, once it arrived
 
     # -- plumbing --------------------------------------------------------
     async def _send(self, msg: dict) -> None:
         msg["cid"] = self.cid
         await self.chan.send(msg)
 
+    async def _send_cleanup(self, msg: dict) -> None:
+        """Send a message that must try to get out even while this side is
+        cancelled, waiting at most CLEANUP_WAIT seconds for room."""
+        with trio.CancelScope(shield=True) as scope:
+            scope.deadline = trio.current_time() + CLEANUP_WAIT
+            try:
+                await self._send(msg)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                pass
+
     async def _next(self) -> dict:
-        return await self._inbox.receive()
+        self._receivers += 1
+        try:
+            return await self._inbox.receive()
+        finally:
+            self._receivers -= 1
+
+    def _remote_final(self, msg: dict) -> None:
+        """Caller side: the callee's final error arrived (it is also in the
+        inbox). Wake the block unless a task is receiving: it gets it."""
+        if self._remote_msg is None:
+            self._remote_msg = msg
+        scope = self._scope
+        if scope is not None and self.side == "caller" and not self._receivers and not scope.cancel_called:
+            scope.cancel()
+
+    def _final_error(self) -> BaseException | None:
+        """Caller side, after the block was woken: the callee's error to
+        raise, or None (it returned, or this side asked for the cancel)."""
+        msg = self._final or self._remote_msg
+        if msg is None or msg["t"] != "error":
+            return None
+        self._final = msg
+        exc = self._error_from(msg)
+        if isinstance(exc, ContextCancelled) and self._cancel_called:
+            return None
+        return exc
 
     def _error_from(self, msg: dict) -> BaseException:
         exc = unbox_error(msg["e"])
@@ -141,13 +188,10 @@ class Context:
         if self.side == "callee":
             if self._scope is not None:
                 self._scope.cancel()
+            await trio.lowlevel.checkpoint()
             return
         if self._final is None:
-            with trio.CancelScope(shield=True):
-                try:
-                    await self._send({"t": "cancel"})
-                except (trio.BrokenResourceError, trio.ClosedResourceError):
-                    pass
+            await self._send_cleanup({"t": "cancel"})
 
     # -- callee side -----------------------------------------------------
     async def started(self, value: Any = None) -> None:

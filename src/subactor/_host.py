@@ -4,10 +4,12 @@ One actor here is one run of one function in a fresh subinterpreter on a
 dedicated thread. The parent never blocks its event loop: completion is an
 eventfd awaited with :func:`trio.lowlevel.wait_readable`.
 
-Cancellation of :func:`run_in_subinterpreter` climbs a ladder: the actor is
-interrupted at once (``ActorInterrupted`` is raised in its code), then
-awaited for ``kill_after`` seconds, then abandoned with a warning. The caller
-gets its ``trio.Cancelled`` in every case, within that deadline.
+Cancellation of :func:`run_in_subinterpreter` takes the actor down the
+ladder of :mod:`subactor._ladder`: its cancel flag is set (code that polls
+``_ext.cancel_requested()`` can leave), at ``grace`` seconds it is
+interrupted (``ActorInterrupted`` is raised in its code), at ``kill_after``
+seconds it is abandoned with a warning. The caller gets its
+``trio.Cancelled`` in every case, within that deadline.
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from typing import Any, Callable
 
 import trio
 
-from subactor import _ext
+from subactor import _ext, _ladder
 from subactor._actor import _oneshot
 from subactor._errors import backend_hint, check_findable, refused_module
 
@@ -104,8 +106,9 @@ class ActorHandle:
         return self._actor.info()
 
     def interrupt(self) -> bool:
-        """Raise ``ActorInterrupted`` in the actor's code; False if it is
-        already ending or gone."""
+        """Ask for ``ActorInterrupted`` to be raised in the actor's code
+        (returns at once; see ``_ext.SubintHandle.interrupt``); False if it
+        is already ending or gone."""
         return self._actor.interrupt()
 
     async def wait(self) -> None:
@@ -160,24 +163,23 @@ async def run_in_subinterpreter(
     *args: Any,
     name: str | None = None,
     shared_gil: bool = False,
-    kill_after: float = 3.0,
+    grace: float = _ladder.DEFAULT_GRACE,
+    kill_after: float = _ladder.DEFAULT_KILL_AFTER,
     **kwargs: Any,
 ) -> Any:
     """Run ``fn(*args, **kwargs)`` in a new actor and return its result.
 
-    On cancellation the actor is interrupted at once and awaited up to
-    ``kill_after`` seconds; if it is still running then (blocked in C, say)
-    it is abandoned with a warning and the cancellation goes on.
+    On cancellation the actor goes down the ladder: its cancel flag is set,
+    at ``grace`` seconds it is interrupted, at ``kill_after`` seconds (both
+    from the cancel) it is abandoned with a warning if it is still running
+    (blocked in C, say), and the cancellation goes on. ``grace=0``
+    interrupts at once.
     """
+    grace, kill_after = _ladder.check_deadlines(grace, kill_after)
     handle = spawn(fn, *args, name=name, shared_gil=shared_gil, **kwargs)
     try:
         await handle.wait()
     except BaseException:
-        handle.interrupt()
-        with trio.CancelScope(shield=True) as scope:
-            scope.deadline = trio.current_time() + kill_after
-            await handle.wait()
-        if not handle.done:
-            handle._actor.abandon()
+        await _ladder.Ladder(handle._actor, grace=grace, kill_after=kill_after).run()
         raise
     return handle.result()

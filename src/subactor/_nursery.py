@@ -1,44 +1,177 @@
 """The actor nursery: starts actors, supervises them, ends them.
 
-Every actor of a nursery has a supervisor task in the nursery's trio
-nursery. The supervisor runs the portal's message pump inside the portal's
-cancel scope; when the actor leaves on its own the pump ends, and when the
-scope is cancelled (``portal.cancel_actor()``, ``an.cancel()``, an error, or
-the enclosing scope's cancellation) the supervisor ends the actor through a
-bounded ladder, shielded but never longer than its deadlines:
-
-1. cooperative: ``cancel_actor`` is sent; the actor cancels its calls and
-   leaves; waited for up to ``grace`` seconds;
-2. interrupt: ``ActorInterrupted`` is raised in the actor's code, for code
-   that never yields to its event loop; waited for until ``kill_after``
-   seconds after the start of the ladder;
-3. abandon: the actor is marked abandoned with a warning naming it, and the
-   nursery goes on.
+Every actor of a nursery has a supervisor (:class:`_Child`) running as a
+task of the nursery's trio nursery. It routes the actor's messages (the
+portal's pump) inside a cancel scope of its own; when the actor leaves on
+its own the pump ends, and when that scope is cancelled
+(``portal.cancel_actor()``, ``an.cancel()``, an error, or the cancellation
+of an enclosing scope, Ctrl-C included) the supervisor takes the actor down
+the ladder of :mod:`subactor._ladder`: cancel (in band, ``cancel_actor``
+answered by ``bye``, and out of band), interrupt at ``grace``, abandon at
+``kill_after``, both counted from the start of the ladder. Each actor has
+its own ladder; they all run at once.
 
 The nursery block waits for all its actors, as tractor's does: actors from
 ``run_in_actor`` end after their function returns; actors from
 ``start_actor`` run until cancelled. An error in one actor cancels its
-siblings (one-cancels-all) and is raised from the block.
+siblings (one-cancels-all) and is raised from the block: a lone error
+bare, several distinct ones as one group. What the nursery caused itself
+(the cancellation of the siblings, and the errors their callers got from
+it) never appears in what the block raises.
 """
 from __future__ import annotations
 
-import signal
+import difflib
 import sys
+import uuid
 from contextlib import asynccontextmanager
 from typing import Any, Callable
 
 import trio
 
-from subactor import _ext, _spawn, _state
-from subactor._errors import RemoteActorError
+from subactor import _ladder, _sigint, _spawn, _state
+from subactor._errors import ActorNotAvailable, ContextCancelled
+from subactor._ladder import DEFAULT_GRACE, DEFAULT_KILL_AFTER
 from subactor._portal import Portal, check_remote_fn, check_sendable
-from subactor._transport import TrioChannel
+from subactor._transport import CLEANUP_WAIT, TrioChannel
 
-DEFAULT_GRACE = 1.0
-DEFAULT_KILL_AFTER = 3.0
-BACKENDS = ("subint", "subint-shared-gil", "process")
-# After a hurry, how long an interrupted actor gets before it is abandoned.
-HURRY_WAIT = 0.1
+BACKENDS = _spawn.BACKENDS
+
+# Keyword arguments of tractor's open_nursery/open_root_actor that have no
+# meaning here (one process, no registry yet): accepted and ignored, so
+# that tractor programs start unchanged. Any other unknown keyword is a
+# TypeError naming it.
+_TRACTOR_ONLY = frozenset({
+    "name", "arbiter_addr", "registry_addrs", "reg_addr", "registry_addr", "start_method",
+    "enable_modules", "rpc_module_paths", "enable_transports", "hide_tb", "maybe_enable_greenback",
+    "enable_stack_on_sig", "strict_debug", "ensure_registry", "tpt_bind_addrs", "debug_filter",
+})
+
+
+def _check_modules(enable_modules, label: str = "enable_modules") -> list[str]:
+    if enable_modules is None:
+        return []
+    if isinstance(enable_modules, str):
+        raise TypeError(f"{label} must be a list of module names, not a str: write "
+                        f"{label}=[{enable_modules!r}]")
+    try:
+        mods = list(enable_modules)
+    except TypeError:
+        raise TypeError(f"{label} must be a list of module names, not "
+                        f"{type(enable_modules).__name__}") from None
+    for m in mods:
+        if not isinstance(m, str) or not m:
+            raise TypeError(f"{label} must hold module names (non-empty str), got {m!r}")
+    return mods
+
+
+def _check_unknown(kwargs: dict, where: str, known: tuple[str, ...]) -> None:
+    """Refuse keywords that are neither ours nor tractor's, naming the
+    closest known one."""
+    bad = [k for k in kwargs if k not in _TRACTOR_ONLY]
+    if bad:
+        hint = difflib.get_close_matches(bad[0], [*known, *_TRACTOR_ONLY], n=1)
+        raise TypeError(f"{where}() got an unexpected keyword argument {bad[0]!r}"
+                        + (f"; did you mean {hint[0]!r}?" if hint else ""))
+
+
+class _Child:
+    """The nursery's side of one actor: its handle, its supervisor task's
+    cancel scope, its ladder, and the events its portal and the nursery
+    wait on. The portal asks it to stop (:meth:`stop`); the nursery does
+    (:meth:`request_stop`)."""
+
+    def __init__(self, nursery: "ActorNursery", handle, portal: Portal, *, grace: float, kill_after: float):
+        self.nursery = nursery
+        self.handle = handle
+        self.portal = portal
+        self.grace = grace
+        self.kill_after = kill_after
+        self.scope = trio.CancelScope()   # cancelling it starts the ladder
+        self.ladder: _ladder.Ladder | None = None
+        self.stop_reason: str | None = None  # who ended it: "nursery", "portal", "done"
+        self.settled = trio.Event()       # it acknowledged a cancel (its calls are over), or is gone
+        self.ended = trio.Event()         # it is gone (ended, or abandoned)
+        self.is_ria = False               # started by run_in_actor: it has a result
+        self.result: tuple[bool, Any] | None = None  # run_in_actor: (ok, value) once known
+        self.result_ready = trio.Event()
+        self.hurried = False              # hard_kill / hurry before its ladder began
+
+    @property
+    def rung(self) -> int:
+        return self.ladder.rung if self.ladder is not None else 1
+
+    def request_stop(self, reason: str) -> None:
+        """Start the ladder (idempotent; the first reason sticks)."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
+        self.scope.cancel()
+
+    async def stop(self) -> bool:
+        """``portal.cancel_actor()``: start the ladder and wait (shielded,
+        bounded by the ladder) until the actor acknowledged or is gone.
+        True unless it had to be abandoned."""
+        self.request_stop("portal")
+        with trio.CancelScope(shield=True):
+            await self.settled.wait()
+        return self.rung < 3
+
+    def set_result(self, ok: bool, value: Any) -> None:
+        if self.result is None:
+            self.result = (ok, value)
+            self.result_ready.set()
+
+    def hurry(self) -> None:
+        """Straight to the interrupt, and abandon soon after."""
+        self.hurried = True
+        if self.ladder is not None:
+            self.ladder.hurry()
+
+    @trio.lowlevel.enable_ki_protection
+    async def supervise(self) -> None:
+        left = False
+        try:
+            with self.scope:
+                await self.portal._pump()
+                left = True
+        finally:
+            # Also when an enclosing scope was cancelled: its Cancelled
+            # passes through self.scope, and the actor must still end.
+            if self.stop_reason is None:
+                self.stop_reason = "left" if left else "nursery"
+            await self._end()
+
+    async def _cooperate(self) -> bool:
+        """Rung 1, in band: ask the actor to leave, then keep routing the
+        final messages of its cancelled calls until it says bye."""
+        portal = self.portal
+        with trio.move_on_after(CLEANUP_WAIT):
+            try:
+                await portal.channel.send({"t": "cancel_actor"})
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                return False
+        acked = await portal._pump()
+        if acked:
+            self.settled.set()
+        return acked
+
+    async def _end(self) -> None:
+        """The ladder (shielded, bounded), then the bookkeeping."""
+        portal = self.portal
+        ladder = self.ladder = _ladder.Ladder(self.handle, grace=self.grace, kill_after=self.kill_after)
+        ladder.hurried = self.hurried
+        try:
+            await ladder.run(self._cooperate if portal._usable_for_cancel() else None)
+        finally:
+            portal._actor_ended(_how_it_ended(self.handle))
+            if self.is_ria:
+                self.set_result(False, ActorNotAvailable(
+                    f"actor {portal.name!r} ended before returning a result{_how_it_ended(self.handle)}"))
+            self.ended.set()
+            self.settled.set()
+            # An ended actor is not the nursery's business any more; a
+            # long-lived nursery that starts many actors must not grow.
+            self.nursery._children.discard(self)
 
 
 class ActorNursery:
@@ -49,10 +182,10 @@ class ActorNursery:
         self.backend = backend
         self.grace = grace
         self.kill_after = kill_after
-        self._portals: list[Portal] = []
+        self._children: set[_Child] = set()
         self.cancel_called = False
-        self.errors: dict[str, BaseException] = {}
 
+    @trio.lowlevel.enable_ki_protection
     async def start_actor(
         self,
         name: str,
@@ -76,37 +209,33 @@ class ActorNursery:
         """
         if not isinstance(name, str) or not name:
             raise TypeError(f"actor name must be a non-empty str, got {name!r}")
-        mods = list(enable_modules or ()) + list(rpc_module_paths or ())
-        for m in mods:
-            if not isinstance(m, str):
-                raise TypeError(f"enable_modules must hold module names (str), got {m!r}")
+        mods = _check_modules(enable_modules) + _check_modules(rpc_module_paths, "rpc_module_paths")
+        grace, kill_after = _ladder.check_deadlines(self.grace if grace is None else grace,
+                                                    self.kill_after if kill_after is None else kill_after)
+        backend = _spawn.check_backend("subint-shared-gil" if shared_gil else (backend or self.backend))
         await trio.lowlevel.checkpoint()
-        import uuid
-
-        parent = _state.current_actor()
+        if self.cancel_called:
+            raise RuntimeError("this actor nursery was cancelled: it starts no more actors")
         uid = uuid.uuid4().hex
-        backend = backend or self.backend
-        if shared_gil:
-            backend = "subint-shared-gil"
-        if backend not in BACKENDS:
-            raise ValueError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
         cfg = {
             "name": name,
             "uid": uid,
             "mods": mods,
-            "parent": parent.name,
+            "parent": _state.current_actor().name,
             "main": getattr(sys.modules.get("__main__"), "__file__", None),
             "sleep_wakes": bool(sleep_wakes_on_cancel),
         }
         handle, end = _spawn.spawn(backend, cfg)
-        portal = Portal(name, (name, uid), handle, TrioChannel(end), self)
-        portal.backend = backend
-        portal._grace = self.grace if grace is None else grace
-        portal._kill_after = self.kill_after if kill_after is None else kill_after
-        self._portals.append(portal)
-        self._tn.start_soon(self._supervise, portal)
+        # No checkpoint from here on: the actor must have its supervisor
+        # before anything can cancel this task.
+        portal = Portal(name, (name, uid), TrioChannel(end), backend=backend)
+        child = _Child(self, handle, portal, grace=grace, kill_after=kill_after)
+        portal._child = child
+        self._children.add(child)
+        self._tn.start_soon(child.supervise)
         return portal
 
+    @trio.lowlevel.enable_ki_protection
     async def run_in_actor(self, fn: Callable, *, name: str | None = None, shared_gil: bool = False,
                            backend: str | None = None,
                            enable_modules: list[str] | tuple[str, ...] = (), **kwargs: Any) -> Portal:
@@ -116,132 +245,51 @@ class ActorNursery:
         ns, qual = check_remote_fn(fn, want_context=False)
         check_sendable(kwargs, f"{ns}.{qual}")
         portal = await self.start_actor(name or getattr(fn, "__name__", "actor"),
-                                        enable_modules=[ns, *enable_modules], shared_gil=shared_gil,
-                                        backend=backend)
-        portal._is_ria = True
-        self._tn.start_soon(self._run_ria, portal, ns, qual, kwargs)
+                                        enable_modules=[ns, *_check_modules(enable_modules)],
+                                        shared_gil=shared_gil, backend=backend)
+        portal._child.is_ria = True
+        self._tn.start_soon(self._run_ria, portal._child, ns, qual, kwargs)
         return portal
 
-    async def _run_ria(self, portal: Portal, ns: str, qual: str, kwargs: dict) -> None:
+    @staticmethod
+    @trio.lowlevel.enable_ki_protection
+    async def _run_ria(child: _Child, ns: str, qual: str, kwargs: dict) -> None:
         try:
-            value = await portal.run_from_ns(ns, qual, **kwargs)
+            value = await child.portal.run_from_ns(ns, qual, **kwargs)
         except BaseException as exc:
-            portal._result = (False, exc)
-            portal._result_ready.set()
-            if isinstance(exc, (RemoteActorError, Exception)):
-                self.errors[portal.name] = exc
-                raise
+            child.set_result(False, exc)
+            if (child.stop_reason is not None and child.stop_reason != "done"
+                    and isinstance(exc, (ContextCancelled, ActorNotAvailable))):
+                # The nursery ended this actor (one-cancels-all, an.cancel(),
+                # Ctrl-C): what its call got from that is not an error of its own.
+                return
             raise
         else:
-            portal._result = (True, value)
-            portal._result_ready.set()
+            child.set_result(True, value)
         finally:
             # Its work is done (or failed): the actor ends now.
-            portal._scope.cancel()
+            child.request_stop("done")
 
-    async def _supervise(self, portal: Portal) -> None:
-        try:
-            with portal._scope:
-                await portal._pump()
-        finally:
-            # Also when an enclosing scope was cancelled: its Cancelled
-            # passes through portal._scope, and the actor must still end.
-            with trio.CancelScope(shield=True):
-                await self._stop(portal)
-
-    async def _stop(self, portal: Portal) -> None:
-        """The ladder (see the module docstring). Runs shielded; bounded by
-        the portal's kill_after. A hurry (second Ctrl-C) cuts any wait short
-        and goes straight to interrupt and, soon after, abandon."""
-        handle = portal._handle
-        t0 = trio.current_time()
-        portal.stop_started = t0
-        try:
-            if not handle.done and not portal._hurried:
-                # Rung 1, out of band first (works on a broken channel), then
-                # in band (lets the actor answer `bye` after its calls end).
-                handle.cancel()
-                acked = False
-                with trio.move_on_at(t0 + portal._grace) as scope:
-                    portal._wait_scope = scope
-                    try:
-                        await portal.channel.send({"t": "cancel_actor"})
-                    except (trio.BrokenResourceError, trio.ClosedResourceError):
-                        pass
-                    acked = await portal._drain_until_bye()
-                portal._wait_scope = None
-                if acked:
-                    # Its calls are over and it is leaving: what is left is
-                    # the interpreter's own teardown, which can't be hurried
-                    # by an interrupt; it gets until the hard deadline.
-                    portal._settled.set()
-                    await self._wait_done(portal, t0 + portal._kill_after)
-                else:
-                    await self._wait_done(portal, t0 + portal._grace)
-            if not handle.done:
-                # Rung 2: code that never yields to its event loop unwinds.
-                portal.rung = 2
-                handle.interrupt()
-                deadline = t0 + portal._kill_after
-                if portal._hurried:
-                    deadline = min(deadline, trio.current_time() + HURRY_WAIT)
-                await self._wait_done(portal, deadline)
-            if handle.done:
-                handle.join()
-            else:
-                # Rung 3: blocked in C (or ignoring the interrupt): abandoned.
-                portal.rung = 3
-                handle.abandon()
-        finally:
-            portal._alive = False
-            portal._fail_pending(_how_it_ended(handle))
-            portal.channel.close()
-            if not portal._result_ready.is_set() and portal._is_ria:
-                portal._result = (False, _ended_without_result(portal))
-                portal._result_ready.set()
-            portal._ended.set()
-            portal._settled.set()
-            # An ended actor is not the nursery's business any more; a
-            # long-lived nursery that starts many actors must not grow.
-            if portal in self._portals:
-                self._portals.remove(portal)
-
-    @staticmethod
-    async def _wait_done(portal: Portal, deadline: float) -> None:
-        """Wait until the actor is done, the deadline passes, or a hurry."""
-        with trio.move_on_at(deadline) as scope:
-            portal._wait_scope = scope
-            if portal._hurried:
-                scope.cancel()
-            await trio.lowlevel.wait_readable(portal._handle.fileno())
-        portal._wait_scope = None
-
-    def hurry(self) -> None:
-        """Skip to interrupt and hard kill for every actor still ending (a
-        second Ctrl-C does this)."""
-        for p in list(self._portals):
-            p._hurried = True
-            if p._wait_scope is not None:
-                p._wait_scope.cancel()
-
+    @trio.lowlevel.enable_ki_protection
     async def cancel(self, hard_kill: bool = False) -> None:
         """Cancel every actor of this nursery and wait until they ended
-        (through the ladder; ``hard_kill`` skips the cooperative rung)."""
+        (each through its ladder; ``hard_kill`` skips the cooperative rung)."""
         self.cancel_called = True
-        for p in list(self._portals):
+        children = list(self._children)
+        for child in children:
             if hard_kill:
-                p._hurried = True
-            p._scope.cancel()
+                child.hurry()
+            child.request_stop("nursery")
         with trio.CancelScope(shield=True):
-            for p in list(self._portals):
-                await p._ended.wait()
+            for child in children:
+                await child.ended.wait()
 
 
 def _how_it_ended(handle) -> str:
     """A few words on how an actor ended, for errors of calls it never
     answered ("" if it ended cleanly or is not done)."""
     if not handle.done:
-        return " (it was abandoned)" if handle.state == "abandoned" else ""
+        return " (it was abandoned)" if handle.state in ("abandoned", "killed") else ""
     try:
         out = handle.outcome()
     except Exception:
@@ -250,23 +298,10 @@ def _how_it_ended(handle) -> str:
         return ""
     if out[0] == "interrupted":
         return " (it was interrupted)"
+    if out[0] == "killed":
+        return " (it was killed at its hard deadline)"
     detail = ": ".join(str(x) for x in out[1:3] if x)
     return f" (it failed: {detail})" if detail else f" ({out[0]})"
-
-
-def _ended_without_result(portal: Portal) -> BaseException:
-    from subactor._errors import ActorNotAvailable
-
-    return ActorNotAvailable(f"actor {portal.name!r} ended before returning a result")
-
-
-def _collapse(eg: BaseExceptionGroup) -> BaseException:
-    """A group of one error (plus cancellations) becomes that error, as a
-    tractor user expects `except RemoteActorError` to work."""
-    real = [e for e in _leaves(eg) if not isinstance(e, trio.Cancelled)]
-    if len(real) == 1:
-        return real[0]
-    return eg
 
 
 def _leaves(exc: BaseException):
@@ -277,110 +312,68 @@ def _leaves(exc: BaseException):
         yield exc
 
 
-class _SigintGuard:
-    """Turns Ctrl-C in the root actor into a cancel of the whole actor tree.
-
-    While the outermost root nursery is open, SIGINT is received as a signal
-    (not raised as KeyboardInterrupt): the first cancels every open actor
-    nursery (each actor goes through the ladder), the second hurries them
-    (straight to interrupt, then abandon), and once the tree is down the
-    nursery raises KeyboardInterrupt, as trio would have.
-    """
-
-    def __init__(self):
-        self.count = 0
-        self.nurseries: list[ActorNursery] = []
-
-    async def watch(self, signals) -> None:
-        async for _ in signals:
-            self.count += 1
-            if self.count == 1:
-                for an in list(self.nurseries):
-                    an._tn.cancel_scope.cancel()
-            else:
-                for an in list(self.nurseries):
-                    an.hurry()
-
-
-_guard: _SigintGuard | None = None
-
-
-def _can_handle_sigint() -> bool:
-    import threading
-
-    return (
-        _ext.current_actor() is None
-        and threading.current_thread() is threading.main_thread()
-        and signal.getsignal(signal.SIGINT) not in (signal.SIG_IGN, signal.SIG_DFL, None)
-    )
-
-
-@asynccontextmanager
-async def _sigint_guard():
-    global _guard
-    guard = _guard = _SigintGuard()
-    try:
-        async with trio.open_nursery() as n:
-            with trio.open_signal_receiver(signal.SIGINT) as signals:
-                n.start_soon(guard.watch, signals)
-                try:
-                    yield guard
-                finally:
-                    n.cancel_scope.cancel()
-    finally:
-        _guard = None
-        if guard.count:
-            raise KeyboardInterrupt
+def _collapse(eg: BaseExceptionGroup) -> BaseException:
+    """What the nursery block raises for the group its trio nursery raised:
+    the distinct errors (by identity; the same error may come from the body
+    and from the actor's supervisor), without the cancellations. A lone
+    error is raised bare, as a tractor user expects ``except
+    RemoteActorError`` to work; several as one flat group; none (only
+    cancellations) as the first cancellation, so that the scope that caused
+    it catches it."""
+    seen: set[int] = set()
+    real: list[BaseException] = []
+    cancels: list[BaseException] = []
+    kis = 0
+    for e in _leaves(eg):
+        if id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, trio.Cancelled):
+            cancels.append(e)
+        elif isinstance(e, KeyboardInterrupt):
+            # Ctrl-C may reach the block twice (delivered to two tasks):
+            # the user sees one KeyboardInterrupt.
+            if not kis:
+                real.append(e)
+            kis += 1
+        else:
+            real.append(e)
+    if len(real) == 1:
+        return real[0]
+    if real:
+        return BaseExceptionGroup("errors in an actor nursery", real)
+    return cancels[0] if cancels else eg
 
 
 @asynccontextmanager
 async def open_nursery(*, grace: float = DEFAULT_GRACE, kill_after: float = DEFAULT_KILL_AFTER,
                        backend: str = "subint",
-                       loglevel: str | None = None, debug_mode: bool = False, **_tractor_kwargs: Any):
+                       loglevel: str | None = None, debug_mode: bool = False, **tractor_kwargs: Any):
     """Open an actor nursery (the root actor is opened implicitly).
 
     ``grace``: seconds an actor gets to end after a cancel request before it
     is interrupted; ``kill_after``: seconds after the request when it is
     abandoned. ``backend``: "subint" (default), "subint-shared-gil" or
-    "process", the default for this nursery's actors. Unknown tractor-only
-    keyword arguments (``arbiter_addr``, ``registry_addrs``, ...) are
-    accepted and ignored. In the root actor's main thread, Ctrl-C cancels
-    the whole tree (see :class:`_SigintGuard`).
+    "process", the default for this nursery's actors. tractor's keyword
+    arguments that mean nothing here (``registry_addrs``, ``arbiter_addr``,
+    ``start_method``, ...) are accepted and ignored; any other unknown
+    keyword is a TypeError. In the root actor's main thread, Ctrl-C cancels
+    the whole tree (see :mod:`subactor._sigint`).
     """
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
-    if grace < 0 or kill_after < grace:
-        raise ValueError(f"need 0 <= grace <= kill_after, got grace={grace}, kill_after={kill_after}")
+    _check_unknown(tractor_kwargs, "open_nursery", ("grace", "kill_after", "backend", "loglevel", "debug_mode"))
+    grace, kill_after = _ladder.check_deadlines(grace, kill_after)
+    _spawn.check_backend(backend)
     _state.current_actor()
-    try:
-        if _guard is None and _can_handle_sigint():
-            async with _sigint_guard():
-                async with _open_nursery(grace, kill_after, backend) as an:
-                    yield an
-        else:
-            async with _open_nursery(grace, kill_after, backend) as an:
-                yield an
-    except BaseExceptionGroup as eg:
-        collapsed = _collapse(eg)
-        if collapsed is eg:
-            raise
-        raise collapsed from None
-
-
-@asynccontextmanager
-async def _open_nursery(grace: float, kill_after: float, backend: str):
-    an = None
+    _sigint.install()
+    to_raise = None
     try:
         async with trio.open_nursery() as tn:
-            an = ActorNursery(tn, grace=grace, kill_after=kill_after, backend=backend)
-            if _guard is not None:
-                _guard.nurseries.append(an)
-            try:
-                yield an
-            except BaseException:
-                # An error (or a cancel) in the block: end every actor.
-                await an.cancel()
-                raise
-    finally:
-        if _guard is not None and an in _guard.nurseries:
-            _guard.nurseries.remove(an)
+            yield ActorNursery(tn, grace=grace, kill_after=kill_after, backend=backend)
+    except BaseExceptionGroup as eg:
+        to_raise = _collapse(eg)
+        if to_raise is eg:
+            raise
+    # Raised outside the except clause, so that it keeps its own context
+    # instead of being chained to the group it came out of.
+    if to_raise is not None:
+        raise to_raise

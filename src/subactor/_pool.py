@@ -22,34 +22,31 @@ States of a worker, as the pool sees it (every worker is in exactly one):
 - *idle*: in ``_idle``, a LIFO deque (the most recently used at the right,
   so the left holds the longest idle, the first to retire);
 - *busy*: in ``_busy``, owned by the task whose call it runs;
-- *ending*: in ``_ending``, asked to leave (its channel closed, or
-  interrupted) and not yet joined; each has a deadline after which it is
-  interrupted, and one more ``kill_after`` later abandoned with a warning;
+- *ending*: in ``_ending``, asked to leave (its channel closed and its
+  cancel flag set) and not yet joined; each has its ladder
+  (:mod:`subactor._ladder`): interrupted ``grace`` seconds after it was let
+  go, abandoned with a warning ``kill_after`` seconds after. The pool
+  advances those ladders whenever it looks at its workers (every call,
+  ``statistics()``), and drives them to their end when it closes;
 - gone: joined (or abandoned) and dropped.
 
-Cancellation (``cancellable=True``) interrupts the worker
-(``ActorInterrupted`` is raised in the call), waits up to ``kill_after``
-seconds for it to end, abandons it (an ``AbandonedActorWarning`` names it)
-if it is stuck in C, and raises ``trio.Cancelled``; the next call gets a
-fresh worker. With ``cancellable=False`` (the default) the call is shielded.
+Cancellation (``cancellable=True``) takes the worker down the ladder with
+no grace: it is interrupted at once (``ActorInterrupted`` is raised in the
+call), abandoned (an ``AbandonedActorWarning`` names it) if it has not
+ended ``kill_after`` seconds after the cancel, and ``trio.Cancelled`` is
+raised; the next call gets a fresh worker. With ``cancellable=False`` (the
+default) the call is shielded from cancellation, but not from Ctrl-C: the
+first SIGINT takes its worker down the ladder with the pool's ``grace``
+and ``kill_after`` (see :mod:`subactor._sigint`).
 
-Backends. A backend is one async function ``start(cfg) -> (handle, end)``
-(see :func:`_backend`), called with the worker's config (``name``,
-``main``: the parent's __main__ file, ``idle``, ``max_blocks``):
-
-- ``handle`` speaks the part of ``_ext.SubintHandle`` the pool uses: ``done``,
-  ``fileno()`` (readable once done), ``interrupt()``, ``abandon()``,
-  ``join(timeout=None, abandon=True)``, ``outcome()``, ``name``;
-- ``end`` speaks the part of ``_ext.ChannelEnd`` it uses: ``send_nowait``,
-  ``recv_nowait`` (a Message with ``release()``), ``recv_fileno()``,
-  ``close()``, ``closed``, raising ``BlockingIOError``,
-  ``_ext.EndOfChannel`` (the worker closed its end: a call it was sent was
-  not taken) and ``_ext.BrokenError`` (it died);
-- the worker runs ``_pool_worker.main(cfg, end)`` with its own end.
-
-"subint" is :func:`_start_subint`; "process" is
-``subactor._spawn_process.spawn_process_worker`` (issue #6), where an
-interrupt is SIGINT (it stops ``time.sleep`` too) and abandon is SIGKILL.
+Backends. Workers are started through the backend contract of
+:mod:`subactor._spawn` (entry point "worker"), with the worker's config
+(``name``, ``main``: the parent's __main__ file, ``idle``, ``max_blocks``);
+the worker runs ``_actor._pool_worker.main(cfg, end)`` with its own end.
+The pool's end raises ``_ext.EndOfChannel`` when the worker closed its end
+(a call it was sent was not taken) and ``_ext.BrokenError`` when it died.
+"subint" and "process" are the backends; for "process" an interrupt is
+SIGINT (it stops ``time.sleep`` too) and abandon is SIGKILL.
 """
 from __future__ import annotations
 
@@ -67,7 +64,8 @@ from typing import Any, Callable, NamedTuple, TypeVar
 
 import trio
 
-from subactor import _ext, _spawn
+from subactor import _ext, _ladder, _sigint, _spawn
+from subactor._ladder import DEFAULT_GRACE, DEFAULT_KILL_AFTER
 from subactor._actor import _pool_worker
 from subactor._errors import check_findable, unbox_error
 
@@ -84,8 +82,6 @@ T = TypeVar("T")
 
 BACKENDS = ("subint", "process")
 DEFAULT_IDLE_TIMEOUT = 600.0  # as trio_parallel
-DEFAULT_KILL_AFTER = 1.0
-DEFAULT_GRACE = 5.0
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
 # Scheduler passes a caller yields, looking for its answer, before it
 # sleeps on the answer's eventfd (measured: p50 of back-to-back small calls
@@ -96,6 +92,8 @@ _YIELDS = 4
 _CHANNEL_MSGS = 4
 _CHANNEL_BYTES = 1 << 32
 _CO_ASYNC = 0x80 | 0x100 | 0x200  # CO_COROUTINE | CO_ITERABLE_COROUTINE | CO_ASYNC_GENERATOR
+# The status of a call whose worker Ctrl-C took down (see _call).
+_STOPPED = "stopped"
 
 # Results may name classes of the parent's __main__ script, which a worker
 # knows as __mp_main__ (see _actor._parent_main.install); the parent
@@ -170,8 +168,7 @@ class _Worker:
     """One worker: its backend handle, the pool's end of its channel, and
     the pool's bookkeeping."""
 
-    __slots__ = ("actor", "end", "rfd", "name", "calls", "last_used", "deadline", "interrupted",
-                 "abandoned", "why")
+    __slots__ = ("actor", "end", "rfd", "name", "calls", "last_used", "ladder", "why")
 
     def __init__(self, actor, end, name: str):
         self.actor = actor            # backend handle (see the module docstring)
@@ -180,30 +177,11 @@ class _Worker:
         self.name = name
         self.calls = 0                # calls answered
         self.last_used = 0.0          # time.monotonic() of its last answer
-        self.deadline = 0.0           # while ending: when to escalate
-        self.interrupted = False      # interrupt() was called on it
-        self.abandoned = False        # abandon() was called on it: never joined
+        self.ladder: _ladder.Ladder | None = None  # set once it is being ended
         self.why = ""                 # why the pool ended it, for BrokenWorkerError
-
-    def interrupt(self) -> None:
-        self.interrupted = True
-        self.actor.interrupt()
-
-    def abandon(self) -> None:
-        """Give up on it (the backend warns, naming it); its channel breaks,
-        so a task waiting for its answer wakes."""
-        if not self.abandoned:
-            self.abandoned = True
-            self.actor.abandon()
 
     def __repr__(self) -> str:
         return f"<worker {self.name} calls={self.calls} done={self.actor.done}>"
-
-
-def _trio_at(mono: float) -> float:
-    """trio's clock for a time.monotonic() instant (pools may outlive a run,
-    so their own times are monotonic)."""
-    return trio.current_time() + (mono - time.monotonic())
 
 
 class WorkerPool:
@@ -218,10 +196,13 @@ class WorkerPool:
     own-GIL subinterpreter has its own allocator, so this counts the
     worker's own live objects of up to 512 bytes; it does not see large
     buffers, and it is not bytes). ``idle_timeout``: seconds an idle worker
-    waits for a call before it leaves (None: forever). ``kill_after``:
-    seconds a worker gets to end after an interrupt before it is abandoned.
-    ``grace``: seconds running calls get to finish when the pool closes
-    before they are interrupted.
+    waits for a call before it leaves (None: forever). ``grace`` and
+    ``kill_after`` are the ladder's (:mod:`subactor._ladder`), counted from
+    the moment the pool ends a worker: when the pool closes, or on Ctrl-C,
+    running calls get ``grace`` seconds to finish before their worker is
+    interrupted, and it is abandoned at ``kill_after``; a cancelled
+    ``cancellable=True`` call's worker is interrupted at once and abandoned
+    at ``kill_after``.
 
     Not thread-safe beyond what trio_parallel's default context is: one
     pool may serve several ``trio.run`` one after another; two at once in
@@ -240,22 +221,19 @@ class WorkerPool:
                 raise ValueError(f"{label} must be None or a positive int, got {v!r}")
         if idle_timeout is not None and idle_timeout == float("inf"):
             idle_timeout = None
-        for label, v in (("idle_timeout", idle_timeout), ("kill_after", kill_after), ("grace", grace)):
-            if v is not None and not v >= 0:
-                raise ValueError(f"{label} must be >= 0, got {v!r}")
+        if idle_timeout is not None and not idle_timeout >= 0:
+            raise ValueError(f"idle_timeout must be None or >= 0, got {idle_timeout!r}")
+        self.grace, self.kill_after = _ladder.check_deadlines(grace, kill_after)
         self.backend = _check_backend(backend)
         self.size = size
         self.max_calls = max_calls
         self.max_blocks = max_blocks
         self.idle_timeout = idle_timeout
-        self.kill_after = float(kill_after)
-        self.grace = float(grace)
         self._idle: collections.deque[_Worker] = collections.deque()
         self._busy: set[_Worker] = set()
         self._ending: list[_Worker] = []
         self._closed = False
         self._closing = False
-        self._changed: trio.Event | None = None  # set when a busy worker is let go
         self._limiter_var = trio.lowlevel.RunVar(f"subactor.WorkerPool.limiter.{id(self):x}")
         self._ids = itertools.count(1)
         self._started = 0
@@ -297,9 +275,11 @@ class WorkerPool:
         worker stays in the pool.
 
         ``cancellable``: if false (the default) the call is shielded from
-        cancellation, as trio_parallel's; if true a cancel interrupts the
-        worker (``ActorInterrupted`` in ``fn``), which is then replaced;
-        one stuck in C is abandoned after ``kill_after`` seconds.
+        cancellation, as trio_parallel's (but Ctrl-C still takes its worker
+        down the ladder with ``grace`` and ``kill_after``); if true a cancel
+        interrupts the worker at once (``ActorInterrupted`` in ``fn``),
+        which is then replaced; one stuck in C is abandoned ``kill_after``
+        seconds after the cancel.
         ``kill_on_cancel`` is trio_parallel's other name for it (either
         makes the call cancellable).
         ``limiter``: bounds concurrent calls (default :attr:`limiter`); any
@@ -314,8 +294,8 @@ class WorkerPool:
                 with trio.CancelScope(shield=not cancellable):
                     if self._closed:
                         raise trio.ClosedResourceError("the worker pool is closed")
-                    worker = await self._checkout()
-                    answer = await self._call(worker, payload, fn)
+                    worker = self._checkout()
+                    answer = await self._call(worker, payload, fn, cancellable)
                 if answer is not None:
                     break
                 # That worker had left (idle) before it took the call: the
@@ -324,13 +304,19 @@ class WorkerPool:
         status, value = answer
         if status == _pool_worker.OK:
             return value
+        if status is _STOPPED:
+            # Outside the shield: the cancellation Ctrl-C caused (if it
+            # reached this task) is raised here, else the call's end is.
+            await trio.lowlevel.checkpoint_if_cancelled()
+            raise BrokenWorkerError(value)
         raise unbox_error(value)
 
     @trio.lowlevel.enable_ki_protection
     async def aclose(self) -> None:
-        """Close the pool: idle workers leave at once; running calls get
-        ``grace`` seconds to finish, then are interrupted (their callers get
-        :class:`BrokenWorkerError`), then, ``kill_after`` later, abandoned.
+        """Close the pool: idle workers leave at once; each running call's
+        worker goes down the ladder (its call gets ``grace`` seconds to
+        finish, then the worker is interrupted and its caller gets
+        :class:`BrokenWorkerError`, then at ``kill_after`` it is abandoned).
         Shielded and bounded by those deadlines."""
         self._closed = True
         if self._closing:
@@ -340,26 +326,18 @@ class WorkerPool:
         with trio.CancelScope(shield=True):
             while self._idle:
                 self._let_go(self._idle.pop())
-            t0 = time.monotonic()
-            await self._wait_busy(t0 + self.grace)
-            for w in list(self._busy):
-                w.why = "it was interrupted because its pool was closed while it ran the call"
-                w.interrupt()
-            await self._wait_busy(t0 + self.grace + self.kill_after)
-            for w in list(self._busy):
-                w.why = "it was abandoned because its pool was closed while it ran the call"
-                w.abandon()  # breaks its channel: its caller wakes at once
-            await self._wait_busy(time.monotonic() + 1.0)
-            while True:
-                self._reap()
-                if not self._ending:
-                    break
-                w = min(self._ending, key=lambda x: x.deadline)
-                with trio.move_on_at(_trio_at(w.deadline)):
-                    await trio.lowlevel.wait_readable(w.actor.fileno())
+            async with trio.open_nursery() as n:
+                for w in list(self._busy):
+                    w.why = "its pool was closed while it ran the call"
+                    n.start_soon(self._end_worker, w, self.grace)
+                for w in list(self._ending):
+                    n.start_soon(self._end_worker, w, self.grace)
+            self._reap()
 
     # -- the call ----------------------------------------------------------------
-    async def _checkout(self) -> _Worker:
+    def _checkout(self) -> _Worker:
+        """An idle worker, or a new one (synchronous: a worker is owned by
+        the pool from the moment it exists)."""
         self._reap()
         now = time.monotonic()
         while self._idle:
@@ -377,9 +355,10 @@ class WorkerPool:
         self._busy.add(w)
         return w
 
-    async def _call(self, w: _Worker, payload: bytes, fn) -> tuple | None:
+    async def _call(self, w: _Worker, payload: bytes, fn, cancellable: bool) -> tuple | None:
         """(status, value), or None if the worker had left before it took
-        the call. Raises BrokenWorkerError if it died while it ran it."""
+        the call, or (_STOPPED, why) if Ctrl-C took its worker down. Raises
+        BrokenWorkerError if it died while it ran it."""
         end = w.end
         try:
             end.send_nowait(payload)
@@ -393,35 +372,41 @@ class WorkerPool:
         except BaseException:
             self._release(w, retire=True)
             raise
+        stopped = False
         try:
-            yields = _YIELDS
-            while True:
-                try:
-                    msg = end.recv_nowait()
-                except BlockingIOError:
-                    pass  # (not awaiting in here keeps it out of a cancel's __context__)
-                else:
-                    break
-                if yields:
-                    # A small call is answered in a few microseconds: look
-                    # again after a pass of the scheduler before sleeping
-                    # in epoll, whose wake-up costs more than the call.
-                    yields -= 1
-                    await trio.lowlevel.checkpoint()
-                else:
-                    await trio.lowlevel.wait_readable(w.rfd)
+            if cancellable:
+                msg = await self._answer(w)
+            else:
+                # Shielded from cancellation, not from Ctrl-C.
+                with _sigint.watch() as sigint:
+                    msg = await self._answer(w)
+                stopped = sigint.cancelled_caught
         except _ext.EndOfChannel:
             self._release(w, retire=True)
             return None
         except _ext.BrokenError:
             self._release(w, retire=True)
             raise BrokenWorkerError(f"worker {w.name!r} died while it ran {_describe(fn)}: "
-                                    f"{w.why or self._outcome_text(w)}") from None
-        except BaseException:
-            # Cancelled (cancellable=True), KeyboardInterrupt, ...: the
-            # call is abandoned, so is the worker.
-            await self._kill(w)
+                                    f"{self._why(w)}") from None
+        except BaseException as exc:
+            # Cancelled (cancellable=True): the call is abandoned, so is its
+            # worker, at once. KeyboardInterrupt (delivered to the main
+            # task, shields or not): the worker gets the pool's grace.
+            w.why = "its call was cancelled"
+            try:
+                await self._end_worker(w, 0.0 if isinstance(exc, trio.Cancelled) else self.grace)
+            finally:
+                # Also when a KeyboardInterrupt cut the ladder short: the
+                # pool advances it when it next looks.
+                self._release(w, retire=True)
             raise
+        if stopped:
+            w.why = "Ctrl-C stopped it while it ran the call"
+            try:
+                await self._end_worker(w, self.grace)
+            finally:
+                self._release(w, retire=True)
+            return _STOPPED, f"worker {w.name!r} was stopped while it ran {_describe(fn)}: {w.why}"
         try:
             status, value, retiring = pickle.loads(msg)
         except Exception as exc:
@@ -437,29 +422,33 @@ class WorkerPool:
         self._release(w, retire=retiring)
         return status, value
 
-    async def _kill(self, w: _Worker) -> None:
-        """Interrupt a busy worker and wait, shielded, up to kill_after for
-        it to end; abandon it (with a warning naming it) if it has not."""
-        w.interrupt()
-        w.deadline = time.monotonic() + self.kill_after
-        try:
-            with trio.CancelScope(shield=True):
-                with trio.move_on_at(_trio_at(w.deadline)):
-                    if not w.actor.done:
-                        await trio.lowlevel.wait_readable(w.actor.fileno())
-        except BaseException:
-            # A KeyboardInterrupt during the wait: the pool (or, at exit,
-            # the C hook) finishes the ladder.
-            self._busy.discard(w)
-            self._ending.append(w)
-            self._notify()
-            raise
-        self._busy.discard(w)
-        self._notify()
-        if not w.actor.done:
-            self._finish(w, abandon=True)
-        else:
-            self._finish(w)
+    async def _answer(self, w: _Worker):
+        """The worker's answer (a Message). Raises what its end raises."""
+        end = w.end
+        yields = _YIELDS
+        while True:
+            try:
+                return end.recv_nowait()
+            except BlockingIOError:
+                pass  # (not awaiting in here keeps it out of a cancel's __context__)
+            if yields:
+                # A small call is answered in a few microseconds: look
+                # again after a pass of the scheduler before sleeping
+                # in epoll, whose wake-up costs more than the call.
+                yields -= 1
+                await trio.lowlevel.checkpoint()
+            else:
+                await trio.lowlevel.wait_readable(w.rfd)
+
+    async def _end_worker(self, w: _Worker, grace: float) -> None:
+        """Take a worker down its ladder (shielded, bounded by kill_after).
+        A worker that already has a ladder (it is leaving, or another task
+        ends it) is driven on that one. A busy worker stays busy: its caller,
+        woken by its answer or by its end, releases it."""
+        if w.ladder is None:
+            w.ladder = _ladder.Ladder(w.actor, grace=grace, kill_after=self.kill_after)
+            w.ladder.start()
+        await w.ladder.run()
 
     # -- bookkeeping (all synchronous) -------------------------------------------
     def _usable(self, w: _Worker, now: float) -> bool:
@@ -471,8 +460,7 @@ class WorkerPool:
     def _release(self, w: _Worker, retire: bool = False) -> None:
         """A busy worker's call is over: back to idle, or let go."""
         self._busy.discard(w)
-        self._notify()
-        if (retire or self._closed or w.actor.done or len(self._idle) >= self.size
+        if (retire or self._closed or w.ladder is not None or w.actor.done or len(self._idle) >= self.size
                 or (self.max_calls is not None and w.calls >= self.max_calls)):
             self._let_go(w)
         else:
@@ -480,87 +468,51 @@ class WorkerPool:
             self._idle.append(w)
 
     def _let_go(self, w: _Worker) -> None:
-        """Close the worker's channel (it leaves when it next looks) and
-        track it until it is joined."""
+        """Close the worker's channel (an idle worker leaves when it next
+        looks) and start its ladder, whose cooperative rung that is; track
+        it until the ladder is over. No task may be waiting on the end: only
+        idle workers and workers whose caller is done with them get here."""
         if not w.end.closed:
             w.end.close()
-        w.deadline = time.monotonic() + self.kill_after
-        self._ending.append(w)
-
-    def _finish(self, w: _Worker, abandon: bool = False) -> None:
-        """Join a worker that is done, or abandon one that is not; either way
-        the pool forgets it."""
-        if abandon or w.abandoned:
-            try:
-                w.abandon()
-            finally:
-                w.end.close()
-            return
-        w.actor.join()  # done: its thread's last act was to say so; short
-        if not w.end.closed:
-            w.end.close()
+        if w.ladder is None:
+            w.ladder = _ladder.Ladder(w.actor, grace=self.grace, kill_after=self.kill_after)
+            w.ladder.start()
+        if not w.ladder.finished and w not in self._ending:
+            self._ending.append(w)
 
     def _reap(self) -> None:
-        """Let go of idle workers that left or are due to; join ending ones
-        that are done; interrupt, then abandon, those past their deadline."""
+        """Let go of idle workers that left or are due to; advance the
+        ladders of ending workers, and forget those whose ladder is over."""
         now = time.monotonic()
         idle = self._idle
         while idle and not self._usable(idle[0], now):
             self._let_go(idle.popleft())
-        if not self._ending:
-            return
-        keep = []
-        ending, self._ending = self._ending, keep
-        try:
-            while ending:
-                w = ending.pop()
-                if w.actor.done or w.abandoned:
-                    self._finish(w)
-                elif now < w.deadline:
-                    keep.append(w)
-                elif not w.interrupted:
-                    w.interrupt()
-                    w.deadline = now + self.kill_after
-                    keep.append(w)
-                else:
-                    self._finish(w, abandon=True)
-        finally:
-            keep.extend(ending)
-
-    def _notify(self) -> None:
-        if self._changed is not None:
-            self._changed.set()
-            self._changed = None
-
-    async def _wait_busy(self, until: float) -> None:
-        with trio.move_on_at(_trio_at(until)):
-            while self._busy:
-                if self._changed is None:
-                    self._changed = trio.Event()
-                await self._changed.wait()
+        if self._ending:
+            self._ending = [w for w in self._ending if not w.ladder.advance()]
 
     @staticmethod
-    def _outcome_text(w: _Worker) -> str:
-        if not w.actor.done:
-            return "its channel broke"
-        outcome = w.actor.outcome()
-        if outcome[0] == "ok":
-            return "it ended"
-        return f"{outcome[0]}: {outcome[1]}: {outcome[2]}"
+    def _why(w: _Worker) -> str:
+        """Why a worker's call broke, for BrokenWorkerError."""
+        if w.ladder is not None and w.ladder.rung == 3:
+            how = "it was abandoned at its hard deadline"
+        elif w.ladder is not None and w.ladder.rung == 2:
+            how = "it was interrupted"
+        elif not w.actor.done:
+            how = "its channel broke"
+        else:
+            outcome = w.actor.outcome()
+            how = "it ended" if outcome[0] == "ok" else f"{outcome[0]}: {outcome[1]}: {outcome[2]}"
+        return f"{w.why}; {how}" if w.why else how
 
-    def _shutdown_now(self, timeout: float) -> None:
-        """Synchronous close, for program exit: idle workers are let go and
-        joined within `timeout`. Workers still running (a call of another
-        thread's trio.run) are left to _ext's own exit hook, which runs
-        after this one: it interrupts them, then abandons them."""
+    def _shutdown_now(self) -> None:
+        """Synchronous close, for program exit: idle workers are let go
+        (each leaves within milliseconds). Whatever is still alive then,
+        ending or running a call of another thread's trio.run, is taken down
+        by the ladder at exit (subactor._ladder.at_exit), which _ext's exit
+        hook runs after this one, with the exit deadlines."""
         self._closed = True
         while self._idle:
             self._let_go(self._idle.pop())
-        deadline = time.monotonic() + timeout
-        for w in list(self._ending):
-            if w.actor.join(max(0.0, deadline - time.monotonic()), abandon=False):
-                self._ending.remove(w)
-                self._finish(w)
 
     def __repr__(self) -> str:
         s = self.statistics()
@@ -611,10 +563,10 @@ def default_worker_pool() -> WorkerPool:
     return pool
 
 
-def _shutdown_default_pool(timeout: float = 2.0) -> None:
+def _shutdown_default_pool() -> None:
     pool = _default_pool
     if pool is not None:
-        pool._shutdown_now(timeout)
+        pool._shutdown_now()
 
 
 async def run_sync(fn: Callable[..., T], *args: Any, cancellable: bool = False,

@@ -24,6 +24,28 @@ from subactor import _ext
 dumps = _ext.dumps
 loads = _ext.loads
 
+# The kinds each side sends, and whether a kind belongs to a call (has a cid).
+FROM_PARENT = {"run": True, "ctx": True, "yield": True, "stop": True, "cancel": True, "cancel_actor": False}
+FROM_ACTOR = {"started": True, "yield": True, "stop": True, "return": True, "error": True, "bye": False}
+
+
+def malformed(msg, kinds: dict) -> str | None:
+    """What is wrong with a decoded message that should be one of ``kinds``
+    (FROM_PARENT or FROM_ACTOR), in words for an error; None if nothing is."""
+    if not isinstance(msg, dict):
+        return f"a {type(msg).__name__} where a message map belongs"
+    t = msg.get("t")
+    if t not in kinds:
+        return f"a message of unknown kind {str(t)[:40]!r}"
+    if kinds[t] and type(msg.get("cid")) is not int:
+        return f"a {t!r} message without a call id"
+    if t == "error" and not isinstance(msg.get("e"), dict):
+        return "an 'error' message without an error description"
+    if t in ("run", "ctx") and not (isinstance(msg.get("ns"), str) and isinstance(msg.get("fn"), str)
+                                    and isinstance(msg.get("kw", {}), dict)):
+        return f"a {t!r} message without a module, a function name and keyword arguments"
+    return None
+
 
 # How many non-blocking tries a blocking receive makes before it sleeps in
 # poll(): about 100 us of spinning (each try is ~0.2 us), because waking a
@@ -35,16 +57,23 @@ SPIN_TRIES = 500
 # epoll (each pass is a few microseconds when the loop is otherwise idle):
 # stream round trips went from ~98 to ~22 us p50, async calls ~147 to ~60.
 TRIO_PASSES = 16
+# Seconds a shielded cleanup send (a call's or a context's cancel, a
+# stream's stop, the cancel_actor request) may wait for room in the
+# channel: the message should get out even while its sender is being
+# cancelled, but a full channel must not hold a cancelled task hostage.
+CLEANUP_WAIT = 0.5
 
 
-def drain(fd: int) -> None:
-    """Empty an eventfd (non-blocking)."""
+def drain(fd: int) -> bool:
+    """Empty a wake descriptor (non-blocking). True if it is at end of file:
+    a process actor's cancel pipe, closed by its parent, stays readable for
+    good, so whoever watches it must stop once it has seen that."""
     import os
 
     try:
-        os.read(fd, 8)
+        return os.read(fd, 8) == b""
     except BlockingIOError:
-        pass
+        return False
 
 
 class BlockingChannel:
@@ -113,26 +142,37 @@ class TrioChannel:
         self._send_wait = trio.Lock()
 
     async def send(self, msg: dict) -> None:
+        """Send one message; a full checkpoint (a cancel point before, a
+        schedule point after), also when the channel takes it at once."""
         trio = self._trio
         data = dumps(msg)
         await trio.lowlevel.checkpoint_if_cancelled()
+        waited = False
         while True:
             try:
                 self.end.send_nowait(data)
-                return
+                break
             except BlockingIOError:
                 async with self._send_wait:
                     await trio.lowlevel.wait_readable(self.end.send_fileno())
+                waited = True
             except _ext.BrokenError as exc:
                 raise trio.BrokenResourceError(str(exc)) from exc
             except _ext.ClosedError as exc:
                 raise trio.ClosedResourceError(str(exc)) from exc
+        if not waited:
+            # A producer whose sends never block must still let the other
+            # tasks run (and the cancel watcher see a cancel).
+            await trio.lowlevel.cancel_shielded_checkpoint()
 
     async def recv(self) -> dict:
         """The next message. Raises trio.EndOfChannel when the peer closed
-        its end, trio.BrokenResourceError when it is gone."""
+        its end, trio.BrokenResourceError when it is gone. A full
+        checkpoint, also when a message is there at once."""
         trio = self._trio
+        await trio.lowlevel.checkpoint_if_cancelled()
         passes = TRIO_PASSES
+        waited = False
         while True:
             try:
                 m = self.end.recv_nowait()
@@ -143,8 +183,9 @@ class TrioChannel:
                     # cheaper than a sleep in epoll and a wake-up.
                     passes -= 1
                     await trio.lowlevel.checkpoint()
-                    continue
-                await trio.lowlevel.wait_readable(self.end.recv_fileno())
+                else:
+                    await trio.lowlevel.wait_readable(self.end.recv_fileno())
+                waited = True
                 continue
             except _ext.EndOfChannel as exc:
                 raise trio.EndOfChannel(str(exc)) from None
@@ -153,9 +194,12 @@ class TrioChannel:
             except _ext.ClosedError as exc:
                 raise trio.ClosedResourceError(str(exc)) from exc
             try:
-                return loads(m)
+                msg = loads(m)
             finally:
                 m.release()
+            if not waited:
+                await trio.lowlevel.cancel_shielded_checkpoint()
+            return msg
 
     def close(self) -> None:
         """Close this end; tasks waiting on its descriptors are woken."""

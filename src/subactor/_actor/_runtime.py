@@ -6,16 +6,25 @@ actor that only ever runs sync functions answers them from a blocking loop
 that needs an event loop (an async function or a context) switches the
 actor, for the rest of its life, to a trio loop that runs every call as its
 own task, so many calls and contexts run concurrently.
+
+What a caller can reach is a security boundary: only functions *of* the
+modules in ``enable_modules`` (defined there, ``fn.__module__`` is that
+module), never what such a module merely imports (``os.getpid`` through
+``mymod.os``, or a name bound by ``from os import getpid``).
+
+A message from the parent that is not one of the protocol's ends the actor
+with an error naming what it got (the parent then sees the actor fail).
 """
 from __future__ import annotations
 
 import importlib
 import sys
+import types
 
 from subactor import _ext, _state
 from subactor._decorators import is_context
 from subactor._errors import ModuleNotExposed, box_error
-from subactor._transport import BlockingChannel
+from subactor._transport import FROM_PARENT, BlockingChannel, malformed
 
 _CO_ASYNC = 0x80 | 0x100  # CO_COROUTINE | CO_ITERABLE_COROUTINE
 
@@ -56,9 +65,22 @@ class Runtime:
                 obj = getattr(obj, part)
             except AttributeError:
                 raise AttributeError(f"module {ns!r} has no function {fn_name!r} (in actor {self.name!r})") from None
+            if isinstance(obj, types.ModuleType):
+                raise ModuleNotExposed(
+                    f"{ns}.{fn_name}: {part!r} is a module that {ns!r} imports, which actor {self.name!r} "
+                    f"does not expose (only the functions of enable_modules themselves can be called)")
         if not callable(obj):
             raise TypeError(f"{ns}.{fn_name} is not callable (in actor {self.name!r})")
+        home = getattr(obj, "__module__", None)
+        if home != mod.__name__:
+            raise ModuleNotExposed(
+                f"{ns}.{fn_name} is not a function of module {ns!r} but of {home!r}, which {ns!r} merely "
+                f"imports; actor {self.name!r} does not expose it (only the functions of enable_modules "
+                f"themselves can be called)")
         return obj
+
+    def bad_message(self, what: str) -> RuntimeError:
+        return RuntimeError(f"actor {self.name!r} got {what} from its parent: it leaves")
 
     def error_msg(self, cid, exc: BaseException) -> dict:
         return {"t": "error", "cid": cid, "e": box_error(exc, self.name)}
@@ -70,15 +92,36 @@ class Runtime:
             err = TypeError(f"the return value of {fn_name} cannot be sent back: {exc}")
             return _ext.dumps(self.error_msg(cid, err))
 
+    def too_large(self, cid, fn_name, data: bytes, exc: ValueError) -> bytes:
+        """The error that replaces a final message larger than the channel
+        takes: that one call fails, the actor goes on."""
+        err = ValueError(f"the return value of {fn_name} is too large to send back ({len(data)} bytes "
+                         f"encoded): {exc}")
+        return _ext.dumps(self.error_msg(cid, err))
+
+    def send_final(self, chan: BlockingChannel, cid, fn_name, data: bytes) -> None:
+        try:
+            chan.end.send(data)
+        except _ext.ClosedError:
+            raise
+        except ValueError as exc:
+            chan.end.send(self.too_large(cid, fn_name, data, exc))
+
     # -- sync mode ---------------------------------------------------------
     def serve_sync(self, chan: BlockingChannel) -> dict | None:
         """Serve until told to leave (returns None) or until a call needs
         trio (returns that call's message)."""
         while True:
-            msg = chan.recv()
+            try:
+                msg = chan.recv()
+            except _ext.DecodeError as exc:
+                raise self.bad_message(f"bytes that are not a message ({exc})") from None
             if msg is None:
                 return None
-            t = msg.get("t")
+            what = malformed(msg, FROM_PARENT)
+            if what is not None:
+                raise self.bad_message(what)
+            t = msg["t"]
             if t == "cancel_actor":
                 self.bye = True
                 return None
@@ -86,8 +129,8 @@ class Runtime:
                 return msg
             if t != "run":
                 continue  # a stale cancel/stop for a call already answered
-            cid = msg.get("cid")
-            fn_name = msg.get("fn", "?")
+            cid = msg["cid"]
+            fn_name = msg["fn"]
             try:
                 fn = self.resolve(msg["ns"], fn_name)
                 if _is_async(fn) or is_context(fn):
@@ -96,7 +139,7 @@ class Runtime:
             except Exception as exc:
                 chan.end.send(_ext.dumps(self.error_msg(cid, exc)))
                 continue
-            chan.end.send(self.encode_return(cid, fn_name, value))
+            self.send_final(chan, cid, fn_name, self.encode_return(cid, fn_name, value))
 
 
 def _install_cancellable_sleep() -> None:

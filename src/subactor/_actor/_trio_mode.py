@@ -15,7 +15,7 @@ from subactor import _ext
 from subactor._context import Context, cancelled_box
 from subactor._decorators import is_context
 from subactor._actor._runtime import Runtime, _is_async
-from subactor._transport import TrioChannel, drain
+from subactor._transport import FROM_PARENT, TrioChannel, drain, malformed
 
 
 class _Call:
@@ -39,9 +39,14 @@ async def _watch_wake(calls: trio.CancelScope) -> None:
         return
     while True:
         await trio.lowlevel.wait_readable(fd)
-        drain(fd)
+        at_eof = drain(fd)
         if _ext.cancel_requested():
             calls.cancel()
+        if at_eof:
+            # A process actor's cancel pipe, closed by the parent: readable
+            # for good from now on, so watching it would spin. Its interrupt
+            # is SIGINT, which needs no watcher.
+            return
 
 
 async def serve(rt: Runtime, end, first: dict) -> None:
@@ -55,7 +60,12 @@ async def serve(rt: Runtime, end, first: dict) -> None:
                     msg = await chan.recv()
                 except (trio.EndOfChannel, trio.BrokenResourceError, trio.ClosedResourceError):
                     break
-                if msg.get("t") == "cancel_actor":
+                except _ext.DecodeError as exc:
+                    raise rt.bad_message(f"bytes that are not a message ({exc})") from None
+                what = malformed(msg, FROM_PARENT)
+                if what is not None:
+                    raise rt.bad_message(what)
+                if msg["t"] == "cancel_actor":
                     rt.bye = True
                     break
                 _dispatch(rt, chan, nursery, msg)
@@ -81,15 +91,23 @@ def _dispatch(rt: Runtime, chan: TrioChannel, nursery, msg: dict) -> None:
         call.scope.cancel()
 
 
-async def _send_final(chan: TrioChannel, msg: dict) -> None:
-    # The final message of a call must get out even while the actor is
-    # being cancelled, but never wait unbounded for a full channel.
+async def _send_final(rt: Runtime, chan: TrioChannel, msg: dict, fn_name: str) -> None:
+    """Send a call's final message. It must get out even while the actor is
+    being cancelled, but never wait unbounded for a full channel. A value
+    that cannot be sent (not encodable, or larger than the channel takes)
+    fails that one call with an error saying so; the actor goes on."""
     with trio.CancelScope(shield=True) as scope:
         scope.deadline = trio.current_time() + 1.0
         try:
             await chan.send(msg)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass
+        except (TypeError, ValueError) as exc:
+            err = type(exc)(f"the return value of {fn_name} cannot be sent back: {exc}")
+            try:
+                await chan.send(rt.error_msg(msg["cid"], err))
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                pass
 
 
 async def _run_call(rt: Runtime, chan: TrioChannel, call: _Call, msg: dict) -> None:
@@ -125,14 +143,11 @@ async def _run_call(rt: Runtime, chan: TrioChannel, call: _Call, msg: dict) -> N
             by = "its caller" if call.cancel_requested else f"actor {rt.name!r} itself"
             final = {"t": "error", "cid": cid, "e": cancelled_box(rt.name, fn_name, by)}
         if final is not None:
-            try:
-                _ext.dumps(final)
-            except Exception as exc:
-                final = rt.error_msg(cid, TypeError(f"the return value of {fn_name} cannot be sent back: {exc}"))
-            await _send_final(chan, final)
+            await _send_final(rt, chan, final, fn_name)
     except trio.Cancelled:
         # The whole actor is being cancelled.
-        await _send_final(chan, {"t": "error", "cid": cid, "e": cancelled_box(rt.name, fn_name, "actor cancel")})
+        await _send_final(rt, chan, {"t": "error", "cid": cid, "e": cancelled_box(rt.name, fn_name, "actor cancel")},
+                          fn_name)
         raise
     finally:
         rt.tasks.pop(cid, None)

@@ -64,6 +64,10 @@ import os
 import sys
 import weakref
 
+# Imported for the exit hook: _ext's hook calls subactor._ladder.at_exit()
+# when the module is loaded, and at_exit ends the live children below.
+from subactor import _ladder
+
 __all__ = ["spawn", "ProcessHandle", "live_processes"]
 
 # Interpreter flags that would make the child ignore PYTHONPATH or change
@@ -151,8 +155,10 @@ def _close_fds(fds: dict) -> None:
 
 
 def _finalize(popen, fds: dict) -> None:
-    """The handle was dropped (or the interpreter exits) with its child
-    possibly still running: kill it and reap it, then release the fds."""
+    """The handle was dropped with its child possibly still running (an
+    error path: actors of a nursery or a pool are always ended first): kill
+    it and reap it (a killed process goes in milliseconds; the wait is
+    bounded anyway), then release the fds."""
     try:
         if popen.returncode is None and popen.poll() is None:
             try:
@@ -173,7 +179,8 @@ class ProcessHandle:
     rung does to a process)."""
 
     backend = "process"
-    interp_id = -1  # no interpreter of this process runs it
+    interp_id = -1       # no interpreter of this process runs it
+    abandon_kills = True  # abandon() ends the actor (SIGKILL), unlike a subinterpreter's
 
     def __init__(self, popen, name: str, cancel_fd: int):
         import time
@@ -189,6 +196,10 @@ class ProcessHandle:
         # stays valid (and readable) after the child was reaped.
         self._fds = {"cancel": cancel_fd, "pid": -1}
         self._finalizer = weakref.finalize(self, _finalize, popen, self._fds)
+        # At exit, a child still running goes down the ladder instead
+        # (subactor._ladder.at_exit, called by _ext's exit hook), with its
+        # cooperative and interrupt rungs, not straight to SIGKILL.
+        self._finalizer.atexit = False
         # The child stays a zombie until we reap it, so this cannot miss it.
         self._fds["pid"] = os.pidfd_open(self.pid)
         _live.add(self)
@@ -219,10 +230,10 @@ class ProcessHandle:
     def state(self) -> str:
         """'running', 'exited-ok', 'exited-error', 'interrupted' or 'killed'."""
         rc = self._poll()
-        if rc is None:
-            return "running"
         if self._killed:
             return "killed"
+        if rc is None:
+            return "running"
         if rc == 0:
             return "exited-ok"
         if rc == 130 or rc == -2:
@@ -297,20 +308,20 @@ class ProcessHandle:
         return sent
 
     def abandon(self) -> bool:
-        """The hard deadline: SIGKILL the child and reap it, then warn naming
-        it. False (and nothing done) if it had exited already."""
+        """The hard deadline: SIGKILL the child, then warn naming it. Returns
+        at once (the kill is asynchronous: ``done`` turns true, and reaps,
+        a moment later). False (and nothing done) if it had exited already."""
         import signal
 
         if not self._signal(signal.SIGKILL):
             return False
         self._killed = True
-        self._reap(5.0)
         self._close_cancel()
         import warnings
 
         from subactor._ext import AbandonedActorWarning
 
-        # Warned last: with warnings as errors, the kill and reap are done.
+        # Warned last: with warnings as errors, the kill is done.
         warnings.warn(AbandonedActorWarning(
             f"actor {self.name!r} (process {self.pid}) did not end by its hard deadline after a "
             f"cancel request and an interrupt (SIGINT): killed with SIGKILL; its cleanup code did not run"),
@@ -353,8 +364,8 @@ class ProcessHandle:
         if self._reap(timeout):
             self._close_cancel()
             return True
-        if abandon:
-            self.abandon()
+        if abandon and self.abandon():
+            self._reap(_ladder.REAP_WAIT)
         return False
 
     def __repr__(self) -> str:

@@ -1,0 +1,119 @@
+"""Ctrl-C for the actor tree.
+
+Signals reach only the main thread of the main interpreter (actor threads
+block them), so the root turns Ctrl-C into the tree's cancellation:
+
+- **The first SIGINT** is trio's: subactor's handler passes it to the
+  handler it replaced (trio's own), so the root's code gets
+  ``KeyboardInterrupt`` exactly as promptly as under plain trio: raised
+  right where unprotected code runs, or delivered to the main task when
+  the signal lands in protected code (subactor's runtime is KI-protected,
+  like trio's). The ``KeyboardInterrupt`` unwinds through the actor
+  nurseries, and each takes its actors down the ladder (cancel, interrupt,
+  abandon; :mod:`subactor._ladder`) before it goes on. Calls that are
+  shielded from cancellation while they wait for an actor (a worker pool's
+  default ``run_sync``) are told too, see :func:`watch`: each takes its
+  worker down the ladder with its own deadlines.
+- **A second SIGINT, while the ladders the first one started run**,
+  hurries: every running ladder skips to the interrupt and abandons soon
+  after (:func:`subactor._ladder.hurry_all`). No second
+  ``KeyboardInterrupt`` is raised into the teardown. A SIGINT during a
+  teardown that no SIGINT started (a timeout's, say) is a first one.
+
+The handler is installed once per ``trio.run`` (in its main thread, by the
+first root actor nursery or shielded pool call), before anything it
+serves can start, and the previous handler is put back when the run ends
+(a system task's last act). It is not installed when SIGINT is ignored or
+has its default disposition, or outside the main thread.
+"""
+from __future__ import annotations
+
+import signal
+import threading
+
+import trio
+
+from subactor import _ext, _ladder
+
+_handler_var: trio.lowlevel.RunVar = trio.lowlevel.RunVar("subactor.sigint_handler")
+# Cancel scopes of shielded waits to cancel on the first SIGINT (see watch()).
+_watched: set[trio.CancelScope] = set()
+
+
+class _Handler:
+    """The SIGINT handler of one trio run; chains to the one it replaced."""
+
+    __slots__ = ("prev", "token", "raised_in")
+
+    def __init__(self, prev, token: trio.lowlevel.TrioToken):
+        self.prev = prev        # the handler before ours (trio's, normally)
+        self.token = token      # the run we serve
+        self.raised_in = None   # the ladder epoch in which we passed a SIGINT on
+
+    def __call__(self, signum, frame):
+        try:
+            if _ladder.teardown_in_progress() and self.raised_in == _ladder.epoch():
+                self.token.run_sync_soon(_ladder.hurry_all)
+                return
+            self.raised_in = _ladder.epoch()
+            self.token.run_sync_soon(_release_watched)
+        except trio.RunFinishedError:
+            pass
+        if callable(self.prev):
+            self.prev(signum, frame)
+        else:  # pragma: no cover - install() only chains to callables
+            raise KeyboardInterrupt
+
+
+def _release_watched() -> None:
+    for scope in list(_watched):
+        scope.cancel()
+
+
+def install() -> None:
+    """Install the handler for the current trio run if it can serve here
+    (main thread of the main interpreter, SIGINT handled by a callable);
+    cheap after the first call of a run. Synchronous, so nothing the caller
+    starts next can race it."""
+    try:
+        _handler_var.get()
+        return
+    except LookupError:
+        pass
+    prev = signal.getsignal(signal.SIGINT) if threading.current_thread() is threading.main_thread() else None
+    if _ext.current_actor() is not None or not callable(prev):
+        _handler_var.set(None)
+        return
+    handler = _Handler(prev, trio.lowlevel.current_trio_token())
+    signal.signal(signal.SIGINT, handler)
+    _handler_var.set(handler)
+    trio.lowlevel.spawn_system_task(_restore_at_end, handler, name="subactor.sigint")
+
+
+async def _restore_at_end(handler: _Handler) -> None:
+    try:
+        await trio.sleep_forever()
+    finally:
+        # System tasks are cancelled when the run's main task is done,
+        # before trio puts its own handler away.
+        if signal.getsignal(signal.SIGINT) is handler:
+            signal.signal(signal.SIGINT, handler.prev)
+
+
+class watch:
+    """``with watch() as scope:`` around a wait that is shielded from
+    cancellation but must still answer Ctrl-C: the first SIGINT cancels
+    ``scope`` (a plain cancel scope inside the caller's shield), so the
+    caller can take its actor down the ladder instead of waiting for it."""
+
+    __slots__ = ("scope",)
+
+    def __enter__(self) -> trio.CancelScope:
+        install()
+        self.scope = trio.CancelScope()
+        _watched.add(self.scope)
+        return self.scope.__enter__()
+
+    def __exit__(self, *exc) -> bool:
+        _watched.discard(self.scope)
+        return self.scope.__exit__(*exc)
