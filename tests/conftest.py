@@ -1,6 +1,7 @@
 """Shared fixtures. Every test is checked for leftovers: actor records,
-actor threads, actor interpreters, channels, buffers, Python threads and
-live subinterpreters must all be back to what they were before it."""
+actor threads, interrupt helper threads, actor interpreters, channels,
+buffers, Python threads, live subinterpreters and open file descriptors
+must all be back to what they were before it."""
 import gc
 import os
 import subprocess
@@ -24,6 +25,10 @@ if os.environ.get("SUBACTOR_EXPECT_ASAN") == "1":
     assert "asan-lib" in _ext.__file__, f"expected the ASan build, got {_ext.__file__}"
 
 
+def _open_fds() -> set[int]:
+    return {int(fd) for fd in os.listdir("/proc/self/fd")}
+
+
 def _snapshot():
     # Handles kept alive only by reference cycles (a traceback that holds
     # a frame that holds the handle) are let go first.
@@ -32,6 +37,7 @@ def _snapshot():
     return (
         _ext.live_counts(),
         len(_interpreters.list_all()),
+        len(_open_fds()),
         {t.ident for t in threading.enumerate()},
     )
 
@@ -43,22 +49,42 @@ def no_leftovers(request):
     # Actors that were asked to end get a moment to finish their last steps.
     deadline = time.monotonic() + 10
     after = _snapshot()
-    while after[:2] != before[:2] and time.monotonic() < deadline:
+    while after[:3] != before[:3] and time.monotonic() < deadline:
         time.sleep(0.01)
         after = _snapshot()
     assert after[0] == before[0], f"live counters changed: {before[0]} -> {after[0]}; actors: {_ext.list_actors()}"
     assert after[1] == before[1], f"subinterpreters: {before[1]} -> {after[1]}"
-    new_threads = after[2] - before[2]
+    assert after[2] <= before[2], f"file descriptors left open: {before[2]} -> {after[2]}"
+    new_threads = after[3] - before[3]
     assert not new_threads, f"threads left behind: {[t for t in threading.enumerate() if t.ident in new_threads]}"
+
+
+# First lines of every child program: SIGINT gets Python's usual handler
+# even when this test run inherited SIGINT ignored (a suite started with
+# `&` from a script, or under nohup), so the Ctrl-C tests mean the same
+# however the suite is started.
+CHILD_PRELUDE = "import signal as _signal; _signal.signal(_signal.SIGINT, _signal.default_int_handler)\n"
+
+
+def child_argv(code: str, args=()) -> list[str]:
+    """argv of a fresh Python running `code` (dedented, after the prelude)."""
+    return [sys.executable, "-c", CHILD_PRELUDE + textwrap.dedent(code), *map(str, args)]
 
 
 def run_child(code: str, timeout: float = 60.0, args=()) -> subprocess.CompletedProcess:
     """Run `code` in a fresh Python process (for tests that abandon actors,
     abort on failure or test process exit), bounded by `timeout`."""
     return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code), *args],
+        child_argv(code, args),
         capture_output=True,
         text=True,
         timeout=timeout,
         cwd=str(ROOT),
     )
+
+
+def popen_child(code: str, args=()) -> subprocess.Popen:
+    """Start `code` in a fresh Python process with pipes (for tests that
+    signal it); the caller bounds every wait and kills it in the end."""
+    return subprocess.Popen(child_argv(code, args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=str(ROOT))

@@ -15,7 +15,7 @@ import subactor
 from subactor import ActorNotAvailable, RemoteActorError, _ext
 
 from . import remote
-from .conftest import ROOT, run_child
+from .conftest import ROOT, popen_child, run_child
 
 MOD = remote.__name__
 
@@ -236,30 +236,33 @@ except KeyboardInterrupt:
 """ % str(ROOT)
 
 
-def _sigint_child(scenario, grace, kill_after, signals=1, gap=0.3):
-    proc = subprocess.Popen(
-        [sys.executable, "-c", SIGINT_SCRIPT, scenario, str(grace), str(kill_after)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=str(ROOT),
-    )
+def _sigint_child(scenario, grace, kill_after, signals=1, gap=0.3, bound=60.0):
+    """Run SIGINT_SCRIPT's scenario, send `signals` SIGINTs `gap` apart once
+    it is ready, and wait for its exit at most `bound` seconds counted from
+    the first signal. Returns (returncode, stdout, stderr, seconds from the
+    first signal to the exit)."""
+    proc = popen_child(SIGINT_SCRIPT, args=(scenario, grace, kill_after))
     try:
         line = proc.stdout.readline()
         assert line.strip() == "ready", (line, proc.stderr.read())
         time.sleep(0.3)
+        t0 = time.monotonic()  # the bound starts before the first signal
         for i in range(signals):
             if i:
                 time.sleep(gap)
             proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
+        out, err = proc.communicate(timeout=max(0.1, bound - (time.monotonic() - t0)))
+        elapsed = time.monotonic() - t0
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    return proc.returncode, out, err
+    return proc.returncode, out, err, elapsed
 
 
 @pytest.mark.parametrize("scenario", ["spawn", "run", "spin", "shielded"])
 def test_sigint_cancels_tree_then_raises_keyboard_interrupt(scenario):
-    rc, out, err = _sigint_child(scenario, grace=0.5, kill_after=5)
+    rc, out, err, _ = _sigint_child(scenario, grace=0.5, kill_after=5)
     assert rc == -signal.SIGINT, (rc, out, err)
     assert "KeyboardInterrupt after" in out, err
     assert "threads=0 abandoned=0" in out, out  # every actor ended, none abandoned
@@ -267,12 +270,14 @@ def test_sigint_cancels_tree_then_raises_keyboard_interrupt(scenario):
 
 
 def test_second_sigint_skips_to_interrupt_and_hard_kill():
-    # grace 30 s: without the second Ctrl-C this would wait at least 30 s,
-    # past run_child's bound; with it, the blocked actor is abandoned at once.
-    rc, out, err = _sigint_child("blocked", grace=30, kill_after=60, signals=2, gap=0.5)
+    # grace 30 s: without a working hurry this would wait at least 30 s
+    # after the first signal; with it, the blocked actor is abandoned at
+    # once. The bound counts from before the first signal.
+    rc, out, err, elapsed = _sigint_child("blocked", grace=30, kill_after=60, signals=2, gap=0.5, bound=15)
     assert rc == -signal.SIGINT, (rc, out, err)
     assert "threads=0 abandoned=1" in out, out
     assert "AbandonedActorWarning: actor 'victim'" in err
+    assert elapsed < 15
 
 
 # --- churn ---------------------------------------------------------------------

@@ -170,8 +170,12 @@ class _Child:
             self.ended.set()
             self.settled.set()
             # An ended actor is not the nursery's business any more; a
-            # long-lived nursery that starts many actors must not grow.
+            # long-lived nursery that starts many actors must not grow. And
+            # the portal (which the user may keep) must not keep this
+            # record in a reference cycle: its handle holds two descriptors
+            # until it is freed.
             self.nursery._children.discard(self)
+            self.portal = None
 
 
 class ActorNursery:
@@ -373,7 +377,13 @@ async def open_nursery(*, grace: float = DEFAULT_GRACE, kill_after: float = DEFA
         to_raise = _collapse(eg)
         if to_raise is eg:
             raise
-    # Raised outside the except clause, so that it keeps its own context
-    # instead of being chained to the group it came out of.
+        context = to_raise.__context__ if to_raise in eg.exceptions or not isinstance(
+            to_raise, BaseExceptionGroup) else None
     if to_raise is not None:
-        raise to_raise
+        try:
+            raise to_raise
+        finally:
+            # Raising here, in __aexit__, chains it to the group it came out
+            # of (the exception being handled): the user sees one error with
+            # its own context, not the group's traceback before it.
+            to_raise.__context__ = context

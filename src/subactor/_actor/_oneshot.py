@@ -36,6 +36,9 @@ class _Unpickler(pickle.Unpickler):
 
 
 def main():
+    from subactor._actor import refuse_os_exit
+
+    refuse_os_exit(_ext.current_actor()["name"])
     main_path, payload = pickle.loads(_ext.actor_input())
     fn, args, kwargs = _Unpickler(payload, main_path).load()
     result = fn(*args, **kwargs)

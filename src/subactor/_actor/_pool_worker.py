@@ -66,10 +66,12 @@ def main(cfg=None, end=None):
         cfg = _ext.loads(_ext.actor_input())
     if end is None:
         end = _ext.ChannelEnd(cfg["chan"], 1)
+    from subactor._actor import refuse_os_exit
     from subactor._actor._parent_main import install
 
     install(cfg.get("main"))
     name = cfg.get("name", "worker")
+    refuse_os_exit(name)
     idle = cfg.get("idle")            # seconds, or None: wait forever
     max_blocks = cfg.get("max_blocks")  # None: no memory ceiling
 

@@ -16,7 +16,8 @@ SIGINT (the parent's interrupt rung) raises ``_ext.ActorInterrupted`` in
 the running code, as ``interrupt()`` does in a subinterpreter actor.
 
 Exit codes: 0 after a normal end; 130 after an interrupt (ActorInterrupted,
-or a KeyboardInterrupt of the actor's own SIGINT handling); 1 if the
+or a KeyboardInterrupt of the actor's own SIGINT handling); the code given
+to ``sys.exit()`` by the actor's code, in sync and in trio mode; 1 if the
 runtime itself failed (its traceback is on stderr); 2 if the parent was
 gone before the actor started; 3 if it went while the actor was sending.
 """
@@ -82,6 +83,25 @@ def _interrupt_handler(signum, frame):
     raise _ext.ActorInterrupted("interrupted by the parent (SIGINT)")
 
 
+def _exit_code(eg: BaseExceptionGroup) -> int | None:
+    """The exit code a group of a SystemExit (plus the cancellations it
+    caused) asks for, as the interpreter would take it; None if the group
+    holds anything else."""
+    exits, others = eg.split(SystemExit)
+    if exits is None or (others is not None and others.split(lambda e: type(e).__name__ != "Cancelled")[0]):
+        return None
+    first = exits
+    while isinstance(first, BaseExceptionGroup):
+        first = first.exceptions[0]
+    code = first.code
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code & 0xFF
+    print(code, file=sys.stderr)
+    return 1
+
+
 def main(argv: list[str]) -> int:
     import signal
 
@@ -134,9 +154,14 @@ def main(argv: list[str]) -> int:
         # Either way the actor ends now, without a traceback.
         return 130
     except BaseExceptionGroup as eg:
-        # trio mode: the interrupt may come out of a task's nursery.
-        if eg.split(interrupts)[1] is None:
+        # trio mode: the interrupt, or a sys.exit() of the actor's code, may
+        # come out of a task's nursery (with the cancellations it caused).
+        rest = eg.split(interrupts)[1]
+        if rest is None:
             return 130
+        code = _exit_code(rest)
+        if code is not None:
+            return code
         raise
     except (_ext.BrokenError, _ext.EndOfChannel):
         # A reply could not be sent: the parent is gone. Nothing to report to.

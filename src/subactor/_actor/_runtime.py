@@ -33,13 +33,25 @@ def _is_async(fn) -> bool:
     return bool(getattr(getattr(fn, "__code__", None), "co_flags", 0) & _CO_ASYNC)
 
 
+_current: "Runtime | None" = None
+
+
+def current() -> "Runtime":
+    """The runtime of this actor (for tests and diagnostics)."""
+    if _current is None:
+        raise RuntimeError("not inside a long-lived actor")
+    return _current
+
+
 class Runtime:
-    def __init__(self, cfg: dict):
+    def __init__(self, cfg: dict, end=None):
+        self.end = end          # this actor's end of its channel to the parent
         self.name = cfg["name"]
         self.enabled = set(cfg.get("mods") or ())
         self.main_path = cfg.get("main")
         self.tasks: dict = {}   # cid -> _Call (trio mode)
-        self.bye = False
+        self.bye = False        # the parent asked it to leave
+        self.failing = False    # it leaves with an error of its own (not a cancel)
 
     # -- resolving what to call ------------------------------------------
     def resolve(self, ns: str, fn_name: str):
@@ -80,6 +92,8 @@ class Runtime:
         return obj
 
     def bad_message(self, what: str) -> RuntimeError:
+        """The error the actor leaves with after a malformed message."""
+        self.failing = True
         return RuntimeError(f"actor {self.name!r} got {what} from its parent: it leaves")
 
     def error_msg(self, cid, exc: BaseException) -> dict:
@@ -95,8 +109,8 @@ class Runtime:
     def too_large(self, cid, fn_name, data: bytes, exc: ValueError) -> bytes:
         """The error that replaces a final message larger than the channel
         takes: that one call fails, the actor goes on."""
-        err = ValueError(f"the return value of {fn_name} is too large to send back ({len(data)} bytes "
-                         f"encoded): {exc}")
+        err = ValueError(f"the return value of {fn_name} cannot be sent back: it is too large "
+                         f"({len(data)} bytes encoded): {exc}")
         return _ext.dumps(self.error_msg(cid, err))
 
     def send_final(self, chan: BlockingChannel, cid, fn_name, data: bytes) -> None:
@@ -130,9 +144,9 @@ class Runtime:
             if t != "run":
                 continue  # a stale cancel/stop for a call already answered
             cid = msg["cid"]
-            fn_name = msg["fn"]
+            fn_name = f"{msg['ns']}.{msg['fn']}"
             try:
-                fn = self.resolve(msg["ns"], fn_name)
+                fn = self.resolve(msg["ns"], msg["fn"])
                 if _is_async(fn) or is_context(fn):
                     return msg
                 value = fn(**(msg.get("kw") or {}))
@@ -176,6 +190,19 @@ def _install_cancellable_sleep() -> None:
     time.sleep = sleep
 
 
+def _lone_error(eg: BaseExceptionGroup) -> BaseException | None:
+    """The one error in a group of it and trio's cancellations, else None."""
+    leaves = []
+    stack = [eg]
+    while stack:
+        e = stack.pop()
+        if isinstance(e, BaseExceptionGroup):
+            stack.extend(e.exceptions)
+        elif type(e).__name__ != "Cancelled":
+            leaves.append(e)
+    return leaves[0] if len(leaves) == 1 else None
+
+
 def _quiet_teardown() -> None:
     """An interrupt ended trio.run from inside its loop: the tasks it
     abandoned complain when collected. The actor is ending; its outcome
@@ -195,11 +222,15 @@ def actor_main(cfg: dict | None = None, end=None) -> None:
     actor = _state.Actor(cfg["name"], cfg["uid"], parent=cfg.get("parent"))
     actor.enable_modules = list(cfg.get("mods") or ())
     _state.set_current(actor)
+    from subactor._actor import refuse_os_exit
+
+    refuse_os_exit(actor.name)
     if cfg.get("sleep_wakes"):
         _install_cancellable_sleep()
-    rt = Runtime(cfg)
+    global _current
     if end is None:
         end = _ext.ChannelEnd(cfg["chan"], 1)
+    rt = _current = Runtime(cfg, end)
     chan = BlockingChannel(end)
     try:
         pending = rt.serve_sync(chan)
@@ -219,6 +250,13 @@ def actor_main(cfg: dict | None = None, end=None) -> None:
             except _ext.ActorInterrupted:
                 _quiet_teardown()
                 raise
+            except BaseExceptionGroup as eg:
+                # The serve loop's own failure comes out of its nursery with
+                # the cancellations it caused: the actor's outcome names it.
+                lone = _lone_error(eg)
+                if lone is None:
+                    raise
+                raise lone from None
         if rt.bye:
             try:
                 end.send(_ext.dumps({"t": "bye"}), timeout=1.0)

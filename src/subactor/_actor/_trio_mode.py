@@ -145,9 +145,11 @@ async def _run_call(rt: Runtime, chan: TrioChannel, call: _Call, msg: dict) -> N
         if final is not None:
             await _send_final(rt, chan, final, fn_name)
     except trio.Cancelled:
-        # The whole actor is being cancelled.
-        await _send_final(rt, chan, {"t": "error", "cid": cid, "e": cancelled_box(rt.name, fn_name, "actor cancel")},
-                          fn_name)
+        # The whole actor is being cancelled, or is failing: in the latter
+        # case the caller hears how it failed from its parent's side.
+        if not rt.failing:
+            await _send_final(rt, chan, {"t": "error", "cid": cid,
+                                         "e": cancelled_box(rt.name, fn_name, "actor cancel")}, fn_name)
         raise
     finally:
         rt.tasks.pop(cid, None)
