@@ -437,6 +437,25 @@ static int End_send_chunk(EndObject *self, sa_chan_t *ch, PyObject *const *objs,
     return rc;
 }
 
+/* A new tuple of the items of `msgs` (any iterable, as PySequence_Fast
+ * takes, with the same TypeError for a non-iterable), or NULL with an
+ * exception set. The tuple owns a reference to each item and can't change,
+ * whatever runs meanwhile. */
+static PyObject *sa_chan_snapshot(PyObject *msgs)
+{
+    if (PyTuple_CheckExact(msgs) || PyList_CheckExact(msgs))
+        return PySequence_Tuple(msgs);
+    PyObject *it = PyObject_GetIter(msgs);
+    if (it == NULL) {
+        if (PyErr_ExceptionMatches(PyExc_TypeError))
+            PyErr_SetString(PyExc_TypeError, "send_many() needs a sequence of bytes-like objects");
+        return NULL;
+    }
+    PyObject *t = PySequence_Tuple(it);
+    Py_DECREF(it);
+    return t;
+}
+
 /* send / send_nowait / send_many / send_many_nowait. `many`: data is a
  * sequence of bytes-like objects; `timeout_ns`: -2 for nowait. Returns the
  * number queued, or -1 with an exception set. A nowait batch queues the
@@ -453,11 +472,15 @@ static Py_ssize_t End_send_impl(EndObject *self, PyObject *data, int many, int64
     if (ch == NULL)
         return -1;
     if (many) {
-        seq = PySequence_Fast(data, "send_many() needs a sequence of bytes-like objects");
+        /* Work on a tuple of the items, never on the caller's list: an
+         * item's __buffer__ (Python code) may change the list, and so may
+         * another thread while a wait below releases the GIL; either would
+         * leave pointers into the list's items array dangling. */
+        seq = sa_chan_snapshot(data);
         if (seq == NULL)
             goto done;
-        n = (size_t)PySequence_Fast_GET_SIZE(seq);
-        objs = PySequence_Fast_ITEMS(seq);
+        n = (size_t)PyTuple_GET_SIZE(seq);
+        objs = ((PyTupleObject *)seq)->ob_item;
         /* Refuse a batch with a too large message before queueing any. */
         for (size_t k = 0; k < n; k++) {
             Py_buffer v;
