@@ -204,28 +204,6 @@ char *sa_chan_buf_alloc(size_t len)
     return raw + SA_CHAN_BUF_HDR;
 }
 
-char *sa_chan_buf_realloc(char *buf, size_t len)
-{
-    if (buf == NULL)
-        return sa_chan_buf_alloc(len);
-    sa_chan_buf_hdr_t *h = sa_chan_hdr(buf);
-    if (len <= h->cap)
-        return buf;
-    if (h->klass == 0 && len < SA_CHAN_POOL_MIN) {
-        char *raw = PyMem_RawRealloc((char *)h, SA_CHAN_BUF_HDR + len);
-        if (raw == NULL)
-            return NULL;
-        ((sa_chan_buf_hdr_t *)(void *)raw)->cap = len;
-        return raw + SA_CHAN_BUF_HDR;
-    }
-    char *nbuf = sa_chan_buf_alloc(len);
-    if (nbuf == NULL)
-        return NULL;
-    memcpy(nbuf, buf, h->cap);
-    sa_chan_buf_free(buf);
-    return nbuf;
-}
-
 void sa_chan_buf_free(char *buf)
 {
     if (buf == NULL)
@@ -762,13 +740,6 @@ int sa_chan_send_batch(sa_chan_t *ch, int side, const sa_chan_item_t *items, siz
     return rc;
 }
 
-int sa_chan_send_owned(sa_chan_t *ch, int side, char *buf, size_t len, int64_t deadline)
-{
-    sa_chan_item_t it = {buf, len};
-    size_t sent;
-    return sa_chan_send_batch(ch, side, &it, 1, &sent, deadline);
-}
-
 int sa_chan__send_check(sa_chan_t *ch, int side, size_t len)
 {
     if (len > ch->maxbytes)
@@ -834,16 +805,3 @@ int sa_chan_recv_batch(sa_chan_t *ch, int side, sa_chan_item_t *out, size_t max,
     pthread_mutex_unlock(&ch->lock);
     return rc;
 }
-
-int sa_chan_recv_raw(sa_chan_t *ch, int side, char **buf, size_t *len, int64_t deadline)
-{
-    sa_chan_item_t it;
-    size_t got;
-    int rc = sa_chan_recv_batch(ch, side, &it, 1, &got, deadline);
-    if (rc == SA_OK) {
-        *buf = it.buf;
-        *len = it.len;
-    }
-    return rc;
-}
-

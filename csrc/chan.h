@@ -59,10 +59,6 @@ void sa_chan_state_clear(sa_chan_state_t *st);
  * sa_chan_buf_free (not PyMem_RawFree): it carries a header, and large ones
  * go back to a pool for reuse. Needs no GIL. */
 char *sa_chan_buf_alloc(size_t len);
-/* Grow a buffer to at least `len` bytes, keeping its contents (the buffer
- * may move); NULL on no memory, and `buf` is still valid then. NULL `buf`
- * allocates. For encoders that write straight into a message buffer. */
-char *sa_chan_buf_realloc(char *buf, size_t len);
 /* Free a buffer from sa_chan_buf_alloc() (or one received). NULL is fine. */
 void sa_chan_buf_free(char *buf);
 
@@ -115,9 +111,6 @@ void sa_chan_break_owned_by(uint64_t actor_id);
 int sa_chan_send_batch(sa_chan_t *ch, int side, const sa_chan_item_t *items, size_t n, size_t *sent,
                        int64_t deadline);
 
-/* One message: on 0 the channel owns `buf`; on error the caller still does. */
-int sa_chan_send_owned(sa_chan_t *ch, int side, char *buf, size_t len, int64_t deadline);
-
 /* Take up to `max` (>= 1) queued messages for `side` into out[], waiting up
  * to `deadline` for at least one. *got says how many; their buffers now
  * belong to the caller (free with sa_chan_buf_free). 0; SA_ERR_CLOSED (own
@@ -125,9 +118,6 @@ int sa_chan_send_owned(sa_chan_t *ch, int side, char *buf, size_t len, int64_t d
  * peer broken); SA_ERR_EMPTY (NOWAIT); SA_ERR_TIMEOUT. */
 int sa_chan_recv_batch(sa_chan_t *ch, int side, sa_chan_item_t *out, size_t max, size_t *got,
                        int64_t deadline);
-
-/* One message: on 0, *buf (owned by the caller) and *len. */
-int sa_chan_recv_raw(sa_chan_t *ch, int side, char **buf, size_t *len, int64_t deadline);
 
 /* The readiness eventfd of `side`, made on first use: `for_send` 0 gives the
  * one readable iff a recv would not block, 1 the one readable iff a send
@@ -168,13 +158,6 @@ int64_t sa_chan__spin(int64_t ns);
 void sa_chan__pool(int clear, size_t *count, size_t *bytes);
 
 /* --- binding helpers (chanobj.c; GIL held) ------------------------------------ */
-
-/* The record and side of a _ext.ChannelEnd. The pointer is borrowed: valid
- * while the end object is alive and open and the caller holds the GIL.
- * Before releasing the GIL (to wait), take a reference (sa_chan_incref) and
- * drop it after, as another thread may close the end meanwhile. 0, or -1
- * with TypeError / ClosedError set. */
-int sa_chan_from_end(PyObject *end, sa_chan_t **ch, int *side);
 
 /* A new _ext.Message owning `buf` (given up by the caller in every case). */
 PyObject *sa_chan_message_new(sa_chan_state_t *st, char *buf, size_t len);

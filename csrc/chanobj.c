@@ -871,24 +871,6 @@ static PyType_Spec End_spec = {
     .slots = End_slots,
 };
 
-int sa_chan_from_end(PyObject *end, sa_chan_t **ch, int *side)
-{
-    sa_state_t *st = sa_state_from_type(Py_TYPE(end));
-    if (st == NULL || Py_TYPE(end) != st->chan.EndType) {
-        PyErr_Clear();
-        PyErr_Format(PyExc_TypeError, "expected a ChannelEnd, not %.100s", Py_TYPE(end)->tp_name);
-        return -1;
-    }
-    EndObject *self = (EndObject *)end;
-    if (self->ch == NULL) {
-        PyErr_Format(st->ClosedError, SA_WHAT_FMT ": this end is closed", SA_WHAT_ARGS(self));
-        return -1;
-    }
-    *ch = self->ch;
-    *side = self->side;
-    return 0;
-}
-
 /* ---------------------------------------------------------------------- */
 /* Module functions                                                         */
 
