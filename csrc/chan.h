@@ -53,7 +53,11 @@ void sa_chan_state_clear(sa_chan_state_t *st);
 
 /* --- message buffers ----------------------------------------------------
  * Every buffer that travels through a channel comes from here, so that
- * sa_counters.buffers counts them all. */
+ * sa_counters.buffers counts them all: ChannelEnd.send() copies the
+ * caller's bytes-like object (typically the bytes of dumps()) into one. No
+ * other allocator's buffer may be queued; in particular the PyMem_Raw
+ * buffer of sa_codec_encode_raw() (codec.h) is not one of these, and the
+ * channel layer never calls the codec. */
 
 /* A raw buffer of `len` bytes, or NULL on no memory. Free it only with
  * sa_chan_buf_free (not PyMem_RawFree): it carries a header, and large ones
