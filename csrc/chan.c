@@ -1,4 +1,5 @@
-/* chan.c: channels, the GIL-free core (the Python types are in chanobj.c).
+/* chan.c: channels, the GIL-free core (the Python face is in msgobj.c,
+ * endobj.c and chanmod.c).
  *
  * Owns: channel records (sa_chan_t), the process-wide registry that maps a
  * channel id to its record, the message buffers in flight (counted by

@@ -6,7 +6,9 @@
  * reused; it holds no PyObject*. See chan.c for the locks, the lifetime
  * rules and the readiness file descriptors.
  *
- * The GIL-free core is chan.c; the Python types are chanobj.c.
+ * The GIL-free core is chan.c. The Python face is three files: msgobj.c
+ * (the type Message), endobj.c (the type ChannelEnd) and chanmod.c (the
+ * module functions, the test hooks and this concern's module state).
  *
  * Core functions need no GIL, return 0 or a negative code (SA_ERR_* of
  * common.h, or SA_CHAN_EOF) and never block past their deadline. A deadline
@@ -47,6 +49,9 @@ typedef struct {
     uint64_t owner;            /* actor that imported this module (0: none) */
 } sa_chan_state_t;
 
+/* Add Message, ChannelEnd, EndOfChannel and the channel functions to `mod`
+ * and fill `st` (chanmod.c): 0, or -1 with an exception set. Traverse and
+ * clear visit and drop the references `st` holds. */
 int sa_chan_module_init(PyObject *mod, sa_chan_state_t *st);
 int sa_chan_state_traverse(sa_chan_state_t *st, visitproc visit, void *arg);
 void sa_chan_state_clear(sa_chan_state_t *st);
@@ -132,7 +137,7 @@ int sa_chan_fileno(sa_chan_t *ch, int side, int for_send);
 /* The byte bound of one direction (constant). */
 size_t sa_chan_maxbytes(const sa_chan_t *ch);
 
-/* --- internal: shared by chan.c (core) and chanobj.c (binding) only -------- */
+/* --- internal: shared by chan.c (core) and its binding files only ---------- */
 
 enum { SA_CHAN_UNATTACHED = 0, SA_CHAN_OPEN = 1, SA_CHAN_CLOSED = 2 }; /* side states */
 
@@ -161,9 +166,18 @@ int64_t sa_chan__spin(int64_t ns);
  * (after reading) if `clear`. */
 void sa_chan__pool(int clear, size_t *count, size_t *bytes);
 
-/* --- binding helpers (chanobj.c; GIL held) ------------------------------------ */
+/* --- binding helpers (msgobj.c, endobj.c, chanmod.c; GIL held) -------------- */
 
-/* A new _ext.Message owning `buf` (given up by the caller in every case). */
+/* A new _ext.Message owning `buf` (given up by the caller in every case:
+ * freed on failure), or NULL with MemoryError set. In msgobj.c, for the
+ * receives of endobj.c. */
 PyObject *sa_chan_message_new(sa_chan_state_t *st, char *buf, size_t len);
+
+/* Make the type Message (msgobj.c) or ChannelEnd (endobj.c) for the
+ * module `mod`, add it to `mod` and keep a reference in st->MessageType or
+ * st->EndType (cleared by sa_chan_state_clear()). For sa_chan_module_init()
+ * of chanmod.c. 0, or -1 with an exception set. */
+int sa_chan_message_type_add(PyObject *mod, sa_chan_state_t *st);
+int sa_chan_end_type_add(PyObject *mod, sa_chan_state_t *st);
 
 #endif
