@@ -26,6 +26,12 @@
  *     closed too and attaching it later raises ClosedError; while messages
  *     are queued toward a never-attached side, it stays attachable, so a
  *     slow actor still drains what was sent before its parent closed, or
+ *   - sa_chan_close_unattached() closes a never-attached side, as if an end
+ *     had been attached and closed. It is for the actor host, to call for
+ *     an actor's own channel when the actor's thread ends: an actor
+ *     interrupted while starting never attaches its side, and the rule
+ *     above would then keep a channel with messages queued toward that
+ *     side alive for ever, or
  *   - sa_chan_destroy() (channel_destroy(id)) closes both sides at once.
  * The record is freed when the last reference goes. A channel whose id is
  * never attached stays until channel_destroy(); that is the creator's job.
@@ -591,6 +597,38 @@ int sa_chan_destroy(uint64_t id)
     if (unlinked)
         sa_chan_decref(ch);
     return SA_OK;
+}
+
+int sa_chan__close_unattached(uint64_t id, int side, int *closed)
+{
+    assert(side == 0 || side == 1);
+    int unlinked = 0;
+    *closed = 0;
+    pthread_mutex_lock(&sa_chan_registry_lock);
+    sa_chan_t *ch = sa_chan_lookup_locked(id);
+    if (ch != NULL) {
+        pthread_mutex_lock(&ch->lock);
+        if (ch->side[side].state == SA_CHAN_UNATTACHED) {
+            sa_chan_close_side_locked(ch, side, 0);
+            *closed = 1;
+        }
+        unlinked = sa_chan_unlink_if_done_locked(ch);
+        pthread_mutex_unlock(&ch->lock);
+    }
+    pthread_mutex_unlock(&sa_chan_registry_lock);
+    if (ch == NULL)
+        return SA_ERR_NOT_FOUND;
+    /* An attached end still holds a reference, so this frees the record
+     * only if both sides are closed and no end object is left. */
+    if (unlinked)
+        sa_chan_decref(ch);
+    return SA_OK;
+}
+
+int sa_chan_close_unattached(uint64_t id, int side)
+{
+    int closed;
+    return sa_chan__close_unattached(id, side, &closed);
 }
 
 /* Close or break every open side attached by `owner`. */

@@ -100,6 +100,13 @@ uint64_t sa_chan_id(const sa_chan_t *ch);
  * queued messages are freed, the registry lets go. 0 or SA_ERR_NOT_FOUND. */
 int sa_chan_destroy(uint64_t id);
 
+/* Close `side` of channel `id` if it was never attached: what was queued
+ * toward it is freed and the registry lets go once the other side closes
+ * too (as if an end had been attached and closed). A side that is
+ * attached (open or closed) is left alone. 0, or SA_ERR_NOT_FOUND if the
+ * channel is gone. Needs no GIL; can't block. */
+int sa_chan_close_unattached(uint64_t id, int side);
+
 /* Mark every open end attached by actor `actor_id` closed (close_) or broken
  * (break_), waking every waiter. The peer of a closed end drains what was
  * sent and then gets SA_CHAN_EOF; the peer of a broken end drains what was
@@ -153,6 +160,10 @@ typedef struct {
 
 /* Fill *out for channel `id`: 0 or SA_ERR_NOT_FOUND. */
 int sa_chan__info(uint64_t id, sa_chan_info_t *out);
+/* sa_chan_close_unattached() that also says, in *closed, whether it closed
+ * the side (1) or left it alone (0: attached, or closed already), for the
+ * test hook _chan_close_unattached. */
+int sa_chan__close_unattached(uint64_t id, int side, int *closed);
 /* Whether `side` is closed and whether its peer broke, read under the lock. */
 void sa_chan__peek(sa_chan_t *ch, int side, int *closed, int *peer_broken);
 /* Whether a message of `len` bytes could be sent now, without sending it:

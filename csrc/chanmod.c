@@ -2,7 +2,7 @@
  *
  * Owns: the module functions `channel` and `channel_destroy`, the test
  * hooks `_chan_info`, `_chan_close_owned_by`, `_chan_break_owned_by`,
- * `_chan_spin` and `_chan_pool`, the exception
+ * `_chan_close_unattached`, `_chan_spin` and `_chan_pool`, the exception
  * `EndOfChannel`, the tick function that lets an interrupt raise between
  * the wait slices of endobj.c, and the per-interpreter state of the concern
  * (sa_chan_state_t): its init (sa_chan_module_init, which also adds the
@@ -66,6 +66,23 @@ static PyObject *sa_py_break_owned_by(PyObject *Py_UNUSED(mod), PyObject *arg)
     return sa_py_owned_by(arg, 1);
 }
 
+static PyObject *sa_py_chan_close_unattached(PyObject *Py_UNUSED(mod), PyObject *args)
+{
+    unsigned long long id;
+    int side, closed;
+    if (!PyArg_ParseTuple(args, "Ki:_chan_close_unattached", &id, &side))
+        return NULL;
+    if (side != 0 && side != 1) {
+        PyErr_Format(PyExc_ValueError, "channel %llu: side must be 0 or 1, not %d", id, side);
+        return NULL;
+    }
+    /* A channel that is gone has nothing left to close: False, as for a
+     * side that is attached. */
+    if (sa_chan__close_unattached(id, side, &closed) < 0)
+        Py_RETURN_FALSE;
+    return PyBool_FromLong(closed);
+}
+
 static PyObject *sa_py_chan_info(PyObject *Py_UNUSED(mod), PyObject *arg)
 {
     static const char *names[] = {"unattached", "open", "closed"};
@@ -112,6 +129,10 @@ static PyMethodDef sa_chan_functions[] = {
      "_chan_close_owned_by(actor_id)\n\nClose every end attached by that actor, as when it ends normally."},
     {"_chan_break_owned_by", sa_py_break_owned_by, METH_O,
      "_chan_break_owned_by(actor_id)\n\nBreak every end attached by that actor, as when it fails or is abandoned."},
+    {"_chan_close_unattached", sa_py_chan_close_unattached, METH_VARARGS,
+     "_chan_close_unattached(id, side) -> bool\n\nClose that side if it was never attached, freeing what was queued toward\n"
+     "it (what the actor host asks for when an actor's thread ends). True if it\n"
+     "closed it; False if that side is attached or closed already, or the channel is gone."},
     {"_chan_spin", sa_py_chan_spin, METH_VARARGS,
      "_chan_spin(ns=-1) -> int\n\nHow long blocking calls spin before they sleep (process-wide); set it if\n"
      "ns >= 0. Returns the previous value."},

@@ -532,6 +532,69 @@ def test_attach_rules():
         _ext.ChannelEnd(cid, 0)
 
 
+def test_close_unattached_lets_go_of_a_channel_with_messages_for_a_side_never_attached():
+    """An actor interrupted while starting never attaches side 1; what its
+    parent queued toward it kept the channel attachable, hence alive, after
+    the parent closed side 0. Closing the unattached side frees it all."""
+    base = _ext.live_counts()
+    cid = _ext.channel()
+    a = _ext.ChannelEnd(cid, 0)
+    a.send(b"never read" * 100)
+    a.close()
+    assert _ext._chan_info(cid)["state"] == ("closed", "unattached")
+    assert _ext.live_counts()["channels"] == base["channels"] + 1
+    assert _ext.live_counts()["buffers"] == base["buffers"] + 1
+    assert _ext._chan_close_unattached(cid, 1) is True
+    assert _ext._chan_info(cid) is None
+    assert _ext.live_counts()["channels"] == base["channels"]
+    assert _ext.live_counts()["buffers"] == base["buffers"]
+    with pytest.raises(_ext.ClosedError):
+        _ext.ChannelEnd(cid, 1)
+    assert _ext._chan_close_unattached(cid, 1) is False  # the channel is gone
+
+
+def test_close_unattached_leaves_attached_sides_alone():
+    cid, a, b = pair()
+    assert _ext._chan_close_unattached(cid, 0) is False  # open
+    a.send(b"still works")
+    assert b.recv(timeout=5) == b"still works"
+    b.close()
+    assert _ext._chan_close_unattached(cid, 1) is False  # attached and closed
+    assert _ext._chan_info(cid)["state"] == ("open", "closed")
+    with pytest.raises(ValueError, match="side must be 0 or 1"):
+        _ext._chan_close_unattached(cid, 2)
+    a.close()
+    assert _ext._chan_info(cid) is None
+
+
+def test_close_unattached_while_the_peer_is_open_acts_as_a_closed_end():
+    """The open peer sees what it would see had an end been attached and
+    closed: its queued messages are dropped, sends fail, receives end, a
+    waiter wakes, and the channel goes when the peer closes."""
+    cid = _ext.channel()
+    a = _ext.ChannelEnd(cid, 0)
+    a.send(b"dropped")
+    fd = a.recv_fileno()
+    assert not readable(fd)
+    assert _ext._chan_close_unattached(cid, 1) is True
+    assert _ext._chan_info(cid)["queued"] == (0, 0)
+    assert readable(fd)
+    with pytest.raises(_ext.BrokenError):
+        a.send(b"x")
+    with pytest.raises(_ext.EndOfChannel):
+        a.recv(timeout=5)
+    with pytest.raises(_ext.ClosedError):
+        _ext.ChannelEnd(cid, 1)
+    a.close()
+    assert _ext._chan_info(cid) is None
+
+    # Neither side attached: closing one closes both, as attaching one end
+    # and closing it would.
+    cid = _ext.channel()
+    assert _ext._chan_close_unattached(cid, 0) is True
+    assert _ext._chan_info(cid) is None
+
+
 def test_channel_destroy_closes_attached_ends():
     cid, a, b = pair()
     a.send(b"dropped")
