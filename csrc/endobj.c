@@ -2,12 +2,13 @@
  *
  * Owns: the type `ChannelEnd` (holding one reference to its record in
  * chan.c, from sa_chan_attach(), until close() or deallocation), the
- * parsing of its arguments, the turning of core error codes met by its
- * methods into exceptions of the calling interpreter (End_raise(), the one
- * boundary for channel ends), and the blocking loop that waits for the core
- * in GIL-free slices (End_block()). The type is a heap type of the module
- * state of each interpreter; nothing here is shared between interpreters
- * except through the records of chan.c.
+ * parsing of its arguments, the turning of the core error codes its
+ * methods meet into exceptions of the calling interpreter (End_raise();
+ * the constructor words the codes of sa_chan_attach() itself), and the
+ * blocking loop that waits for the core in GIL-free slices (End_block()).
+ * The type is a heap type of the module state of each interpreter; nothing
+ * here is shared between interpreters except through the records of
+ * chan.c.
  *
  * Locks: none of its own. An end object's pointer to its record is read
  * and cleared inside a critical section on the object (a no-op with a GIL;
