@@ -1,4 +1,5 @@
-/* chan.c: channels, the GIL-free core (the Python types are in chanobj.c).
+/* chan.c: channels, the GIL-free core (the Python face is in msgobj.c,
+ * endobj.c and chanmod.c).
  *
  * Owns: channel records (sa_chan_t), the process-wide registry that maps a
  * channel id to its record, the message buffers in flight (counted by
@@ -25,6 +26,12 @@
  *     closed too and attaching it later raises ClosedError; while messages
  *     are queued toward a never-attached side, it stays attachable, so a
  *     slow actor still drains what was sent before its parent closed, or
+ *   - sa_chan_close_unattached() closes a never-attached side, as if an end
+ *     had been attached and closed. It is for the actor host, to call for
+ *     an actor's own channel when the actor's thread ends: an actor
+ *     interrupted while starting never attaches its side, and the rule
+ *     above would then keep a channel with messages queued toward that
+ *     side alive for ever, or
  *   - sa_chan_destroy() (channel_destroy(id)) closes both sides at once.
  * The record is freed when the last reference goes. A channel whose id is
  * never attached stays until channel_destroy(); that is the creator's job.
@@ -202,28 +209,6 @@ char *sa_chan_buf_alloc(size_t len)
     h->klass = klass;
     atomic_fetch_add(&sa_counters.buffers, 1);
     return raw + SA_CHAN_BUF_HDR;
-}
-
-char *sa_chan_buf_realloc(char *buf, size_t len)
-{
-    if (buf == NULL)
-        return sa_chan_buf_alloc(len);
-    sa_chan_buf_hdr_t *h = sa_chan_hdr(buf);
-    if (len <= h->cap)
-        return buf;
-    if (h->klass == 0 && len < SA_CHAN_POOL_MIN) {
-        char *raw = PyMem_RawRealloc((char *)h, SA_CHAN_BUF_HDR + len);
-        if (raw == NULL)
-            return NULL;
-        ((sa_chan_buf_hdr_t *)(void *)raw)->cap = len;
-        return raw + SA_CHAN_BUF_HDR;
-    }
-    char *nbuf = sa_chan_buf_alloc(len);
-    if (nbuf == NULL)
-        return NULL;
-    memcpy(nbuf, buf, h->cap);
-    sa_chan_buf_free(buf);
-    return nbuf;
 }
 
 void sa_chan_buf_free(char *buf)
@@ -614,6 +599,38 @@ int sa_chan_destroy(uint64_t id)
     return SA_OK;
 }
 
+int sa_chan__close_unattached(uint64_t id, int side, int *closed)
+{
+    assert(side == 0 || side == 1);
+    int unlinked = 0;
+    *closed = 0;
+    pthread_mutex_lock(&sa_chan_registry_lock);
+    sa_chan_t *ch = sa_chan_lookup_locked(id);
+    if (ch != NULL) {
+        pthread_mutex_lock(&ch->lock);
+        if (ch->side[side].state == SA_CHAN_UNATTACHED) {
+            sa_chan_close_side_locked(ch, side, 0);
+            *closed = 1;
+        }
+        unlinked = sa_chan_unlink_if_done_locked(ch);
+        pthread_mutex_unlock(&ch->lock);
+    }
+    pthread_mutex_unlock(&sa_chan_registry_lock);
+    if (ch == NULL)
+        return SA_ERR_NOT_FOUND;
+    /* An attached end still holds a reference, so this frees the record
+     * only if both sides are closed and no end object is left. */
+    if (unlinked)
+        sa_chan_decref(ch);
+    return SA_OK;
+}
+
+int sa_chan_close_unattached(uint64_t id, int side)
+{
+    int closed;
+    return sa_chan__close_unattached(id, side, &closed);
+}
+
 /* Close or break every open side attached by `owner`. */
 static void sa_chan_end_owned_by(uint64_t owner, int broken)
 {
@@ -762,13 +779,6 @@ int sa_chan_send_batch(sa_chan_t *ch, int side, const sa_chan_item_t *items, siz
     return rc;
 }
 
-int sa_chan_send_owned(sa_chan_t *ch, int side, char *buf, size_t len, int64_t deadline)
-{
-    sa_chan_item_t it = {buf, len};
-    size_t sent;
-    return sa_chan_send_batch(ch, side, &it, 1, &sent, deadline);
-}
-
 int sa_chan__send_check(sa_chan_t *ch, int side, size_t len)
 {
     if (len > ch->maxbytes)
@@ -834,16 +844,3 @@ int sa_chan_recv_batch(sa_chan_t *ch, int side, sa_chan_item_t *out, size_t max,
     pthread_mutex_unlock(&ch->lock);
     return rc;
 }
-
-int sa_chan_recv_raw(sa_chan_t *ch, int side, char **buf, size_t *len, int64_t deadline)
-{
-    sa_chan_item_t it;
-    size_t got;
-    int rc = sa_chan_recv_batch(ch, side, &it, 1, &got, deadline);
-    if (rc == SA_OK) {
-        *buf = it.buf;
-        *len = it.len;
-    }
-    return rc;
-}
-

@@ -6,7 +6,9 @@
  * reused; it holds no PyObject*. See chan.c for the locks, the lifetime
  * rules and the readiness file descriptors.
  *
- * The GIL-free core is chan.c; the Python types are chanobj.c.
+ * The GIL-free core is chan.c. The Python face is three files: msgobj.c
+ * (the type Message), endobj.c (the type ChannelEnd) and chanmod.c (the
+ * module functions, the test hooks and this concern's module state).
  *
  * Core functions need no GIL, return 0 or a negative code (SA_ERR_* of
  * common.h, or SA_CHAN_EOF) and never block past their deadline. A deadline
@@ -47,22 +49,25 @@ typedef struct {
     uint64_t owner;            /* actor that imported this module (0: none) */
 } sa_chan_state_t;
 
+/* Add Message, ChannelEnd, EndOfChannel and the channel functions to `mod`
+ * and fill `st` (chanmod.c): 0, or -1 with an exception set. Traverse and
+ * clear visit and drop the references `st` holds. */
 int sa_chan_module_init(PyObject *mod, sa_chan_state_t *st);
 int sa_chan_state_traverse(sa_chan_state_t *st, visitproc visit, void *arg);
 void sa_chan_state_clear(sa_chan_state_t *st);
 
 /* --- message buffers ----------------------------------------------------
  * Every buffer that travels through a channel comes from here, so that
- * sa_counters.buffers counts them all. */
+ * sa_counters.buffers counts them all: ChannelEnd.send() copies the
+ * caller's bytes-like object (typically the bytes of dumps()) into one. No
+ * other allocator's buffer may be queued; in particular the PyMem_Raw
+ * buffer of sa_codec_encode_raw() (codec.h) is not one of these, and the
+ * channel layer never calls the codec. */
 
 /* A raw buffer of `len` bytes, or NULL on no memory. Free it only with
  * sa_chan_buf_free (not PyMem_RawFree): it carries a header, and large ones
  * go back to a pool for reuse. Needs no GIL. */
 char *sa_chan_buf_alloc(size_t len);
-/* Grow a buffer to at least `len` bytes, keeping its contents (the buffer
- * may move); NULL on no memory, and `buf` is still valid then. NULL `buf`
- * allocates. For encoders that write straight into a message buffer. */
-char *sa_chan_buf_realloc(char *buf, size_t len);
 /* Free a buffer from sa_chan_buf_alloc() (or one received). NULL is fine. */
 void sa_chan_buf_free(char *buf);
 
@@ -95,6 +100,13 @@ uint64_t sa_chan_id(const sa_chan_t *ch);
  * queued messages are freed, the registry lets go. 0 or SA_ERR_NOT_FOUND. */
 int sa_chan_destroy(uint64_t id);
 
+/* Close `side` of channel `id` if it was never attached: what was queued
+ * toward it is freed and the registry lets go once the other side closes
+ * too (as if an end had been attached and closed). A side that is
+ * attached (open or closed) is left alone. 0, or SA_ERR_NOT_FOUND if the
+ * channel is gone. Needs no GIL; can't block. */
+int sa_chan_close_unattached(uint64_t id, int side);
+
 /* Mark every open end attached by actor `actor_id` closed (close_) or broken
  * (break_), waking every waiter. The peer of a closed end drains what was
  * sent and then gets SA_CHAN_EOF; the peer of a broken end drains what was
@@ -115,9 +127,6 @@ void sa_chan_break_owned_by(uint64_t actor_id);
 int sa_chan_send_batch(sa_chan_t *ch, int side, const sa_chan_item_t *items, size_t n, size_t *sent,
                        int64_t deadline);
 
-/* One message: on 0 the channel owns `buf`; on error the caller still does. */
-int sa_chan_send_owned(sa_chan_t *ch, int side, char *buf, size_t len, int64_t deadline);
-
 /* Take up to `max` (>= 1) queued messages for `side` into out[], waiting up
  * to `deadline` for at least one. *got says how many; their buffers now
  * belong to the caller (free with sa_chan_buf_free). 0; SA_ERR_CLOSED (own
@@ -125,9 +134,6 @@ int sa_chan_send_owned(sa_chan_t *ch, int side, char *buf, size_t len, int64_t d
  * peer broken); SA_ERR_EMPTY (NOWAIT); SA_ERR_TIMEOUT. */
 int sa_chan_recv_batch(sa_chan_t *ch, int side, sa_chan_item_t *out, size_t max, size_t *got,
                        int64_t deadline);
-
-/* One message: on 0, *buf (owned by the caller) and *len. */
-int sa_chan_recv_raw(sa_chan_t *ch, int side, char **buf, size_t *len, int64_t deadline);
 
 /* The readiness eventfd of `side`, made on first use: `for_send` 0 gives the
  * one readable iff a recv would not block, 1 the one readable iff a send
@@ -138,7 +144,7 @@ int sa_chan_fileno(sa_chan_t *ch, int side, int for_send);
 /* The byte bound of one direction (constant). */
 size_t sa_chan_maxbytes(const sa_chan_t *ch);
 
-/* --- internal: shared by chan.c (core) and chanobj.c (binding) only -------- */
+/* --- internal: shared by chan.c (core) and its binding files only ---------- */
 
 enum { SA_CHAN_UNATTACHED = 0, SA_CHAN_OPEN = 1, SA_CHAN_CLOSED = 2 }; /* side states */
 
@@ -154,6 +160,10 @@ typedef struct {
 
 /* Fill *out for channel `id`: 0 or SA_ERR_NOT_FOUND. */
 int sa_chan__info(uint64_t id, sa_chan_info_t *out);
+/* sa_chan_close_unattached() that also says, in *closed, whether it closed
+ * the side (1) or left it alone (0: attached, or closed already), for the
+ * test hook _chan_close_unattached. */
+int sa_chan__close_unattached(uint64_t id, int side, int *closed);
 /* Whether `side` is closed and whether its peer broke, read under the lock. */
 void sa_chan__peek(sa_chan_t *ch, int side, int *closed, int *peer_broken);
 /* Whether a message of `len` bytes could be sent now, without sending it:
@@ -167,16 +177,18 @@ int64_t sa_chan__spin(int64_t ns);
  * (after reading) if `clear`. */
 void sa_chan__pool(int clear, size_t *count, size_t *bytes);
 
-/* --- binding helpers (chanobj.c; GIL held) ------------------------------------ */
+/* --- binding helpers (msgobj.c, endobj.c, chanmod.c; GIL held) -------------- */
 
-/* The record and side of a _ext.ChannelEnd. The pointer is borrowed: valid
- * while the end object is alive and open and the caller holds the GIL.
- * Before releasing the GIL (to wait), take a reference (sa_chan_incref) and
- * drop it after, as another thread may close the end meanwhile. 0, or -1
- * with TypeError / ClosedError set. */
-int sa_chan_from_end(PyObject *end, sa_chan_t **ch, int *side);
-
-/* A new _ext.Message owning `buf` (given up by the caller in every case). */
+/* A new _ext.Message owning `buf` (given up by the caller in every case:
+ * freed on failure), or NULL with MemoryError set. In msgobj.c, for the
+ * receives of endobj.c. */
 PyObject *sa_chan_message_new(sa_chan_state_t *st, char *buf, size_t len);
+
+/* Make the type Message (msgobj.c) or ChannelEnd (endobj.c) for the
+ * module `mod`, add it to `mod` and keep a reference in st->MessageType or
+ * st->EndType (cleared by sa_chan_state_clear()). For sa_chan_module_init()
+ * of chanmod.c. 0, or -1 with an exception set. */
+int sa_chan_message_type_add(PyObject *mod, sa_chan_state_t *st);
+int sa_chan_end_type_add(PyObject *mod, sa_chan_state_t *st);
 
 #endif

@@ -1,9 +1,20 @@
 /* codec.h: the MessagePack codec (see codec.c for the wire format).
  *
- * The channel layer encodes with sa_codec_encode_raw() into a PyMem_Raw
- * buffer that can cross interpreters, and decodes with sa_codec_decode() in
- * the receiving interpreter. Both need the GIL of the calling interpreter and
- * that interpreter's codec state.
+ * The channel layer does not call the codec, and no buffer of the codec
+ * ever enters a channel. Messages are encoded in Python: dumps() gives a
+ * bytes object, ChannelEnd.send() copies it into a message buffer of its
+ * own (sa_chan_buf_alloc() of chan.h, freed only with sa_chan_buf_free()),
+ * and the receiver passes the Message to loads(), which decodes it with
+ * sa_codec_decode() in the receiving interpreter.
+ *
+ * sa_codec_encode_raw() is the C API for C callers that want the encoded
+ * bytes outside any Python object: today dumps() itself on Pythons where it
+ * can't build in place (see SA_CODEC_BYTES_IN_PLACE in codec.c) and the
+ * fuzz harness (tools/fuzz). Its buffer is plain PyMem_RawMalloc() memory,
+ * freed with PyMem_RawFree(), not a channel buffer.
+ *
+ * Every function here needs the GIL of the calling interpreter and that
+ * interpreter's codec state.
  */
 #ifndef SA_CODEC_H
 #define SA_CODEC_H
@@ -39,7 +50,9 @@ void sa_codec_state_clear(sa_codec_state_t *st);
 /* Encode `obj` into a new buffer from PyMem_RawMalloc() that the caller owns
  * and frees with PyMem_RawFree(); its size goes to *len. Returns 0, or -1 with
  * an exception set (EncodeError, ValueError for the depth limit, MemoryError)
- * and *out left untouched. `flags`: SA_CODEC_PICKLE or 0. */
+ * and *out left untouched. `flags`: SA_CODEC_PICKLE or 0. The buffer is not
+ * a channel buffer (it has no header of sa_chan_buf_alloc()): never hand it
+ * to sa_chan_send_batch() or sa_chan_buf_free(); copy it into one instead. */
 int sa_codec_encode_raw(sa_codec_state_t *st, PyObject *obj, int flags, char **out, size_t *len);
 
 /* Decode exactly one message from buf[0:len]. Returns a new reference, or

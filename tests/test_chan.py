@@ -6,7 +6,10 @@ buffers back where they started (the `no_leaks` fixture).
 """
 import array
 import gc
+import os
 import select
+import subprocess
+import sys
 import textwrap
 import threading
 import time
@@ -15,6 +18,8 @@ import pytest
 import trio
 
 from subactor import _ext
+
+from .conftest import ROOT
 
 
 # ---------------------------------------------------------------------------
@@ -168,6 +173,103 @@ def test_send_many_and_recv_many():
         with pytest.raises(TypeError):
             a.send_many([b"ok", "bad"])
         assert _ext._chan_info(cid)["queued"] == (0, 0)  # nothing queued from a failed batch
+
+
+def run_child_checked(code, timeout=60.0):
+    """Run `code` in a fresh Python process, as conftest.run_child() does,
+    with Python's debug allocator unless the caller chose one (the ASan run
+    chooses malloc, which ASan checks itself): it overwrites freed memory
+    with 0xDD bytes, so a read through a dangling pointer crashes the child
+    (and fails the test) instead of finding stale but plausible data."""
+    env = dict(os.environ)
+    env.setdefault("PYTHONMALLOC", "debug")
+    return subprocess.run([sys.executable, "-X", "faulthandler", "-c", textwrap.dedent(code)], capture_output=True, text=True,
+                          timeout=timeout, cwd=str(ROOT), env=env)
+
+
+def assert_child_ok(r):
+    assert r.returncode == 0 and r.stdout.strip().endswith("OK"), (
+        f"child exited with {r.returncode}\nstdout:\n{r.stdout}\nstderr:\n{r.stderr[-4000:]}")
+
+
+def test_send_many_survives_an_item_whose_buffer_method_clears_the_list():
+    """send_many() calls each item's __buffer__ (Python code); one that
+    empties the list being sent must not leave send_many reading the list's
+    freed items array. What is sent is the list as it was at the call."""
+    r = run_child_checked("""
+        from subactor import _ext
+
+        class Clearing:
+            def __init__(self, lst):
+                self.lst = lst
+
+            def __buffer__(self, flags):
+                self.lst.clear()  # frees the items array and every item only the list held
+                return memoryview(b"clearing")
+
+        cid = _ext.channel()
+        a, b = _ext.ChannelEnd(cid, 0), _ext.ChannelEnd(cid, 1)
+        msgs = []
+        msgs.append(Clearing(msgs))
+        msgs.extend(bytes([65 + i]) * (20 + i) for i in range(63))
+        expected = [b"clearing"] + [bytes([65 + i]) * (20 + i) for i in range(63)]
+        assert a.send_many(msgs, timeout=5) == 64
+        got = [bytes(m) for m in b.recv_many(100, timeout=5)]
+        assert got == expected, got[:4]
+        a.close()
+        b.close()
+        assert _ext.live_counts()["channels"] == 0 and _ext.live_counts()["buffers"] == 0
+        print("OK")
+    """)
+    assert_child_ok(r)
+
+
+@pytest.mark.parametrize("change", ["grow", "clear"])
+def test_send_many_blocked_on_a_full_channel_survives_another_thread_changing_the_list(change):
+    """While send_many() waits for room (GIL released), another thread may
+    grow the list (its items array moves) or clear it (the array is freed);
+    the rest of the batch must still come from the list as it was at the
+    call. The first chunk (256 messages) is copied before the wait, so the
+    list is long enough that a second chunk is read after it."""
+    r = run_child_checked(f"""
+        import threading, time
+        from subactor import _ext
+
+        cid = _ext.channel(maxmsgs=4)
+        a, b = _ext.ChannelEnd(cid, 0), _ext.ChannelEnd(cid, 1)
+        msgs = [bytes([i % 251]) * (1 + i % 40) for i in range(600)]
+        expected = list(msgs)
+        result = []
+        t = threading.Thread(target=lambda: result.append(a.send_many(msgs, timeout=60)))
+        t.start()
+        deadline = time.monotonic() + 30
+        while _ext._chan_info(cid)["queued"][0] < 4 and time.monotonic() < deadline:
+            time.sleep(0.001)
+        assert _ext._chan_info(cid)["queued"][0] == 4, "the sender never filled the channel"
+        if {change!r} == "grow":
+            # Many appends of new objects: the array is reallocated (moved)
+            # several times and the memory it left is reused.
+            for i in range(200000):
+                msgs.append(b"late" * (i % 300))
+        else:
+            msgs.clear()
+        got = []
+        while len(got) < len(expected):
+            got.extend(bytes(m) for m in b.recv_many(64, timeout=30))
+        t.join(60)
+        assert result == [len(expected)], result
+        assert got == expected
+        try:
+            b.recv_nowait()
+        except BlockingIOError:
+            pass
+        else:
+            raise AssertionError("more was sent than the list held at the call")
+        a.close()
+        b.close()
+        print("OK")
+    """)
+    assert_child_ok(r)
 
 
 # ---------------------------------------------------------------------------
@@ -428,6 +530,69 @@ def test_attach_rules():
     assert _ext.channel_destroy(cid) is False
     with pytest.raises(_ext.ClosedError):
         _ext.ChannelEnd(cid, 0)
+
+
+def test_close_unattached_lets_go_of_a_channel_with_messages_for_a_side_never_attached():
+    """An actor interrupted while starting never attaches side 1; what its
+    parent queued toward it kept the channel attachable, hence alive, after
+    the parent closed side 0. Closing the unattached side frees it all."""
+    base = _ext.live_counts()
+    cid = _ext.channel()
+    a = _ext.ChannelEnd(cid, 0)
+    a.send(b"never read" * 100)
+    a.close()
+    assert _ext._chan_info(cid)["state"] == ("closed", "unattached")
+    assert _ext.live_counts()["channels"] == base["channels"] + 1
+    assert _ext.live_counts()["buffers"] == base["buffers"] + 1
+    assert _ext._chan_close_unattached(cid, 1) is True
+    assert _ext._chan_info(cid) is None
+    assert _ext.live_counts()["channels"] == base["channels"]
+    assert _ext.live_counts()["buffers"] == base["buffers"]
+    with pytest.raises(_ext.ClosedError):
+        _ext.ChannelEnd(cid, 1)
+    assert _ext._chan_close_unattached(cid, 1) is False  # the channel is gone
+
+
+def test_close_unattached_leaves_attached_sides_alone():
+    cid, a, b = pair()
+    assert _ext._chan_close_unattached(cid, 0) is False  # open
+    a.send(b"still works")
+    assert b.recv(timeout=5) == b"still works"
+    b.close()
+    assert _ext._chan_close_unattached(cid, 1) is False  # attached and closed
+    assert _ext._chan_info(cid)["state"] == ("open", "closed")
+    with pytest.raises(ValueError, match="side must be 0 or 1"):
+        _ext._chan_close_unattached(cid, 2)
+    a.close()
+    assert _ext._chan_info(cid) is None
+
+
+def test_close_unattached_while_the_peer_is_open_acts_as_a_closed_end():
+    """The open peer sees what it would see had an end been attached and
+    closed: its queued messages are dropped, sends fail, receives end, a
+    waiter wakes, and the channel goes when the peer closes."""
+    cid = _ext.channel()
+    a = _ext.ChannelEnd(cid, 0)
+    a.send(b"dropped")
+    fd = a.recv_fileno()
+    assert not readable(fd)
+    assert _ext._chan_close_unattached(cid, 1) is True
+    assert _ext._chan_info(cid)["queued"] == (0, 0)
+    assert readable(fd)
+    with pytest.raises(_ext.BrokenError):
+        a.send(b"x")
+    with pytest.raises(_ext.EndOfChannel):
+        a.recv(timeout=5)
+    with pytest.raises(_ext.ClosedError):
+        _ext.ChannelEnd(cid, 1)
+    a.close()
+    assert _ext._chan_info(cid) is None
+
+    # Neither side attached: closing one closes both, as attaching one end
+    # and closing it would.
+    cid = _ext.channel()
+    assert _ext._chan_close_unattached(cid, 0) is True
+    assert _ext._chan_info(cid) is None
 
 
 def test_channel_destroy_closes_attached_ends():

@@ -1,13 +1,14 @@
-/* chanobj.c: the Python face of channels (the core is chan.c).
+/* endobj.c: the Python type `ChannelEnd`, one attached end of a channel.
  *
- * Owns: the types `ChannelEnd` (one attached end of a channel, holding one
- * reference to its record) and `Message` (a received message: a read-only
- * buffer that owns its raw bytes), the exception `EndOfChannel`, and the
- * module functions `channel`, `channel_destroy` and the test hooks
- * `_chan_info`, `_chan_close_owned_by`, `_chan_break_owned_by`,
- * `_chan_spin`, `_chan_pool`. Everything here is per interpreter (heap
- * types in the module state); nothing here is shared between interpreters
- * except through the records of chan.c.
+ * Owns: the type `ChannelEnd` (holding one reference to its record in
+ * chan.c, from sa_chan_attach(), until close() or deallocation), the
+ * parsing of its arguments, the turning of the core error codes its
+ * methods meet into exceptions of the calling interpreter (End_raise();
+ * the constructor words the codes of sa_chan_attach() itself), and the
+ * blocking loop that waits for the core in GIL-free slices (End_block()).
+ * The type is a heap type of the module state of each interpreter; nothing
+ * here is shared between interpreters except through the records of
+ * chan.c.
  *
  * Locks: none of its own. An end object's pointer to its record is read
  * and cleared inside a critical section on the object (a no-op with a GIL;
@@ -23,6 +24,9 @@
  * to let it. A blocked recv()/send() thus ends within about one tick of an
  * interrupt or Ctrl-C. Each blocking call holds an extra reference to the
  * record, so another thread closing the end can't free it under the wait.
+ * Python code may run inside a send (an item's __buffer__, the tick, a
+ * signal handler) and other threads run while the GIL is released, so a
+ * send works on a snapshot of its messages, never on the caller's list.
  */
 #include "common.h"
 
@@ -32,155 +36,6 @@
 #define SA_CHAN_NOGIL_COPY (256 * 1024)      /* copies this large release the GIL */
 #define SA_CHAN_PRECHECK (64 * 1024)         /* nowait sends this large check room before copying */
 #define SA_CHAN_PYERR (-1000)                /* a Python exception is set (not a core code) */
-
-/* ---------------------------------------------------------------------- */
-/* Message: a received message, a read-only buffer that owns its bytes      */
-
-typedef struct {
-    PyObject_HEAD
-    char *buf;           /* raw buffer from sa_chan_buf_alloc(), owned; NULL once released */
-    Py_ssize_t len;      /* bytes in buf */
-    Py_ssize_t exports;  /* buffer views handed out and not yet released */
-} MessageObject;
-
-PyObject *sa_chan_message_new(sa_chan_state_t *st, char *buf, size_t len)
-{
-    MessageObject *m = PyObject_New(MessageObject, st->MessageType);
-    if (m == NULL) {
-        sa_chan_buf_free(buf);
-        return NULL;
-    }
-    m->buf = buf;
-    m->len = (Py_ssize_t)len;
-    m->exports = 0;
-    return (PyObject *)m;
-}
-
-static int Message_check_live(MessageObject *self)
-{
-    if (self->buf != NULL)
-        return 0;
-    PyErr_SetString(PyExc_ValueError, "operation forbidden on a released Message");
-    return -1;
-}
-
-static void Message_dealloc(MessageObject *self)
-{
-    PyTypeObject *tp = Py_TYPE(self);
-    assert(self->exports == 0); /* every view holds a reference to us */
-    sa_chan_buf_free(self->buf);
-    tp->tp_free((PyObject *)self);
-    Py_DECREF(tp);
-}
-
-static int Message_getbuffer(MessageObject *self, Py_buffer *view, int flags)
-{
-    if (Message_check_live(self) < 0)
-        return -1;
-    if (PyBuffer_FillInfo(view, (PyObject *)self, self->buf, self->len, 1, flags) < 0)
-        return -1;
-    self->exports++;
-    return 0;
-}
-
-static void Message_releasebuffer(MessageObject *self, Py_buffer *Py_UNUSED(view))
-{
-    self->exports--;
-}
-
-static Py_ssize_t Message_length(MessageObject *self)
-{
-    if (Message_check_live(self) < 0)
-        return -1;
-    return self->len;
-}
-
-static PyObject *Message_release(MessageObject *self, PyObject *Py_UNUSED(ignored))
-{
-    if (self->exports > 0) {
-        PyErr_Format(PyExc_BufferError, "Message has %zd exported buffer(s) (a memoryview?) still alive",
-                     self->exports);
-        return NULL;
-    }
-    sa_chan_buf_free(self->buf);
-    self->buf = NULL;
-    self->len = 0;
-    Py_RETURN_NONE;
-}
-
-static PyObject *Message_richcompare(MessageObject *self, PyObject *other, int op)
-{
-    if ((op != Py_EQ && op != Py_NE) || self->buf == NULL || !PyObject_CheckBuffer(other))
-        Py_RETURN_NOTIMPLEMENTED;
-    Py_buffer b;
-    if (PyObject_GetBuffer(other, &b, PyBUF_SIMPLE) < 0) {
-        PyErr_Clear();
-        Py_RETURN_NOTIMPLEMENTED;
-    }
-    int eq = b.len == self->len && memcmp(b.buf, self->buf, (size_t)b.len) == 0;
-    PyBuffer_Release(&b);
-    return PyBool_FromLong(op == Py_EQ ? eq : !eq);
-}
-
-static PyObject *Message_repr(MessageObject *self)
-{
-    if (self->buf == NULL)
-        return PyUnicode_FromString("<Message released>");
-    return PyUnicode_FromFormat("<Message %zd bytes>", self->len);
-}
-
-static PyObject *Message_get_released(MessageObject *self, void *Py_UNUSED(c))
-{
-    return PyBool_FromLong(self->buf == NULL);
-}
-
-static PyObject *Message_enter(PyObject *self, PyObject *Py_UNUSED(ignored))
-{
-    return Py_NewRef(self);
-}
-
-static PyObject *Message_exit(MessageObject *self, PyObject *Py_UNUSED(args))
-{
-    return Message_release(self, NULL);
-}
-
-static PyMethodDef Message_methods[] = {
-    {"release", (PyCFunction)Message_release, METH_NOARGS,
-     "release()\n\nFree the bytes now (BufferError while a memoryview of it is alive).\n"
-     "Using the message afterwards raises ValueError. Collection frees them too."},
-    {"__enter__", Message_enter, METH_NOARGS, NULL},
-    {"__exit__", (PyCFunction)Message_exit, METH_VARARGS, NULL},
-    {NULL, NULL, 0, NULL},
-};
-
-static PyGetSetDef Message_getset[] = {
-    {"released", (getter)Message_get_released, NULL, "True once release() freed the bytes", NULL},
-    {NULL, NULL, NULL, NULL, NULL},
-};
-
-static PyType_Slot Message_slots[] = {
-    {Py_tp_dealloc, Message_dealloc},
-    {Py_bf_getbuffer, Message_getbuffer},
-    {Py_bf_releasebuffer, Message_releasebuffer},
-    {Py_sq_length, Message_length},
-    {Py_mp_length, Message_length},
-    {Py_tp_richcompare, Message_richcompare},
-    {Py_tp_hash, PyObject_HashNotImplemented},
-    {Py_tp_repr, Message_repr},
-    {Py_tp_methods, Message_methods},
-    {Py_tp_getset, Message_getset},
-    {Py_tp_doc, "A received message: a read-only bytes-like object that owns its bytes.\n\n"
-                "memoryview(m) and bytes(m) work; len(m) is its size; m == b'...' compares\n"
-                "contents. release() (or `with m:`) frees the bytes at once."},
-    {0, NULL},
-};
-
-static PyType_Spec Message_spec = {
-    .name = "subactor._ext.Message",
-    .basicsize = sizeof(MessageObject),
-    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_DISALLOW_INSTANTIATION | Py_TPFLAGS_IMMUTABLETYPE,
-    .slots = Message_slots,
-};
 
 /* ---------------------------------------------------------------------- */
 /* ChannelEnd                                                               */
@@ -437,6 +292,25 @@ static int End_send_chunk(EndObject *self, sa_chan_t *ch, PyObject *const *objs,
     return rc;
 }
 
+/* A new tuple of the items of `msgs` (any iterable, as PySequence_Fast
+ * takes, with the same TypeError for a non-iterable), or NULL with an
+ * exception set. The tuple owns a reference to each item and can't change,
+ * whatever runs meanwhile. */
+static PyObject *sa_chan_snapshot(PyObject *msgs)
+{
+    if (PyTuple_CheckExact(msgs) || PyList_CheckExact(msgs))
+        return PySequence_Tuple(msgs);
+    PyObject *it = PyObject_GetIter(msgs);
+    if (it == NULL) {
+        if (PyErr_ExceptionMatches(PyExc_TypeError))
+            PyErr_SetString(PyExc_TypeError, "send_many() needs a sequence of bytes-like objects");
+        return NULL;
+    }
+    PyObject *t = PySequence_Tuple(it);
+    Py_DECREF(it);
+    return t;
+}
+
 /* send / send_nowait / send_many / send_many_nowait. `many`: data is a
  * sequence of bytes-like objects; `timeout_ns`: -2 for nowait. Returns the
  * number queued, or -1 with an exception set. A nowait batch queues the
@@ -453,11 +327,15 @@ static Py_ssize_t End_send_impl(EndObject *self, PyObject *data, int many, int64
     if (ch == NULL)
         return -1;
     if (many) {
-        seq = PySequence_Fast(data, "send_many() needs a sequence of bytes-like objects");
+        /* Work on a tuple of the items, never on the caller's list: an
+         * item's __buffer__ (Python code) may change the list, and so may
+         * another thread while a wait below releases the GIL; either would
+         * leave pointers into the list's items array dangling. */
+        seq = sa_chan_snapshot(data);
         if (seq == NULL)
             goto done;
-        n = (size_t)PySequence_Fast_GET_SIZE(seq);
-        objs = PySequence_Fast_ITEMS(seq);
+        n = (size_t)PyTuple_GET_SIZE(seq);
+        objs = ((PyTupleObject *)seq)->ob_item;
         /* Refuse a batch with a too large message before queueing any. */
         for (size_t k = 0; k < n; k++) {
             Py_buffer v;
@@ -848,167 +726,10 @@ static PyType_Spec End_spec = {
     .slots = End_slots,
 };
 
-int sa_chan_from_end(PyObject *end, sa_chan_t **ch, int *side)
+int sa_chan_end_type_add(PyObject *mod, sa_chan_state_t *st)
 {
-    sa_state_t *st = sa_state_from_type(Py_TYPE(end));
-    if (st == NULL || Py_TYPE(end) != st->chan.EndType) {
-        PyErr_Clear();
-        PyErr_Format(PyExc_TypeError, "expected a ChannelEnd, not %.100s", Py_TYPE(end)->tp_name);
-        return -1;
-    }
-    EndObject *self = (EndObject *)end;
-    if (self->ch == NULL) {
-        PyErr_Format(st->ClosedError, SA_WHAT_FMT ": this end is closed", SA_WHAT_ARGS(self));
-        return -1;
-    }
-    *ch = self->ch;
-    *side = self->side;
-    return 0;
-}
-
-/* ---------------------------------------------------------------------- */
-/* Module functions                                                         */
-
-static PyObject *sa_py_channel(PyObject *mod, PyObject *args, PyObject *kw)
-{
-    static char *kwlist[] = {"maxmsgs", "maxbytes", NULL};
-    Py_ssize_t maxmsgs = SA_CHAN_DEFAULT_MAXMSGS, maxbytes = SA_CHAN_DEFAULT_MAXBYTES;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "|nn:channel", kwlist, &maxmsgs, &maxbytes))
-        return NULL;
-    if (maxmsgs < 1 || maxbytes < 1 || maxmsgs > (Py_ssize_t)1 << 40 || maxbytes > PY_SSIZE_T_MAX / 4) {
-        PyErr_SetString(PyExc_ValueError, "channel(): maxmsgs and maxbytes must be positive (and sane)");
-        return NULL;
-    }
-    uint64_t id;
-    int rc = sa_chan_create((size_t)maxmsgs, (size_t)maxbytes, &id);
-    if (rc < 0)
-        return sa_raise(sa_state(mod), rc, "channel()");
-    return PyLong_FromUnsignedLongLong(id);
-}
-
-static PyObject *sa_py_channel_destroy(PyObject *Py_UNUSED(mod), PyObject *arg)
-{
-    unsigned long long id = PyLong_AsUnsignedLongLong(arg);
-    if (id == (unsigned long long)-1 && PyErr_Occurred())
-        return NULL;
-    return PyBool_FromLong(sa_chan_destroy(id) == SA_OK);
-}
-
-static PyObject *sa_py_owned_by(PyObject *arg, int broken)
-{
-    unsigned long long id = PyLong_AsUnsignedLongLong(arg);
-    if (id == (unsigned long long)-1 && PyErr_Occurred())
-        return NULL;
-    (broken ? sa_chan_break_owned_by : sa_chan_close_owned_by)(id);
-    Py_RETURN_NONE;
-}
-
-static PyObject *sa_py_close_owned_by(PyObject *Py_UNUSED(mod), PyObject *arg)
-{
-    return sa_py_owned_by(arg, 0);
-}
-
-static PyObject *sa_py_break_owned_by(PyObject *Py_UNUSED(mod), PyObject *arg)
-{
-    return sa_py_owned_by(arg, 1);
-}
-
-static PyObject *sa_py_chan_info(PyObject *Py_UNUSED(mod), PyObject *arg)
-{
-    static const char *names[] = {"unattached", "open", "closed"};
-    unsigned long long id = PyLong_AsUnsignedLongLong(arg);
-    if (id == (unsigned long long)-1 && PyErr_Occurred())
-        return NULL;
-    sa_chan_info_t i;
-    if (sa_chan__info(id, &i) < 0)
-        Py_RETURN_NONE;
-    return Py_BuildValue("{s:(ss),s:(OO),s:(nn),s:(nn),s:n,s:n}", "state", names[i.state[0]], names[i.state[1]],
-                         "broken", i.broken[0] ? Py_True : Py_False, i.broken[1] ? Py_True : Py_False, "queued",
-                         (Py_ssize_t)i.queued[0], (Py_ssize_t)i.queued[1], "bytes", (Py_ssize_t)i.bytes[0],
-                         (Py_ssize_t)i.bytes[1], "maxmsgs", (Py_ssize_t)i.maxmsgs, "maxbytes", (Py_ssize_t)i.maxbytes);
-}
-
-static PyObject *sa_py_chan_spin(PyObject *Py_UNUSED(mod), PyObject *args)
-{
-    long long ns = -1;
-    if (!PyArg_ParseTuple(args, "|L:_chan_spin", &ns))
-        return NULL;
-    return PyLong_FromLongLong(sa_chan__spin(ns));
-}
-
-static PyObject *sa_py_chan_pool(PyObject *Py_UNUSED(mod), PyObject *args)
-{
-    int clear = 0;
-    size_t count, bytes;
-    if (!PyArg_ParseTuple(args, "|p:_chan_pool", &clear))
-        return NULL;
-    sa_chan__pool(clear, &count, &bytes);
-    return Py_BuildValue("{s:n,s:n}", "buffers", (Py_ssize_t)count, "bytes", (Py_ssize_t)bytes);
-}
-
-static PyMethodDef sa_chan_functions[] = {
-    {"channel", (PyCFunction)(void (*)(void))sa_py_channel, METH_VARARGS | METH_KEYWORDS,
-     "channel(maxmsgs=1024, maxbytes=64 MiB) -> int\n\nMake a channel and return its id. Each direction holds at most `maxmsgs`\n"
-     "messages and `maxbytes` bytes. Attach its ends with ChannelEnd(id, 0) and\n"
-     "ChannelEnd(id, 1), in any interpreters. It is freed once both ends were\n"
-     "attached and closed, or by channel_destroy(id)."},
-    {"channel_destroy", sa_py_channel_destroy, METH_O,
-     "channel_destroy(id) -> bool\n\nClose both ends of a channel at once, dropping what is queued. False if no\n"
-     "such channel is registered (any more)."},
-    {"_chan_close_owned_by", sa_py_close_owned_by, METH_O,
-     "_chan_close_owned_by(actor_id)\n\nClose every end attached by that actor, as when it ends normally."},
-    {"_chan_break_owned_by", sa_py_break_owned_by, METH_O,
-     "_chan_break_owned_by(actor_id)\n\nBreak every end attached by that actor, as when it fails or is abandoned."},
-    {"_chan_spin", sa_py_chan_spin, METH_VARARGS,
-     "_chan_spin(ns=-1) -> int\n\nHow long blocking calls spin before they sleep (process-wide); set it if\n"
-     "ns >= 0. Returns the previous value."},
-    {"_chan_pool", sa_py_chan_pool, METH_VARARGS,
-     "_chan_pool(clear=False) -> dict\n\nFree large buffers kept for reuse (count, bytes), as they were before\n"
-     "`clear` gave them back to the allocator."},
-    {"_chan_info", sa_py_chan_info, METH_O,
-     "_chan_info(id) -> dict | None\n\nState of a registered channel, for tests: per side its state and\n"
-     "whether it broke; per direction (queued[d]: sent by side d) messages and bytes queued."},
-    {NULL, NULL, 0, NULL},
-};
-
-int sa_chan_module_init(PyObject *mod, sa_chan_state_t *st)
-{
-    sa_actor_t *a = sa_actor_current();
-    st->owner = a != NULL ? a->id : 0;
-    st->MessageType = (PyTypeObject *)PyType_FromModuleAndSpec(mod, &Message_spec, NULL);
-    if (st->MessageType == NULL || PyModule_AddType(mod, st->MessageType) < 0)
-        return -1;
     st->EndType = (PyTypeObject *)PyType_FromModuleAndSpec(mod, &End_spec, NULL);
     if (st->EndType == NULL || PyModule_AddType(mod, st->EndType) < 0)
         return -1;
-    st->EndOfChannel = PyErr_NewExceptionWithDoc(
-        "subactor._ext.EndOfChannel",
-        "The peer closed its end of the channel and everything it sent was received.", PyExc_EOFError, NULL);
-    if (st->EndOfChannel == NULL || PyModule_AddObjectRef(mod, "EndOfChannel", st->EndOfChannel) < 0)
-        return -1;
-    PyObject *code = Py_CompileString("lambda: None", "<subactor._ext channel tick>", Py_eval_input);
-    PyObject *globals = code ? PyDict_New() : NULL;
-    st->tick = globals ? PyEval_EvalCode(code, globals, globals) : NULL;
-    Py_XDECREF(globals);
-    Py_XDECREF(code);
-    if (st->tick == NULL)
-        return -1;
-    return PyModule_AddFunctions(mod, sa_chan_functions);
-}
-
-int sa_chan_state_traverse(sa_chan_state_t *st, visitproc visit, void *arg)
-{
-    Py_VISIT(st->EndType);
-    Py_VISIT(st->MessageType);
-    Py_VISIT(st->EndOfChannel);
-    Py_VISIT(st->tick);
     return 0;
-}
-
-void sa_chan_state_clear(sa_chan_state_t *st)
-{
-    Py_CLEAR(st->EndType);
-    Py_CLEAR(st->MessageType);
-    Py_CLEAR(st->EndOfChannel);
-    Py_CLEAR(st->tick);
 }
