@@ -25,9 +25,10 @@
  * Py_EndInterpreter(), and it only ends an actor nobody waits for.
  *
  * Locks and GIL rules:
- *   - sa_registry_lock guards the registry list and `joined`. It is held only
- *     for short, non-blocking work (pthread_join of a thread that is already
- *     done counts as that), and no GIL is ever acquired while holding it.
+ *   - sa_registry_lock guards the registry list, `joined` and `joining`. It
+ *     is held only for short, non-blocking work (never a waiting
+ *     pthread_join: a done thread may still wait for a core before it
+ *     exits), and no GIL is ever acquired while holding it.
  *   - actor->lock serialises interrupt() (which makes a temporary thread state
  *     in the actor's interpreter) with the actor's own Py_EndInterpreter():
  *     racing the two aborts the process ("not the last thread"). It is never
@@ -42,7 +43,13 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
+
+/* The nice value of an actor's thread once its code is done (see
+ * sa_actor_thread). */
+#define SA_ENDING_NICE 10
 
 /* Key under which each interpreter's ActorInterrupted type is kept in that
  * interpreter's PyInterpreterState_GetDict(), so that interrupt(), running
@@ -119,18 +126,46 @@ static int sa_actor_wait(sa_actor_t *a, int64_t timeout_ns)
     return SA_OK;
 }
 
-/* Join the thread of a done actor. Caller holds sa_registry_lock. */
-static void sa_actor_join_locked(sa_actor_t *a)
+/* Join the thread of a done actor if it has exited, without waiting: 1 if
+ * it is joined (now or before), 0 if it has not exited yet or another
+ * caller is joining it. A done thread is past its last step, but on a busy
+ * machine it may wait several scheduler slices before it exits, and a
+ * pthread_join() here would stall whoever holds the registry lock (the
+ * parent's event loop, dropping a handle). Caller holds sa_registry_lock.
+ * Can't fail. */
+static int sa_actor_tryjoin_locked(sa_actor_t *a)
 {
     assert(atomic_load(&a->done));
-    if (!a->joined) {
-        pthread_join(a->thread, NULL);
-        a->joined = 1;
-    }
+    if (a->joined)
+        return 1;
+    if (a->joining || pthread_tryjoin_np(a->thread, NULL) != 0)
+        return 0;
+    a->joined = 1;
+    return 1;
 }
 
-/* Join and free every done actor that no handle refers to any more.
- * Returns how many were freed. Can't fail. */
+/* Join the thread of a done actor, waiting for it to exit, never with the
+ * registry lock held. Call without a GIL (from code that may block). */
+static void sa_actor_join(sa_actor_t *a)
+{
+    assert(atomic_load(&a->done));
+    pthread_mutex_lock(&sa_registry_lock);
+    int mine = !a->joined && !a->joining;
+    if (mine)
+        a->joining = 1;
+    pthread_mutex_unlock(&sa_registry_lock);
+    if (!mine)
+        return; /* joined already, or by the caller that is joining it */
+    pthread_join(a->thread, NULL);
+    pthread_mutex_lock(&sa_registry_lock);
+    a->joined = 1;
+    a->joining = 0;
+    pthread_mutex_unlock(&sa_registry_lock);
+}
+
+/* Free every done actor that no handle refers to any more and whose thread
+ * has exited (joined without waiting). Returns how many were freed. Can't
+ * fail. */
 static int sa_registry_reap(void)
 {
     int n = 0;
@@ -138,8 +173,7 @@ static int sa_registry_reap(void)
     sa_actor_t *a = sa_registry_head;
     while (a != NULL) {
         sa_actor_t *next = a->next;
-        if (atomic_load(&a->done) && atomic_load(&a->refs) == 1) {
-            sa_actor_join_locked(a);
+        if (atomic_load(&a->done) && atomic_load(&a->refs) == 1 && sa_actor_tryjoin_locked(a)) {
             if (a->prev)
                 a->prev->next = a->next;
             else
@@ -545,6 +579,15 @@ static void *sa_actor_thread(void *arg)
     PyEval_RestoreThread(saved);
     /* An interrupt that arrived after the code finished is dropped. */
     PyThreadState_SetAsyncExc(a->py_ident, NULL);
+    /* What is left (recording the outcome, ending the interpreter: tens of
+     * milliseconds of CPU for one that imported trio) is background work.
+     * When many actors end at once it must not starve the threads that
+     * still run code, the parent's event loop first among them: this
+     * thread gives up some of its priority (raising one's own nice value
+     * needs no privilege; it only matters when the cores are all busy). */
+    errno = 0;
+    if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), SA_ENDING_NICE) < 0)
+        errno = 0; /* a lower priority is a nicety; running without it is fine */
 
     if (exc == NULL) {
         a->outcome = SA_OUTCOME_OK;
@@ -573,6 +616,11 @@ static void *sa_actor_thread(void *arg)
     /* Ends the code left open were closed by the teardown; this catches any
      * that were not (a leaked end object). */
     sa_chan_close_owned_by(a->id);
+    /* An actor that ended before it attached its own channel (interrupted
+     * while it started) leaves side 1 unattached; what the parent queued
+     * toward it would keep the channel alive for good. */
+    if (a->chan_id != 0)
+        sa_chan_close_unattached(a->chan_id, 1);
 
 done:
     a->ended_ns = sa_now_ns();
@@ -739,10 +787,15 @@ static PyObject *SubintHandle_join(SubintHandleObject *self, PyObject *args, PyO
     int rc;
     Py_BEGIN_ALLOW_THREADS
     rc = sa_actor_wait(a, ns);
-    if (rc == SA_OK) {
+    if (rc == SA_OK && ns == 0) {
+        /* join(0): never waits, not even for a done thread to exit (the
+         * event loop's ladder calls it); the registry frees it later. */
         pthread_mutex_lock(&sa_registry_lock);
-        sa_actor_join_locked(a);
+        sa_actor_tryjoin_locked(a);
         pthread_mutex_unlock(&sa_registry_lock);
+    }
+    else if (rc == SA_OK) {
+        sa_actor_join(a);
     }
     Py_END_ALLOW_THREADS
     if (rc == SA_ERR_OS)
@@ -942,18 +995,19 @@ error:
 
 static PyObject *sa_spawn(PyObject *mod, PyObject *args, PyObject *kw)
 {
-    static char *kwlist[] = {"code", "name", "label", "input", "shared_gil", "sys_path", NULL};
+    static char *kwlist[] = {"code", "name", "label", "input", "shared_gil", "sys_path", "chan", NULL};
     const char *code, *name = "actor", *label = NULL;
     Py_ssize_t code_len;
     Py_buffer input = {0};
     int shared_gil = 0;
     PyObject *sys_path = NULL;
+    unsigned long long chan_id = 0;
     sa_actor_t *a = NULL;
     SubintHandleObject *self = NULL;
     sa_state_t *st = sa_state(mod);
 
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "s#|$sz" "y*pO:spawn", kwlist, &code, &code_len, &name,
-                                     &label, &input, &shared_gil, &sys_path))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "s#|$sz" "y*pOK:spawn", kwlist, &code, &code_len, &name,
+                                     &label, &input, &shared_gil, &sys_path, &chan_id))
         return NULL;
     if (sys_path == NULL || sys_path == Py_None) {
         sys_path = PySys_GetObject("path"); /* borrowed */
@@ -974,6 +1028,7 @@ static PyObject *sa_spawn(PyObject *mod, PyObject *args, PyObject *kw)
     pthread_mutex_init(&a->lock, NULL);
     a->id = atomic_fetch_add(&sa_next_id, 1);
     a->shared_gil = shared_gil;
+    a->chan_id = chan_id;
     a->started_ns = sa_now_ns();
     atomic_init(&a->refs, 2); /* the registry + this handle */
     if (label == NULL)
@@ -1257,10 +1312,13 @@ static PyObject *sa_py_shutdown_at_exit(PyObject *mod, PyObject *Py_UNUSED(args)
 
 static PyMethodDef sa_actor_functions[] = {
     {"spawn", (PyCFunction)(void (*)(void))sa_spawn, METH_VARARGS | METH_KEYWORDS,
-     "spawn(code, *, name='actor', label=None, input=b'', shared_gil=False, sys_path=None) -> Actor\n\n"
+     "spawn(code, *, name='actor', label=None, input=b'', shared_gil=False, sys_path=None, chan=0)\n"
+     "-> SubintHandle\n\n"
      "Start an actor: a new thread that makes a subinterpreter (own GIL unless\n"
      "shared_gil), sets its sys.path (default: this interpreter's), imports\n"
-     "subactor._ext, runs `code` in its __main__, ends the interpreter and exits."},
+     "subactor._ext, runs `code` in its __main__, ends the interpreter and exits.\n"
+     "`chan` names the actor's own channel (side 1 is the actor's): if the actor\n"
+     "ends without attaching it, that side is closed so nothing queued leaks."},
     {"list_actors", sa_list_actors, METH_NOARGS,
      "list_actors() -> list[dict]\n\nLive actors of the process: id, name, state, running, interp_id, thread_id, age."},
     {"reap", sa_reap, METH_NOARGS, "reap() -> int\n\nJoin and free finished actors that no handle refers to."},

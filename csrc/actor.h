@@ -39,6 +39,7 @@ struct sa_actor {
     char *sys_path;             /* parent's sys.path, '\0'-separated, "\0\0"-terminated (owned) */
     size_t sys_path_len;        /* bytes in sys_path */
     char *input;                /* bytes handed to the actor at spawn (owned) */
+    uint64_t chan_id;           /* the actor's own channel (0: none); side 1 is the actor's */
     size_t input_len;           /* length of input */
     int shared_gil;             /* 1: legacy shared-GIL interpreter */
 
@@ -65,7 +66,9 @@ struct sa_actor {
     unsigned long py_ident;     /* PyThread_get_thread_ident() of the actor thread */
     unsigned long native_id;    /* OS thread id of the actor thread */
     pthread_t thread;           /* the dedicated thread */
-    int joined;                 /* 1 once pthread_join() returned (parent side) */
+    int joined;                 /* 1 once the thread was joined (registry lock) */
+    int joining;                /* 1 while a caller waits in pthread_join() without the
+                                   registry lock; nobody else joins then (registry lock) */
     int done_fd;                /* eventfd: becomes readable when done (never read) */
     int wake_fd;                /* eventfd: written on cancel() and interrupt() so an
                                    actor blocked in poll/epoll wakes up; the actor drains it */

@@ -2,8 +2,10 @@
  *
  * Owns: encoding Python objects to MessagePack bytes and decoding them back;
  * the Python functions dumps() and loads(); the exceptions EncodeError (a
- * TypeError) and DecodeError (a ValueError); the C API of codec.h that the
- * channel layer calls. dumps()/loads() and the C API share all their code.
+ * TypeError) and DecodeError (a ValueError); the C API of codec.h (used by
+ * dumps() itself on Python 3.15+ and by the fuzz harness; the channel layer
+ * copies dumps()'s bytes and never calls it). dumps()/loads() and the C API
+ * share all their code.
  *
  * Rules: everything here runs with the GIL of the calling interpreter held
  * and touches only that interpreter's codec state (sa_codec_state_t): no
@@ -764,7 +766,7 @@ int sa_codec_encode_raw(sa_codec_state_t *st, PyObject *obj, int flags, char **o
         PyMem_RawFree(e.buf);
         return -1;
     }
-    /* The buffer may wait in a channel: give back a large unused tail. */
+    /* The buffer may be kept by the caller: give back a large unused tail. */
     if (e.cap - e.len > 4096 && e.cap - e.len > e.len / 4) {
         unsigned char *p = PyMem_RawRealloc(e.buf, e.len);
         if (p != NULL)

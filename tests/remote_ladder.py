@@ -21,6 +21,12 @@ def gil_hog(path):
     return sum(range(10**12))
 
 
+def gil_hog_n(path, n):
+    """A GIL-holding C call of bounded length."""
+    mark(path)
+    return sum(range(n))
+
+
 def spin_marked(path):
     mark(path)
     while True:

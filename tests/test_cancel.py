@@ -228,8 +228,14 @@ t0 = time.monotonic()
 try:
     trio.run(main)
 except KeyboardInterrupt:
-    _ext.reap()
-    c = _ext.live_counts()
+    # A done actor's thread exits a moment after its interpreter is gone.
+    deadline = time.monotonic() + 5
+    while True:
+        _ext.reap()
+        c = _ext.live_counts()
+        if c["threads"] == c["abandoned"] or time.monotonic() > deadline:
+            break
+        time.sleep(0.01)
     print("KeyboardInterrupt after %%.2f s; threads=%%d abandoned=%%d" %% (
         time.monotonic() - t0, c["threads"] - c["abandoned"], c["abandoned"]), flush=True)
     raise
@@ -305,10 +311,18 @@ def test_1000_spawn_and_cancel_cycles_do_not_grow():
                 for i in range(n):
                     await cycle(an, i)
         trio.run(main, 20)  # warm up: imports, caches
+        import gc, time; gc.collect()
+        deadline = time.monotonic() + 5
+        while _ext.live_counts()["actors"] and time.monotonic() < deadline:
+            _ext.reap()
+            time.sleep(0.01)
         before = (fds(), threading.active_count(), rss_mib())
         trio.run(main, int(sys.argv[1]))
-        import gc; gc.collect()
-        _ext.reap()
+        import gc, time; gc.collect()
+        deadline = time.monotonic() + 5  # the last actor's thread exits a moment after it is done
+        while _ext.live_counts()["actors"] and time.monotonic() < deadline:
+            _ext.reap()
+            time.sleep(0.01)
         after = (fds(), threading.active_count(), rss_mib())
         print("counts", _ext.live_counts())
         print("fds", before[0], after[0], "threads", before[1], after[1],

@@ -166,6 +166,51 @@ def test_every_rung_holds_its_deadline_without_stalling_the_loop(kind, rung, tmp
         assert "ended False" in proc.stdout
 
 
+def test_a_late_interrupt_of_an_abandoned_actor_is_harmless(tmp_path):
+    """An actor in a GIL-holding C call is abandoned at its hard deadline
+    while its interrupt is still pending on the helper thread; when the
+    call returns, the interrupt lands in an actor nobody waits for, which
+    then ends: no abort, no race with its interpreter's end, nothing left."""
+    proc = run_child("""
+        import os, sys, time, trio, warnings
+        import subactor
+        from subactor import _ext
+        from tests import remote_ladder
+        mark = sys.argv[1]
+        async def abandon_one():
+            async with subactor.open_nursery(grace=0.1, kill_after=0.3) as an:
+                p = await an.start_actor("hog", enable_modules=["tests.remote_ladder"])
+                async with trio.open_nursery() as tn:
+                    async def call():
+                        try:
+                            await p.run(remote_ladder.gil_hog_n, path=mark, n=3 * 10**8)
+                        except subactor.ActorNotAvailable:
+                            pass
+                    tn.start_soon(call)
+                    while not os.path.exists(mark):
+                        await trio.sleep(0.01)
+                    await trio.sleep(0.05)
+                    print("ended", await p.cancel_actor(), "interrupters", _ext.live_counts()["interrupters"],
+                          flush=True)
+        async def main():
+            await abandon_one()
+            # The C call goes on; wait for it to end and the late interrupt to land.
+            with trio.fail_after(120):
+                while _ext.live_counts()["threads"]:
+                    await trio.sleep(0.05)
+            _ext.reap()
+            print("after", _ext.live_counts(), flush=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            trio.run(main)
+    """, timeout=150, args=(tmp_path / "mark",))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "ended False interrupters 1" in proc.stdout, proc.stdout
+    after = eval(proc.stdout.split("after ", 1)[1].splitlines()[0])
+    assert after == dict(actors=0, threads=0, interpreters=0, abandoned=0, interrupters=0, channels=0,
+                         buffers=0), after
+
+
 def test_many_actors_end_at_once_each_with_its_own_deadlines():
     """40 idle trio-mode actors cancelled together all end cleanly: rung 1
     reaches every one at once, and none is interrupted or abandoned."""

@@ -23,7 +23,12 @@ meaning of the two deadlines, both counted from the start of the ladder:
 
 An actor that acknowledged the cancel (its calls are over, it is leaving)
 is not interrupted: what is left is its interpreter's own teardown, which
-an interrupt cannot hurry, and it gets until ``kill_after``.
+an interrupt cannot hurry. Nor is it abandoned: if its teardown is still
+going on at ``kill_after`` (two hundred actors ending at once on two cores
+take seconds of CPU to end their interpreters), the ladder stops waiting
+for it and it finishes on its own (*released*; the exit ladder waits for
+it, with its deadlines, if the program ends first). A process that
+acknowledged and is still there at ``kill_after`` is killed.
 
 The parent's event loop is never blocked: every wait is on a descriptor
 (trio's ``wait_readable``) with a deadline, and nothing here takes an
@@ -117,7 +122,7 @@ class Ladder:
     ending workers. ``rung`` is the highest rung reached so far."""
 
     __slots__ = ("handle", "grace", "kill_after", "clock", "started", "rung", "hurried", "acked",
-                 "interrupt_at", "abandon_at", "finished", "_scope")
+                 "interrupt_at", "abandon_at", "finished", "released", "_scope")
 
     def __init__(self, handle, *, grace: float = DEFAULT_GRACE, kill_after: float = DEFAULT_KILL_AFTER,
                  clock=_monotonic):
@@ -131,7 +136,8 @@ class Ladder:
         self.acked = False                       # the actor said it is leaving: no interrupt
         self.interrupt_at: float | None = None   # when rung 2 is due (None: never)
         self.abandon_at: float | None = None     # when rung 3 is due
-        self.finished = False                    # done (and joined), or abandoned
+        self.finished = False                    # done, abandoned or released
+        self.released = False                    # acked, and left to end its teardown alone
         self._scope = None                       # trio driver: the current wait's scope
 
     # -- the rules -------------------------------------------------------------
@@ -183,8 +189,11 @@ class Ladder:
             except OSError:
                 pass  # no helper thread could be made: the hard deadline still holds
         if now >= self.abandon_at:
-            self.rung = 3
-            h.abandon()
+            if self.acked and not _kills(h):
+                self.released = True  # healthy, ending its interpreter: not abandoned
+            else:
+                self.rung = 3
+                h.abandon()
             self.finished = True
         return self.finished
 

@@ -141,27 +141,52 @@ class _Child:
                 self.stop_reason = "left" if left else "nursery"
             await self._end()
 
-    async def _cooperate(self) -> bool:
-        """Rung 1, in band: ask the actor to leave, then keep routing the
-        final messages of its cancelled calls until it says bye."""
-        portal = self.portal
-        with trio.move_on_after(CLEANUP_WAIT):
-            try:
-                await portal.channel.send({"t": "cancel_actor"})
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                return False
-        acked = await portal._pump()
-        if acked:
-            self.settled.set()
-        return acked
+    async def _route_to_the_end(self, routed: trio.Event) -> None:
+        """During the ladder: keep routing the actor's messages (the final
+        messages of its cancelled calls) until it says bye, or its channel
+        ends because it is gone, whatever rung it is on."""
+        try:
+            if await self.portal._pump():
+                # Bye: its calls are over. Told to the ladder at once, not
+                # through cooperate() below: on a starved loop that task may
+                # run only after the interrupt's deadline has passed.
+                self.settled.set()
+                self.ladder.ack()
+        finally:
+            routed.set()
 
     async def _end(self) -> None:
         """The ladder (shielded, bounded), then the bookkeeping."""
         portal = self.portal
         ladder = self.ladder = _ladder.Ladder(self.handle, grace=self.grace, kill_after=self.kill_after)
         ladder.hurried = self.hurried
+        routed = trio.Event()
+
+        async def cooperate() -> bool:
+            # Rung 1, in band: ask the actor to leave; it answers bye once
+            # its calls are over.
+            with trio.move_on_after(CLEANUP_WAIT):
+                try:
+                    await portal.channel.send({"t": "cancel_actor"})
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    return False
+            await routed.wait()
+            return self.settled.is_set()
+
         try:
-            await ladder.run(self._cooperate if portal._usable_for_cancel() else None)
+            with trio.CancelScope(shield=True):
+                async with trio.open_nursery() as router:
+                    if portal._usable_for_cancel():
+                        router.start_soon(self._route_to_the_end, routed)
+                        await ladder.run(cooperate)
+                    else:
+                        routed.set()
+                        await ladder.run()
+                    # Gone now: its end of the channel is closed or broken,
+                    # so the router drains what is left and stops.
+                    with trio.move_on_after(CLEANUP_WAIT):
+                        await routed.wait()
+                    router.cancel_scope.cancel()
         finally:
             portal._actor_ended(_how_it_ended(self.handle))
             if self.is_ria:

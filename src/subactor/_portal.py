@@ -112,20 +112,21 @@ class Portal:
         try:
             while True:
                 try:
-                    msg = await self.channel.recv()
+                    batch = await self.channel.recv_some()
                 except _ext.DecodeError as exc:
                     return self._fail_channel(f"bytes that are not a message ({exc})")
-                what = malformed(msg, FROM_ACTOR)
-                if what is not None:
-                    return self._fail_channel(what)
-                if msg["t"] == "bye":
-                    self._bye = True
-                    return True
-                call = self._calls.get(msg["cid"])
-                if call is not None:
-                    call.send.send_nowait(msg)
-                    if call.ctx is not None and msg["t"] == "error":
-                        call.ctx._remote_final(msg)
+                for msg in batch:
+                    what = malformed(msg, FROM_ACTOR)
+                    if what is not None:
+                        return self._fail_channel(what)
+                    if msg["t"] == "bye":
+                        self._bye = True
+                        return True
+                    call = self._calls.get(msg["cid"])
+                    if call is not None:
+                        call.send.send_nowait(msg)
+                        if call.ctx is not None and msg["t"] == "error":
+                            call.ctx._remote_final(msg)
         except trio.EndOfChannel:
             self._bye = True
             return True

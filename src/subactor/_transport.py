@@ -140,6 +140,7 @@ class TrioChannel:
         self._trio = trio
         self.end = end
         self._send_wait = trio.Lock()
+        self._pending: BaseException | None = None  # recv_some: an error met after its first message
 
     async def send(self, msg: dict) -> None:
         """Send one message; a full checkpoint (a cancel point before, a
@@ -200,6 +201,42 @@ class TrioChannel:
             if not waited:
                 await trio.lowlevel.cancel_shielded_checkpoint()
             return msg
+
+    async def recv_some(self, limit: int = 64) -> list[dict]:
+        """The next message and up to ``limit - 1`` more that are already
+        there: one full checkpoint for a whole backlog (a message pump
+        draining a thousand queued stream items would otherwise pay a
+        scheduler pass for each). Errors after the first message are kept
+        and raised by the next call, so nothing is lost or reordered."""
+        pending = self._pending
+        if pending is not None:
+            self._pending = None
+            raise pending
+        out = [await self.recv()]
+        end = self.end
+        trio = self._trio
+        while len(out) < limit:
+            try:
+                m = end.recv_nowait()
+            except BlockingIOError:
+                break
+            except _ext.EndOfChannel as exc:
+                self._pending = trio.EndOfChannel(str(exc))
+                break
+            except _ext.BrokenError as exc:
+                self._pending = trio.BrokenResourceError(str(exc))
+                break
+            except _ext.ClosedError as exc:
+                self._pending = trio.ClosedResourceError(str(exc))
+                break
+            try:
+                out.append(loads(m))
+            except _ext.DecodeError as exc:
+                self._pending = exc
+                break
+            finally:
+                m.release()
+        return out
 
     def close(self) -> None:
         """Close this end; tasks waiting on its descriptors are woken."""

@@ -51,6 +51,7 @@ class Runtime:
         self.main_path = cfg.get("main")
         self.tasks: dict = {}   # cid -> _Call (trio mode)
         self.bye = False        # the parent asked it to leave
+        self.said_bye = False   # ... and heard that its calls are over
         self.failing = False    # it leaves with an error of its own (not a cancel)
 
     # -- resolving what to call ------------------------------------------
@@ -90,6 +91,16 @@ class Runtime:
                 f"imports; actor {self.name!r} does not expose it (only the functions of enable_modules "
                 f"themselves can be called)")
         return obj
+
+    def say_bye(self) -> None:
+        """Acknowledge the parent's cancel_actor (once): every call is over."""
+        if self.said_bye:
+            return
+        self.said_bye = True
+        try:
+            self.end.send(_ext.dumps({"t": "bye"}), timeout=1.0)
+        except Exception:
+            pass  # the parent is gone, or its end is full for a second: it hears the end instead
 
     def bad_message(self, what: str) -> RuntimeError:
         """The error the actor leaves with after a malformed message."""
@@ -258,10 +269,7 @@ def actor_main(cfg: dict | None = None, end=None) -> None:
                     raise
                 raise lone from None
         if rt.bye:
-            try:
-                end.send(_ext.dumps({"t": "bye"}), timeout=1.0)
-            except Exception:
-                pass
+            rt.say_bye()
     finally:
         end.close()
         sys.stdout.flush()

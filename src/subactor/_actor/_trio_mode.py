@@ -70,6 +70,11 @@ async def serve(rt: Runtime, end, first: dict) -> None:
                     break
                 _dispatch(rt, chan, nursery, msg)
             nursery.cancel_scope.cancel()
+        if rt.bye:
+            # Every call has ended and sent its final message: say bye now,
+            # before trio's own teardown, so that the parent's ladder hears
+            # the acknowledgement as early as it can.
+            rt.say_bye()
         outer.cancel_scope.cancel()
 
 

@@ -38,6 +38,7 @@ def spawn(cfg: dict, entry: str, *, shared_gil: bool = False, channel: tuple[int
             label=_label(cfg, entry),
             input=_ext.dumps(dict(cfg, chan=cid)),
             shared_gil=shared_gil,
+            chan=cid,
             # "" (the current directory, first in sys.path under `python -c`
             # and the REPL) is pinned to the directory it means now: an
             # actor must find what its parent finds.
