@@ -8,16 +8,23 @@ Run: .venv/bin/python -m subactor bench sigint_fuzz
 
 Each run is a fresh bench_sigint_fuzz_child.py (a nested actor, a context
 with a stream open, a pool call in flight and one stuck actor, "spin" or
-"gil_c" at random; grace 0.3 s, kill_after 0.8 s). SIGINT goes at a moment
-drawn uniformly between the child's "spawning" mark and its "teardown"
-mark (the window measured by calibration runs without SIGINT). Then:
+"gil_c" at random; grace 0.3 s, kill_after 0.8 s). SIGINT goes at a random
+moment between the child's "spawning" mark and its "teardown" mark: in
+two runs of three, uniformly over the spawning phase as long as
+calibration runs without SIGINT found it (the median), measured from the
+"spawning" mark; in the third, uniformly over the steady phase, from the
+"steady" mark. (One uniform draw over the whole window would put SIGINT
+in a phase by its length, which on this noisy machine varies between
+runs by a factor of two.) Then:
 
 - the time from SIGINT to the process's exit; goal: every run exits
   within grace + kill_after + 1 s of a single SIGINT;
 - a second SIGINT if it has not exited by then, SIGKILL at 30 s;
 - its exit code (a KeyboardInterrupt exit is SIGINT, -2);
 - its stderr: the user should see one clean KeyboardInterrupt traceback,
-  nothing chained to it, and no "Exception ignored" or other noise.
+  nothing chained to it, and no "Exception ignored" or other noise. The
+  table shows the ends of one example of each kind of unexpected output;
+  its whole stderr goes to $TMPDIR/subactor-sigint-fuzz/.
 
 200 runs (30 with --quick); the fuzz stops early, and says so, if it runs
 past its time budget. The seed is printed: a run can be repeated.
@@ -30,6 +37,7 @@ import random
 import signal
 import statistics
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -64,32 +72,33 @@ def _marks(child: Child) -> dict[str, float]:
 
 
 def calibrate(stuck: str) -> dict:
-    """A run without SIGINT: the window from "spawning" to "teardown", and
-    how the program ends on its own."""
+    """A run without SIGINT: how long its spawning phase is (from
+    "spawning" to "steady"), and how the program ends on its own."""
     with Child(["bench_sigint_fuzz_child.py", str(GRACE), str(KILL_AFTER), stuck, str(STEADY)]) as c:
         c.wait_exit(c.started + HARD_BOUND)
         timed_out = c.exited_at is None
     m = _marks(c)
-    ok = not timed_out and "spawning" in m and "teardown" in m
+    ok = not timed_out and all(p in m for p in ("spawning", "steady", "teardown"))
     return {
         "stuck": stuck, "ok": ok, "exit": describe_exit(c.returncode),
-        "window": m["teardown"] - m["spawning"] if ok else None,
+        "spawn": m["steady"] - m["spawning"] if ok else None,
         "teardown": (c.exited_at - m["teardown"]) if ok else None,
         "stderr": read_stderr(c.stderr), "raw": c.stderr,
     }
 
 
-def one_run(stuck: str, delay: float) -> dict:
-    """A run with SIGINT ``delay`` s after the child's "spawning" mark."""
+def one_run(stuck: str, mark: str, delay: float) -> dict:
+    """A run with SIGINT ``delay`` s after the child's ``mark`` ("spawning"
+    or "steady")."""
     with Child(["bench_sigint_fuzz_child.py", str(GRACE), str(KILL_AFTER), stuck, str(STEADY)]) as c:
-        got = c.wait_line("@@T spawning", c.started + START_TIMEOUT)
+        got = c.wait_line(f"@@T {mark} ", c.started + START_TIMEOUT)
         if got is None:
             c.finish()
-            return {"stuck": stuck, "fail": f"no spawning mark (exit {describe_exit(c.returncode)})",
+            return {"stuck": stuck, "fail": f"no {mark} mark (exit {describe_exit(c.returncode)})",
                     "stderr": read_stderr(c.stderr), "raw": c.stderr}
-        t_spawn = float(got[1].split()[2])
-        while time.monotonic() < t_spawn + delay and c.exited_at is None:
-            c._pump(t_spawn + delay - time.monotonic())
+        at = float(got[1].split()[2]) + delay
+        while time.monotonic() < at and c.exited_at is None:
+            c._pump(at - time.monotonic())
         exited_before = c.exited_at is not None
         t0 = c.signal(signal.SIGINT)
         second = killed = False
@@ -109,7 +118,7 @@ def one_run(stuck: str, delay: float) -> dict:
     if exited_before:
         phase = "after exit"
     return {
-        "stuck": stuck, "delay": delay, "phase": phase,
+        "stuck": stuck, "mark": mark, "delay": delay, "phase": phase,
         "exit_time": None if (killed or exited_before) else c.exited_at - t0,
         "second": second, "killed": killed, "not_sent": exited_before,
         "exit": describe_exit(c.returncode), "stderr": read_stderr(c.stderr), "raw": c.stderr,
@@ -150,17 +159,18 @@ def _summary(group: str, case: str, runs: list[dict]) -> dict:
     if times:
         w = max((r for r in sent if r["exit_time"] is not None), key=lambda r: r["exit_time"])
         note.append(f"worst: run {w['index']} ({w['stuck']}, SIGINT {w['delay'] * 1e3:.0f} ms after "
-                    f"spawning, in {w['phase']})")
+                    f"{w['mark']}, in {w['phase']})")
     return dict(group=group, case=case, n=len(sent),
                 median=_ms(statistics.median(times)) if times else None,
                 worst=_ms(max(times)) if times else None, unit="ms",
                 verdict=verdict, note="; ".join(filter(None, note)))
 
 
-def _examples(runs: list[dict]) -> list[dict]:
+def _examples(runs: list[dict], seed: int) -> list[dict]:
     """One example of each kind of unexpected stderr: each distinct
     exception chain other than a lone KeyboardInterrupt, and each kind of
-    noise."""
+    noise. The table shows its ends; its whole stderr is written to a file
+    under the temporary directory, named in the table."""
     seen = {}
     for r in runs:
         if r.get("not_sent"):
@@ -180,6 +190,14 @@ def _examples(runs: list[dict]) -> list[dict]:
     for (kind, what), (n, r, *text) in sorted(seen.items(), key=lambda kv: -kv[1][0]):
         raw = r["raw"].rstrip().splitlines()
         detail = raw if len(raw) <= 24 else raw[:8] + [f"    ... ({len(raw) - 16} lines)"] + raw[-8:]
+        path = os.path.join(tempfile.gettempdir(), "subactor-sigint-fuzz", f"seed-{seed}-run-{r['index']}.stderr")
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "w") as f:
+                f.write(r["raw"])
+            detail.append(f"(all of it: {path})")
+        except OSError:
+            pass
         rows.append(dict(group="unexpected output, one example of each kind", case=kind, n=n,
                          median=None, worst=None, unit="",
                          verdict="", note=(f"{what}" if not text else text[0]) +
@@ -202,26 +220,30 @@ def run(quick: bool = False, runs: int | None = None, seed: int | None = None) -
     rng = random.Random(s)
     _log(f"bench_sigint_fuzz: {n} runs, seed {s}")
     t_start = time.monotonic()
-    cal = [calibrate(k) for k in STUCK for _ in range(2)]
-    window = {}
+    cal = [calibrate(k) for k in STUCK for _ in range(3)]
+    spawn = {}
     for k in STUCK:
-        ws = [c["window"] for c in cal if c["stuck"] == k and c["ok"]]
-        window[k] = max(ws) if ws else 1.0
+        ws = [c["spawn"] for c in cal if c["stuck"] == k and c["ok"]]
+        spawn[k] = statistics.median(ws) if ws else 0.5
     results = []
     for i in range(n):
         if time.monotonic() - t_start > BUDGET:
             _log(f"bench_sigint_fuzz: time budget {BUDGET:.0f} s spent after {i} runs")
             break
         stuck = rng.choice(STUCK)
-        r = one_run(stuck, rng.uniform(0.0, window[stuck]))
+        if rng.random() < 2 / 3:
+            r = one_run(stuck, "spawning", rng.uniform(0.0, spawn[stuck]))
+        else:
+            r = one_run(stuck, "steady", rng.uniform(0.0, STEADY))
         r["index"] = i
         results.append(r)
         if (i + 1) % 10 == 0:
             _log(f"bench_sigint_fuzz: {i + 1}/{n} runs after {time.monotonic() - t_start:.0f} s")
     elapsed = time.monotonic() - t_start
 
-    head = (f"{len(results)} runs of {n}, seed {s}, {elapsed:.0f} s; SIGINT uniform over spawning -> "
-            f"teardown (window: " + ", ".join(f"{k} {window[k] * 1e3:.0f} ms" for k in STUCK) + ")")
+    head = (f"{len(results)} runs of {n}, seed {s}, {elapsed:.0f} s; SIGINT between spawning and "
+            f"teardown: 2/3 over the spawning phase (calibrated: " + ", ".join(
+                f"{k} {spawn[k] * 1e3:.0f} ms" for k in STUCK) + f"), 1/3 over the {STEADY * 1e3:.0f} ms steady phase")
     rows = [dict(group="header", case=head, n=len(results), median=None, worst=None, unit="",
                  verdict="", note="")]
     g = "SIGINT -> process exit, by stuck actor"
@@ -243,12 +265,12 @@ def run(quick: bool = False, runs: int | None = None, seed: int | None = None) -
     for c in cal:
         rows.append(dict(group=g, case=c["stuck"], n=1, median=_ms(c["teardown"]), worst=_ms(c["teardown"]),
                          unit="ms", verdict="" if c["ok"] else "FAIL",
-                         note=f"teardown -> exit; window {_ms(c['window'])} ms; exit {c['exit']}; "
+                         note=f"teardown -> exit; spawning phase {_ms(c['spawn'])} ms; exit {c['exit']}; "
                               f"stderr: {' -> '.join(c['stderr']['chain']) or 'no traceback'}"
                               + (f", {len(c['stderr']['noise'])} noise line(s)" if c['stderr']['noise'] else "")
                               + (f", {c['stderr']['abandoned']} AbandonedActorWarning" if c['stderr']['abandoned']
                                  else "")))
-    rows += _examples(results)
+    rows += _examples(results, s)
     return rows
 
 
