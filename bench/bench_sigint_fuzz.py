@@ -24,7 +24,7 @@ runs by a factor of two.) Then:
 - its stderr: the user should see one clean KeyboardInterrupt traceback,
   nothing chained to it, and no "Exception ignored" or other noise. The
   table shows the ends of one example of each kind of unexpected output;
-  its whole stderr goes to $TMPDIR/subactor-sigint-fuzz/.
+  its whole stderr goes to $TMPDIR/subactor-sigint-fuzz/<time>-<pid>-seed-<seed>/.
 
 200 runs (30 with --quick); the fuzz stops early, and says so, if it runs
 past its time budget. The seed is printed: a run can be repeated.
@@ -166,11 +166,11 @@ def _summary(group: str, case: str, runs: list[dict]) -> dict:
                 verdict=verdict, note="; ".join(filter(None, note)))
 
 
-def _examples(runs: list[dict], seed: int) -> list[dict]:
+def _examples(runs: list[dict], out_dir: str) -> list[dict]:
     """One example of each kind of unexpected stderr: each distinct
     exception chain other than a lone KeyboardInterrupt, and each kind of
     noise. The table shows its ends; its whole stderr is written to a file
-    under the temporary directory, named in the table."""
+    in ``out_dir``, named in the table."""
     seen = {}
     for r in runs:
         if r.get("not_sent"):
@@ -190,7 +190,7 @@ def _examples(runs: list[dict], seed: int) -> list[dict]:
     for (kind, what), (n, r, *text) in sorted(seen.items(), key=lambda kv: -kv[1][0]):
         raw = r["raw"].rstrip().splitlines()
         detail = raw if len(raw) <= 24 else raw[:8] + [f"    ... ({len(raw) - 16} lines)"] + raw[-8:]
-        path = os.path.join(tempfile.gettempdir(), "subactor-sigint-fuzz", f"seed-{seed}-run-{r['index']}.stderr")
+        path = os.path.join(out_dir, f"run-{r['index']}.stderr")
         try:
             os.makedirs(os.path.dirname(path), exist_ok=True)
             with open(path, "w") as f:
@@ -270,7 +270,9 @@ def run(quick: bool = False, runs: int | None = None, seed: int | None = None) -
                               + (f", {len(c['stderr']['noise'])} noise line(s)" if c['stderr']['noise'] else "")
                               + (f", {c['stderr']['abandoned']} AbandonedActorWarning" if c['stderr']['abandoned']
                                  else "")))
-    rows += _examples(results, s)
+    out_dir = os.path.join(tempfile.gettempdir(), "subactor-sigint-fuzz",
+                           f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-seed-{s}")
+    rows += _examples(results, out_dir)
     return rows
 
 
