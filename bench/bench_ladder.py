@@ -61,7 +61,9 @@ SAMPLE_TIMEOUT = 30.0
 GONE = "cancel_actor() called -> actor gone or abandoned"
 STALL = "longest event-loop stall during the ladder (heartbeat, 1 ms sleeps)"
 CTRL_C = "Ctrl-C: SIGINT -> process exit (a tree of one actor of the kind)"
-GROUPS = [GONE, STALL, CTRL_C, "reference"]
+MASS = "many at once: an.cancel() of idle trio-mode actors, defaults grace 1 s, kill_after 3 s"
+MASS_N = 200
+GROUPS = [GONE, STALL, CTRL_C, MASS, "reference"]
 KINDS = [
     ("checkpoint", GRACE, "grace"),
     ("spin", GRACE, "grace"),
@@ -207,6 +209,47 @@ def rows_for(kind, deadline, dname, lad, sig) -> list[dict]:
     return rows
 
 
+def mass_rows(quick: bool) -> list[dict]:
+    """an.cancel() of MASS_N idle trio-mode actors at once, with the
+    ladder's defaults: every actor must end cleanly (none interrupted or
+    abandoned), within kill_after."""
+    import json
+
+    samples = []
+    for i in range(1 if quick else 3):
+        with Child(["bench_ladder_child.py", "mass", str(MASS_N), "1.0", "3.0"]) as c:
+            deadline = c.started + 300
+            got = c.wait_line("@@SAMPLE@@", deadline)
+            c.wait_exit(deadline)
+        if got is None:
+            samples.append({"fail": f"no sample (exit {describe_exit(c.returncode)})"})
+        else:
+            samples.append(json.loads(got[1][len("@@SAMPLE@@"):]))
+        _log(f"bench_ladder: mass cancel {i + 1} done")
+    done = [s for s in samples if "fail" not in s]
+    took = [s["took"] for s in done]
+    stall = [s["stall"] for s in done]
+    rungs = {}
+    for s in done:
+        for k, v in s["rungs"].items():
+            rungs[k] = rungs.get(k, 0) + v
+    clean = all(set(s["rungs"]) == {"1"} and not s["abandoned"] for s in done)
+    note = (f"rungs {', '.join(f'{k}: {v}' for k, v in sorted(rungs.items()))}; "
+            f"abandoned {sum(s['abandoned'] for s in done)}")
+    fails = len(samples) - len(done)
+    return [
+        dict(group=MASS, case=f"{MASS_N} actors: cancel to all ended", deadline="kill_after 3000",
+             median=_ms(statistics.median(took)) if took else None, worst=_ms(max(took)) if took else None,
+             unit="ms", n=len(took),
+             verdict="FAIL" if fails else ("ok" if clean and max(took) <= 3.0 + 0.5 else "MISS"),
+             note=note + (f"; {fails} failed" if fails else "")),
+        dict(group=MASS, case=f"{MASS_N} actors: longest loop stall", deadline="",
+             median=_ms(statistics.median(stall)) if stall else None, worst=_ms(max(stall)) if stall else None,
+             unit="ms", n=len(stall), verdict="",
+             note="all the actors' threads compete for 2 cores with the event loop's"),
+    ]
+
+
 def gil_c_rows(quick: bool) -> list[dict]:
     ts = [remote.time_gil_c() for _ in range(1 if quick else 3)]
     return [dict(group="reference", case="gil_c's C call alone",
@@ -230,6 +273,7 @@ def run(quick: bool = False) -> list[dict]:
     rows = []
     for kind, deadline, dname in KINDS:
         rows += rows_for(kind, deadline, dname, lad[kind], sig[kind])
+    rows += mass_rows(quick)
     rows += gil_c_rows(quick)
     rows.sort(key=lambda r: GROUPS.index(r["group"]))  # stable: kinds stay in order
     return rows

@@ -9,6 +9,11 @@
         One actor of KIND stuck; prints "ready" once it is, then waits for
         Ctrl-C (the benchmark sends SIGINT and times the exit).
 
+    python bench_ladder_child.py mass N GRACE KILL_AFTER
+        N idle trio-mode actors cancelled at once with an.cancel() while the
+        heartbeat watches; prints "@@SAMPLE@@{json}" (how long, the longest
+        stall, the rungs they ended on, how many were warned as abandoned).
+
 KIND is one of bench_ladder_remote.STUCK.
 """
 from __future__ import annotations
@@ -121,8 +126,38 @@ async def sigint(kind, grace, kill_after):
             await trio.sleep_forever()
 
 
+async def mass(n, grace, kill_after):
+    import warnings
+    from collections import Counter
+
+    out = {"n": n}
+    hb = Heartbeat()
+    with warnings.catch_warnings(record=True) as warned:
+        warnings.simplefilter("always")
+        async with subactor.open_nursery(grace=grace, kill_after=kill_after) as an:
+            portals = [await an.start_actor(f"idle{i}", enable_modules=[MOD]) for i in range(n)]
+            async with trio.open_nursery() as tn:
+                for p in portals:
+                    tn.start_soon(p.run, remote.ready_trio)
+            async with trio.open_nursery() as tn:
+                tn.start_soon(hb.run)
+                await trio.sleep(0.5)
+                hb.arm()
+                t0 = time.perf_counter()
+                await an.cancel()
+                out["took"] = time.perf_counter() - t0
+                out["stall"] = hb.stop()
+                tn.cancel_scope.cancel()
+        out["rungs"] = dict(Counter(str(p.rung) for p in portals))
+        out["abandoned"] = sum(1 for w in warned if issubclass(w.category, subactor.AbandonedActorWarning))
+    print("@@SAMPLE@@" + json.dumps(out), flush=True)
+
+
 def main(argv):
     what, kind, grace, kill_after = argv[0], argv[1], float(argv[2]), float(argv[3])
+    if what == "mass":
+        trio.run(mass, int(kind), grace, kill_after)
+        return
     if kind not in remote.STUCK:
         raise SystemExit(f"unknown kind {kind!r}; choose from {sorted(remote.STUCK)}")
     trio.run({"ladder": ladder, "sigint": sigint}[what], kind, grace, kill_after)

@@ -71,15 +71,22 @@ def child_argv(code: str, args=()) -> list[str]:
     return [sys.executable, "-c", CHILD_PRELUDE + textwrap.dedent(code), *map(str, args)]
 
 
-def run_child(code: str, timeout: float = 60.0, args=()) -> subprocess.CompletedProcess:
+# Under `make asan` everything runs several times slower: tests that do a
+# fixed amount of work scale it by this (never skipped).
+UNDER_ASAN = os.environ.get("SUBACTOR_EXPECT_ASAN") == "1"
+
+
+def run_child(code: str, timeout: float = 60.0, args=(), env=None) -> subprocess.CompletedProcess:
     """Run `code` in a fresh Python process (for tests that abandon actors,
-    abort on failure or test process exit), bounded by `timeout`."""
+    abort on failure or test process exit), bounded by `timeout`; `env`
+    adds to (or overrides) this process's environment."""
     return subprocess.run(
         child_argv(code, args),
         capture_output=True,
         text=True,
         timeout=timeout,
         cwd=str(ROOT),
+        env=None if env is None else {**os.environ, **env},
     )
 
 

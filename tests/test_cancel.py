@@ -15,7 +15,7 @@ import subactor
 from subactor import ActorNotAvailable, RemoteActorError, _ext
 
 from . import remote
-from .conftest import ROOT, popen_child, run_child
+from .conftest import ROOT, UNDER_ASAN, popen_child, run_child
 
 MOD = remote.__name__
 
@@ -289,7 +289,7 @@ def test_second_sigint_skips_to_interrupt_and_hard_kill():
 # --- churn ---------------------------------------------------------------------
 
 
-def test_1000_spawn_and_cancel_cycles_do_not_grow():
+def test_spawn_and_cancel_cycles_do_not_grow():
     code = """
         import os, sys, resource, threading, trio
         sys.path.insert(0, %r)
@@ -328,7 +328,8 @@ def test_1000_spawn_and_cancel_cycles_do_not_grow():
         print("fds", before[0], after[0], "threads", before[1], after[1],
               "rss_growth_per_cycle_kib %%.0f" %% ((after[2] - before[2]) * 1024 / int(sys.argv[1])))
     """ % str(ROOT)
-    r = run_child(code, timeout=400, args=["1000"])
+    cycles = 200 if UNDER_ASAN else 1000
+    r = run_child(code, timeout=400, args=[str(cycles)])
     assert r.returncode == 0, r.stderr[-3000:]
     counts = eval(r.stdout.split("counts", 1)[1].splitlines()[0])
     assert counts == dict(actors=0, threads=0, interpreters=0, abandoned=0, interrupters=0, channels=0, buffers=0)
@@ -339,7 +340,9 @@ def test_1000_spawn_and_cancel_cycles_do_not_grow():
     assert fd_after == fd_before and th_after == th_before
     # Stated bound: CPython 3.12/3.13 leak ~1.7 MiB per isolated interpreter
     # (gh-110411, gh-113055); subactor must add nothing of its own on top.
-    assert growth < 2.5 * 1024, growth
+    # Under ASan freed memory waits in its quarantine (256 MiB by default)
+    # before it can be reused, which adds up to ~1.3 MiB per cycle at 200.
+    assert growth < (4.0 if UNDER_ASAN else 2.5) * 1024, growth
 
 
 def test_pending_call_of_a_dead_actor_says_how_it_ended():

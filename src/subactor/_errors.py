@@ -71,10 +71,6 @@ class ActorNotAvailable(RuntimeError):
     can be sent to it."""
 
 
-class StreamClosed(RuntimeError):
-    """Sent on a stream after this side (or, for send, the peer) closed it."""
-
-
 def check_findable(fn, where: str) -> None:
     """Refuse, with a clear TypeError, a callable that another interpreter
     could not find by name (``where`` says who: "an actor", "a worker").

@@ -80,8 +80,13 @@ def install() -> None:
         return
     except LookupError:
         pass
-    prev = signal.getsignal(signal.SIGINT) if threading.current_thread() is threading.main_thread() else None
-    if _ext.current_actor() is not None or not callable(prev):
+    # Inside an actor first: there, threading.current_thread() would make a
+    # dummy Thread (a subinterpreter's threading module takes the process's
+    # main thread for its own), which complains when the actor ends.
+    prev = None
+    if _ext.current_actor() is None and threading.current_thread() is threading.main_thread():
+        prev = signal.getsignal(signal.SIGINT)
+    if not callable(prev):
         _handler_var.set(None)
         return
     handler = _Handler(prev, trio.lowlevel.current_trio_token())
