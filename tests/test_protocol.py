@@ -68,6 +68,23 @@ def test_one_actor_error_is_raised_bare_without_its_cancelled_siblings():
     assert "the one" in str(info.value)
 
 
+def test_an_cancel_while_run_in_actor_calls_run_raises_nothing():
+    # an.cancel() ends both actors mid-call: their calls end with
+    # ContextCancelled, which the nursery caused and does not report.
+    async def main():
+        with trio.fail_after(30):
+            async with subactor.open_nursery() as an:
+                p1 = await an.run_in_actor(remote.sleep_then, name="r1", seconds=30, value=1)
+                p2 = await an.run_in_actor(remote.sleep_then, name="r2", seconds=30, value=2)
+                await trio.sleep(0.3)
+                await an.cancel()
+            for p in (p1, p2):
+                with pytest.raises((ContextCancelled, ActorNotAvailable)):
+                    await p.wait_for_result()
+
+    trio.run(main)
+
+
 def test_distinct_actor_errors_are_one_flat_group():
     async def main():
         with trio.fail_after(30):

@@ -59,10 +59,7 @@ class _Handler:
             self.token.run_sync_soon(_release_watched)
         except trio.RunFinishedError:
             pass
-        if callable(self.prev):
-            self.prev(signum, frame)
-        else:  # pragma: no cover - install() only chains to callables
-            raise KeyboardInterrupt
+        self.prev(signum, frame)  # install() only chains to a callable
 
 
 def _release_watched() -> None:

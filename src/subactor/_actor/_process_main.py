@@ -83,25 +83,6 @@ def _interrupt_handler(signum, frame):
     raise _ext.ActorInterrupted("interrupted by the parent (SIGINT)")
 
 
-def _exit_code(eg: BaseExceptionGroup) -> int | None:
-    """The exit code a group of a SystemExit (plus the cancellations it
-    caused) asks for, as the interpreter would take it; None if the group
-    holds anything else."""
-    exits, others = eg.split(SystemExit)
-    if exits is None or (others is not None and others.split(lambda e: type(e).__name__ != "Cancelled")[0]):
-        return None
-    first = exits
-    while isinstance(first, BaseExceptionGroup):
-        first = first.exceptions[0]
-    code = first.code
-    if code is None:
-        return 0
-    if isinstance(code, int):
-        return code & 0xFF
-    print(code, file=sys.stderr)
-    return 1
-
-
 def main(argv: list[str]) -> int:
     import signal
 
@@ -154,14 +135,11 @@ def main(argv: list[str]) -> int:
         # Either way the actor ends now, without a traceback.
         return 130
     except BaseExceptionGroup as eg:
-        # trio mode: the interrupt, or a sys.exit() of the actor's code, may
-        # come out of a task's nursery (with the cancellations it caused).
-        rest = eg.split(interrupts)[1]
-        if rest is None:
+        # trio mode: the interrupt may come out of a task's nursery. (A lone
+        # SystemExit of the actor's code does not: the runtime raises the
+        # lone error of its serve loop bare, so it exits with its code.)
+        if eg.split(interrupts)[1] is None:
             return 130
-        code = _exit_code(rest)
-        if code is not None:
-            return code
         raise
     except (_ext.BrokenError, _ext.EndOfChannel):
         # A reply could not be sent: the parent is gone. Nothing to report to.
