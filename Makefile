@@ -48,7 +48,7 @@ asan: $(VENV)/.deps
 	cd src && cp --parents $$(find subactor -name '*.py' -o -name '*.pyi' -o -name py.typed) ../$(ASANLIB)/
 	LD_PRELOAD=$$(gcc -print-file-name=libasan.so) PYTHONMALLOC=malloc \
 	  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 PYTHONPATH=$(ASANLIB) \
-	  SUBACTOR_EXPECT_ASAN=1 $(VPY) -m pytest -q -p no:cacheprovider -x
+	  SUBACTOR_EXPECT_ASAN=1 $(VPY) -m pytest -q -p no:cacheprovider
 
 clean:
 	rm -rf build $(VENV) src/subactor/*.so src/*.egg-info

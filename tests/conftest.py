@@ -95,3 +95,34 @@ def popen_child(code: str, args=()) -> subprocess.Popen:
     signal it); the caller bounds every wait and kills it in the end."""
     return subprocess.Popen(child_argv(code, args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             cwd=str(ROOT))
+
+
+def sigint_child(code: str, signals=(0.0,), bound: float = 30.0, args=(), settle: float = 0.2):
+    """Start `code`, wait for its "ready" line and `settle` seconds more,
+    send SIGINTs at the given offsets (seconds after the first), and wait
+    for its exit at most `bound` seconds counted from before the first
+    signal. Returns (returncode, stdout, stderr, wall time of the first
+    signal, seconds from it to the exit); the child is killed if it
+    outlives the bound."""
+    import signal
+
+    proc = popen_child(code, args=args)
+    try:
+        line = proc.stdout.readline()
+        assert line.strip() == "ready", (line, proc.stderr.read())
+        time.sleep(settle)
+        t0 = time.monotonic()  # the bound starts before the first signal
+        wall0 = time.time()
+        for at in signals:
+            delay = t0 + at - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=max(0.1, bound - (time.monotonic() - t0)))
+        elapsed = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return proc.returncode, out, err, wall0, elapsed

@@ -1,21 +1,16 @@
 """Cancellation that always terminates: the ladder, Ctrl-C, dead channels.
 
 Tests that abandon actors or send real signals drive a child process."""
-import os
 import signal
-import subprocess
-import sys
-import textwrap
-import time
 
 import pytest
 import trio
 
 import subactor
-from subactor import ActorNotAvailable, RemoteActorError, _ext
+from subactor import ActorNotAvailable, RemoteActorError
 
 from . import remote
-from .conftest import ROOT, UNDER_ASAN, popen_child, run_child
+from .conftest import ROOT, UNDER_ASAN, run_child, sigint_child
 
 MOD = remote.__name__
 
@@ -243,27 +238,11 @@ except KeyboardInterrupt:
 
 
 def _sigint_child(scenario, grace, kill_after, signals=1, gap=0.3, bound=60.0):
-    """Run SIGINT_SCRIPT's scenario, send `signals` SIGINTs `gap` apart once
-    it is ready, and wait for its exit at most `bound` seconds counted from
-    the first signal. Returns (returncode, stdout, stderr, seconds from the
-    first signal to the exit)."""
-    proc = popen_child(SIGINT_SCRIPT, args=(scenario, grace, kill_after))
-    try:
-        line = proc.stdout.readline()
-        assert line.strip() == "ready", (line, proc.stderr.read())
-        time.sleep(0.3)
-        t0 = time.monotonic()  # the bound starts before the first signal
-        for i in range(signals):
-            if i:
-                time.sleep(gap)
-            proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=max(0.1, bound - (time.monotonic() - t0)))
-        elapsed = time.monotonic() - t0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    return proc.returncode, out, err, elapsed
+    """SIGINT_SCRIPT's scenario with `signals` SIGINTs `gap` apart:
+    (returncode, stdout, stderr, seconds from the first signal to the exit)."""
+    rc, out, err, _, elapsed = sigint_child(SIGINT_SCRIPT, signals=[i * gap for i in range(signals)], bound=bound,
+                                            args=(scenario, grace, kill_after), settle=0.3)
+    return rc, out, err, elapsed
 
 
 @pytest.mark.parametrize("scenario", ["spawn", "run", "spin", "shielded"])

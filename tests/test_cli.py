@@ -1,6 +1,5 @@
 """`python -m subactor demo | doctor | bench` as a user runs them (in a child:
 the demo abandons an actor on purpose)."""
-import sys
 
 from .conftest import run_child
 

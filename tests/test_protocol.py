@@ -1,7 +1,6 @@
 """Bad input and what the nursery raises: malformed messages, refused
 arguments, the RPC boundary, error groups as tractor raises them, exit
 codes, and the parent-side open_context block woken by the callee's end."""
-import math
 import signal
 
 import pytest
@@ -11,7 +10,7 @@ import subactor
 from subactor import ActorNotAvailable, ContextCancelled, ModuleNotExposed, RemoteActorError
 
 from . import remote, remote_ladder
-from .conftest import run_child
+from .conftest import run_child, sigint_child
 
 MOD = remote.__name__
 LMOD = remote_ladder.__name__
@@ -313,21 +312,8 @@ def test_ctrl_c_shows_one_clean_keyboard_interrupt():
                     await trio.sleep_forever()
         trio.run(main)
     """
-    import time
-
-    from .conftest import popen_child
-
     for delay in (0.0, 0.1, 0.3):
-        proc = popen_child(code)
-        try:
-            assert proc.stdout.readline().strip() == "ready"
-            time.sleep(delay)
-            proc.send_signal(signal.SIGINT)
-            out, err = proc.communicate(timeout=30)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-        assert proc.returncode == -signal.SIGINT, (proc.returncode, err)
+        rc, out, err, _, _ = sigint_child(code, settle=delay, bound=30)
+        assert rc == -signal.SIGINT, (rc, err)
         assert err.count("Traceback") == 1 and err.rstrip().endswith("KeyboardInterrupt"), err
         assert "Cancelled" not in err and "ExceptionGroup" not in err, err

@@ -1,38 +1,10 @@
 """Ctrl-C: real SIGINTs sent to child programs. Every wait is bounded from
 before the first signal."""
 import signal
-import time
 
 import pytest
 
-from .conftest import popen_child
-
-
-def _run(code, signals=(0.0,), bound=30.0, args=()):
-    """Start `code`, wait for its "ready" line, send SIGINTs at the given
-    offsets (seconds after the first), and wait for its exit at most
-    `bound` seconds counted from the first signal. Returns (returncode,
-    stdout, stderr, first-signal wall time, seconds from it to the exit)."""
-    proc = popen_child(code, args=args)
-    try:
-        line = proc.stdout.readline()
-        assert line.strip() == "ready", (line, proc.stderr.read())
-        time.sleep(0.2)
-        t0 = time.monotonic()
-        wall0 = time.time()
-        for at in signals:
-            delay = t0 + at - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=max(0.1, bound - (time.monotonic() - t0)))
-        elapsed = time.monotonic() - t0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    return proc.returncode, out, err, wall0, elapsed
+from .conftest import sigint_child as _run
 
 
 def test_root_code_gets_keyboard_interrupt_as_promptly_as_plain_trio():

@@ -110,10 +110,6 @@ def _kills(handle) -> bool:
     return bool(getattr(handle, "abandon_kills", False))
 
 
-def _monotonic() -> float:
-    return time.monotonic()
-
-
 class Ladder:
     """One actor's way down. The rules live in :meth:`start`, :meth:`hurry`
     and :meth:`advance`, which never wait; the drivers wait in between:
@@ -125,7 +121,7 @@ class Ladder:
                  "interrupt_at", "abandon_at", "finished", "released", "_scope")
 
     def __init__(self, handle, *, grace: float = DEFAULT_GRACE, kill_after: float = DEFAULT_KILL_AFTER,
-                 clock=_monotonic):
+                 clock=time.monotonic):
         self.handle = handle
         self.grace = grace
         self.kill_after = kill_after

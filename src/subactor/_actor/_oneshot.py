@@ -11,7 +11,6 @@ parent's ``__main__`` script are found by loading that script as
 ``__mp_main__`` on first need (:mod:`._parent_main`).
 """
 import pickle
-import sys
 
 from subactor import _ext
 
