@@ -6,6 +6,7 @@ VENV    := .venv
 VPY     := $(VENV)/bin/python
 CSRC    := $(wildcard csrc/*.c csrc/*.h)
 ASANLIB := build/asan-lib
+SETUPTOOLS := $(shell grep -o -m1 'setuptools==[0-9.]*' pyproject.toml)
 
 .PHONY: all demo test test-c bench asan clean
 
@@ -14,9 +15,10 @@ all: $(VENV)/.built
 $(VENV)/.deps: pyproject.toml
 	@test -n "$(PYTHON)" || { echo "no Python 3.13 found" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
-	$(VPY) -m pip install -q --disable-pip-version-check -e '.[dev]' --no-build-isolation || \
-	  { $(VPY) -m pip install -q --disable-pip-version-check setuptools==84.2.1 && \
-	    $(VPY) -m pip install -q --disable-pip-version-check -e '.[dev]' --no-build-isolation; }
+	@# The build backend first (the pin of pyproject.toml's [build-system]):
+	@# the editable install below builds without isolation.
+	$(VPY) -m pip install -q --disable-pip-version-check $(SETUPTOOLS)
+	$(VPY) -m pip install -q --disable-pip-version-check -e '.[dev]' --no-build-isolation
 	touch $@
 
 $(VENV)/.built: $(VENV)/.deps $(CSRC) setup.py $(wildcard src/subactor/*.py src/subactor/*/*.py)
