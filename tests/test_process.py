@@ -26,7 +26,7 @@ from subactor._spawn import spawn
 from subactor._spawn._process import ProcessHandle, live_processes
 
 from . import remote, remote_np
-from .conftest import ROOT, run_child
+from .conftest import ROOT, popen_child, run_child
 
 MOD = remote.__name__
 NP = remote_np.__name__
@@ -730,7 +730,7 @@ def test_ctrl_c_in_the_root_cancels_process_actors():
     """SIGINT reaches only the root (the children have their own process
     group); the root turns it into a cancel of the tree, and the ladder ends
     a process actor blocked in time.sleep by its own SIGINT."""
-    code = textwrap.dedent("""
+    code = """
         import os, sys, trio, subactor
         sys.path.insert(0, os.getcwd())
         from tests import remote_np
@@ -746,9 +746,8 @@ def test_ctrl_c_in_the_root_cancels_process_actors():
             trio.run(main)
         except KeyboardInterrupt:
             print("KeyboardInterrupt", flush=True)
-    """)
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, cwd=str(ROOT))
+    """
+    proc = popen_child(code)  # SIGINT handled as Python does, however the suite was started
     try:
         pid = int(proc.stdout.readline())
         time.sleep(0.3)
@@ -762,6 +761,8 @@ def test_ctrl_c_in_the_root_cancels_process_actors():
             proc.wait()
     assert "KeyboardInterrupt" in out, err
     assert _pid_gone(pid, 5.0)
+    proc.stdout.close()
+    proc.stderr.close()
 
 
 def test_handle_without_nursery_is_killed_when_dropped():
