@@ -10,6 +10,9 @@ Messages of a context arrive in an unbounded in-memory inbox fed by the
 channel's message pump (the portal's on the caller side, the actor
 runtime's on the callee side).
 
+The runtime's side of all of it is KI-protected, as trio's own code is: a
+Ctrl-C never lands half-way through it (see :mod:`subactor._sigint`).
+
 On the caller side the ``open_context`` block runs in the context's cancel
 scope. When the callee's side ends with an error (it failed, the actor was
 cancelled, or it died), the pump tells the context (:meth:`Context._remote_final`):
@@ -42,11 +45,13 @@ class MsgStream:
         self._closed = False  # this side closed: no more send()
         self._eof = False     # the other side closed: no more receive()
 
+    @trio.lowlevel.enable_ki_protection
     async def send(self, value: Any) -> None:
         if self._closed:
             raise trio.ClosedResourceError("this stream was closed by this side")
         await self._ctx._send({"t": "yield", "v": value})
 
+    @trio.lowlevel.enable_ki_protection
     async def receive(self) -> Any:
         if self._eof:
             raise trio.EndOfChannel
@@ -75,6 +80,7 @@ class MsgStream:
         except trio.EndOfChannel:
             raise StopAsyncIteration from None
 
+    @trio.lowlevel.enable_ki_protection
     async def aclose(self) -> None:
         """Close this side: the other side's receive() ends after what was
         sent. Idempotent; ignores a peer that is already gone. Shielded, so
@@ -168,6 +174,7 @@ class Context:
         return self._cancel_called
 
     @asynccontextmanager
+    @trio.lowlevel.enable_ki_protection
     async def open_stream(self):
         """A :class:`MsgStream` over this context; closed on exit."""
         if self.side == "caller" and not self._started:
@@ -181,6 +188,7 @@ class Context:
         finally:
             await stream.aclose()
 
+    @trio.lowlevel.enable_ki_protection
     async def cancel(self) -> None:
         """Cancel the context. The callee's task is cancelled; the side that
         asked does not see the resulting ContextCancelled as an error."""
@@ -194,6 +202,7 @@ class Context:
             await self._send_cleanup({"t": "cancel"})
 
     # -- callee side -----------------------------------------------------
+    @trio.lowlevel.enable_ki_protection
     async def started(self, value: Any = None) -> None:
         """Send the first value to the caller (once)."""
         if self.side != "callee":
@@ -204,6 +213,7 @@ class Context:
         self._started = True
 
     # -- caller side -----------------------------------------------------
+    @trio.lowlevel.enable_ki_protection
     async def wait_for_result(self) -> Any:
         """The callee's return value (stream messages not yet read are
         dropped); its error re-raised here. A ContextCancelled this side

@@ -140,7 +140,8 @@ class Ladder:
     def start(self) -> None:
         """Rung 1: ask the actor to end, out of band; set the deadlines."""
         now = self.started = self.clock()
-        self.interrupt_at = now + self.grace
+        # (An ack may come before the start: the message was already there.)
+        self.interrupt_at = None if self.acked else now + self.grace
         self.abandon_at = now + self.kill_after
         if not self.handle.done:
             self.handle.cancel()

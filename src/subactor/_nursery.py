@@ -89,7 +89,8 @@ class _Child:
         self.kill_after = kill_after
         self.scope = trio.CancelScope()   # cancelling it starts the ladder
         self.ladder: _ladder.Ladder | None = None
-        self.stop_reason: str | None = None  # who ended it: "nursery", "portal", "done"
+        self.stop_reason: str | None = None  # why it ends: "nursery", "portal", "done" (its run_in_actor
+                                             # call is over) or "left" (it left on its own)
         self.settled = trio.Event()       # it acknowledged a cancel (its calls are over), or is gone
         self.ended = trio.Event()         # it is gone (ended, or abandoned)
         self.is_ria = False               # started by run_in_actor: it has a result
@@ -375,6 +376,7 @@ def _collapse(eg: BaseExceptionGroup) -> BaseException:
 
 
 @asynccontextmanager
+@trio.lowlevel.enable_ki_protection
 async def open_nursery(*, grace: float = DEFAULT_GRACE, kill_after: float = DEFAULT_KILL_AFTER,
                        backend: str = "subint",
                        loglevel: str | None = None, debug_mode: bool = False, **tractor_kwargs: Any):

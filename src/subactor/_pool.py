@@ -522,6 +522,7 @@ class WorkerPool:
 
 
 @asynccontextmanager
+@trio.lowlevel.enable_ki_protection
 async def open_worker_pool(size: int | None = None, *, max_calls: int | None = None,
                            max_blocks: int | None = None,
                            idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,

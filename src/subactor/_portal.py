@@ -222,6 +222,7 @@ class Portal:
             self._close_call(cid)
 
     @asynccontextmanager
+    @trio.lowlevel.enable_ki_protection
     async def open_context(self, fn: Callable, **kwargs: Any):
         """Open a context with ``fn(ctx, **kwargs)`` in the actor; yields
         ``(ctx, first)`` where ``first`` is the value the callee passed to
