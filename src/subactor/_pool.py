@@ -37,7 +37,8 @@ ended ``kill_after`` seconds after the cancel, and ``trio.Cancelled`` is
 raised; the next call gets a fresh worker. With ``cancellable=False`` (the
 default) the call is shielded from cancellation, but not from Ctrl-C: the
 first SIGINT takes its worker down the ladder with the pool's ``grace``
-and ``kill_after`` (see :mod:`subactor._sigint`).
+and ``kill_after`` (see :mod:`subactor._sigint`), and the call then raises
+the cancellation Ctrl-C caused in its task, or KeyboardInterrupt.
 
 Backends. Workers are started through the backend contract of
 :mod:`subactor._spawn` (entry point "worker"), with the worker's config
@@ -305,10 +306,12 @@ class WorkerPool:
         if status == _pool_worker.OK:
             return value
         if status is _STOPPED:
-            # Outside the shield: the cancellation Ctrl-C caused (if it
-            # reached this task) is raised here, else the call's end is.
+            # Outside the shield: the cancellation Ctrl-C caused, if it has
+            # reached this task, is raised here; else the Ctrl-C itself,
+            # which is what ended the call (an actor nursery around it
+            # reports one KeyboardInterrupt for all).
             await trio.lowlevel.checkpoint_if_cancelled()
-            raise BrokenWorkerError(value)
+            raise KeyboardInterrupt(value)
         raise unbox_error(value)
 
     @trio.lowlevel.enable_ki_protection
