@@ -94,14 +94,6 @@ async def started_then_block(ctx, seconds):
 
 
 @subactor.context
-async def sleep_in_context(ctx):
-    import trio
-
-    await ctx.started("sleeping")
-    await trio.sleep_forever()
-
-
-@subactor.context
 async def drain_stream(ctx):
     await ctx.started()
     n = 0

@@ -114,10 +114,10 @@ def test_open_context_block_is_woken_when_the_context_ends(how):
             # A generous grace: on a loaded machine the actor still acks
             # (and says how its context ended) before any interrupt.
             async with subactor.open_nursery(grace=5, kill_after=10) as an:
-                p = await an.start_actor("ctx", enable_modules=[LMOD])
+                p = await an.start_actor("ctx", enable_modules=[MOD])
                 raised = None
                 try:
-                    async with p.open_context(remote_ladder.sleep_in_context) as (ctx, first):
+                    async with p.open_context(remote.never_returns) as (ctx, first):
                         assert first == "sleeping"
                         async with trio.open_nursery() as tn:
                             async def end_it():
