@@ -2,8 +2,10 @@
  *
  * Owns: the module definition (multi-phase init, per-interpreter GIL
  * supported), the module state (common.h), the process-wide live counters,
- * and sa_raise(), the single place where core error codes become Python
- * exceptions. Each concern adds its own types and functions from its
+ * sa_raise(), the single place where core error codes become Python
+ * exceptions, and sa_timeout_arg() / sa_poll_ms(), the single parser of
+ * timeout arguments and the one conversion of a deadline to a poll()
+ * timeout. Each concern adds its own types and functions from its
  * sa_<concern>_module_init(); nothing here is shared between interpreters
  * except the counters, which are atomics.
  */
