@@ -93,16 +93,6 @@ async def started_then_block(ctx, seconds):
     time.sleep(seconds)
 
 
-@subactor.context
-async def drain_stream(ctx):
-    await ctx.started()
-    n = 0
-    async with ctx.open_stream() as stream:
-        async for _ in stream:
-            n += 1
-    return n
-
-
 def big_value(mib):
     return b"x" * (mib << 20)
 

@@ -322,8 +322,8 @@ def test_stream_send_and_receive_are_full_checkpoints(backend):
     async def main():
         with trio.fail_after(60):
             async with subactor.open_nursery(backend=backend) as an:
-                p = await an.start_actor("drain", enable_modules=[LMOD])
-                async with p.open_context(remote_ladder.drain_stream) as (ctx, _):
+                p = await an.start_actor("drain", enable_modules=[MOD])
+                async with p.open_context(remote.sum_stream) as (ctx, _):
                     async with ctx.open_stream() as stream:
                         for i in range(50):
                             # The transport takes these at once (the process
@@ -331,7 +331,7 @@ def test_stream_send_and_receive_are_full_checkpoints(backend):
                             # schedule point and a cancel point each.
                             with trio.testing.assert_checkpoints():
                                 await stream.send(i)
-                assert ctx._final["v"] == 50
+                assert ctx._final["v"] == sum(range(50))
                 await p.cancel_actor()
 
     import trio.testing  # noqa: F401
@@ -345,11 +345,11 @@ def test_a_producer_that_never_blocks_still_sees_its_cancel():
     cancel must reach it."""
     proc = run_child("""
         import trio, subactor
-        from tests import remote_ladder
+        from tests import remote
         async def main():
             async with subactor.open_nursery(backend="process", grace=0.5, kill_after=3) as an:
-                p = await an.start_actor("sink", enable_modules=["tests.remote_ladder"])
-                async with p.open_context(remote_ladder.drain_stream) as (ctx, _):
+                p = await an.start_actor("sink", enable_modules=["tests.remote"])
+                async with p.open_context(remote.sum_stream) as (ctx, _):
                     async with ctx.open_stream() as stream:
                         with trio.move_on_after(0.5) as scope:
                             i = 0

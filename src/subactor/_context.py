@@ -29,7 +29,6 @@ from typing import Any
 import trio
 
 from subactor._errors import ContextCancelled, qualified_name, unbox_error
-from subactor._transport import CLEANUP_WAIT
 
 
 class MsgStream:
@@ -127,14 +126,8 @@ class Context:
         await self.chan.send(msg)
 
     async def _send_cleanup(self, msg: dict) -> None:
-        """Send a message that must try to get out even while this side is
-        cancelled, waiting at most CLEANUP_WAIT seconds for room."""
-        with trio.CancelScope(shield=True) as scope:
-            scope.deadline = trio.current_time() + CLEANUP_WAIT
-            try:
-                await self._send(msg)
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                pass
+        msg["cid"] = self.cid
+        await self.chan.send_cleanup(msg)
 
     async def _next(self) -> dict:
         self._receivers += 1

@@ -187,16 +187,6 @@ class Portal:
             raise ActorNotAvailable(self._failed or f"actor {self.name!r} has ended: its portal can't be used "
                                     f"any more") from None
 
-    async def _send_cleanup(self, msg: dict) -> None:
-        """A message that must try to get out even while the caller is being
-        cancelled (a call's cancel), but never wait long for room."""
-        with trio.CancelScope(shield=True) as scope:
-            scope.deadline = trio.current_time() + CLEANUP_WAIT
-            try:
-                await self.channel.send(msg)
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                pass
-
     # -- RPC ---------------------------------------------------------------
     async def run(self, fn: Callable, **kwargs: Any) -> Any:
         """Call ``fn(**kwargs)`` (sync or async, module-level) in the actor."""
@@ -213,7 +203,7 @@ class Portal:
             try:
                 msg = await inbox.receive()
             except trio.Cancelled:
-                await self._send_cleanup({"t": "cancel", "cid": cid})
+                await self.channel.send_cleanup({"t": "cancel", "cid": cid})
                 raise
             if msg["t"] == "return":
                 return msg.get("v")

@@ -166,6 +166,19 @@ class TrioChannel:
             # tasks run (and the cancel watcher see a cancel).
             await trio.lowlevel.cancel_shielded_checkpoint()
 
+    async def send_cleanup(self, msg: dict) -> None:
+        """Send a message that must try to get out even while its sender is
+        being cancelled (a cancel, a stream's stop): shielded, but waiting
+        at most CLEANUP_WAIT seconds for room; a peer that is gone is
+        ignored."""
+        trio = self._trio
+        with trio.CancelScope(shield=True) as scope:
+            scope.deadline = trio.current_time() + CLEANUP_WAIT
+            try:
+                await self.send(msg)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                pass
+
     async def recv(self) -> dict:
         """The next message. Raises trio.EndOfChannel when the peer closed
         its end, trio.BrokenResourceError when it is gone. A full
