@@ -263,14 +263,13 @@ def _wait_any(handles, deadline: float) -> None:
     p.poll(max(1, math.ceil(left * 1000)))
 
 
-def drive(ladders) -> list:
-    """Drive ladders to their end, blocking (for code without an event
-    loop); those not started yet start now. Returns the handles that had to
-    be abandoned."""
-    ladders = list(ladders)
+def stop_all(handles, *, grace: float = DEFAULT_GRACE, kill_after: float = DEFAULT_KILL_AFTER) -> list:
+    """The ladder for several actors at once, blocking (for code without an
+    event loop): every actor gets its own ladder, all started now. Returns
+    the handles that had to be abandoned."""
+    ladders = [Ladder(h, grace=grace, kill_after=kill_after) for h in handles if not h.done]
     for ladder in ladders:
-        if ladder.started is None:
-            ladder.start()
+        ladder.start()
     pending = ladders
     while True:
         pending = [ladder for ladder in pending if not ladder.advance()]
@@ -288,13 +287,6 @@ def drive(ladders) -> list:
         if h.done:
             h.join(0, abandon=False)
     return abandoned
-
-
-def stop_all(handles, *, grace: float = DEFAULT_GRACE, kill_after: float = DEFAULT_KILL_AFTER) -> list:
-    """The ladder for several actors at once, blocking: every actor gets its
-    own ladder, all started now. Returns the handles that had to be
-    abandoned."""
-    return drive(Ladder(h, grace=grace, kill_after=kill_after) for h in handles if not h.done)
 
 
 def at_exit(grace: float = EXIT_GRACE, kill_after: float = EXIT_KILL_AFTER) -> None:

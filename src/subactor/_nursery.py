@@ -35,8 +35,6 @@ from subactor._ladder import DEFAULT_GRACE, DEFAULT_KILL_AFTER
 from subactor._portal import Portal, check_remote_fn, check_sendable
 from subactor._transport import CLEANUP_WAIT, TrioChannel
 
-BACKENDS = _spawn.BACKENDS
-
 # Keyword arguments of tractor's open_nursery/open_root_actor that have no
 # meaning here (one process, no registry yet): accepted and ignored, so
 # that tractor programs start unchanged. Any other unknown keyword is a
