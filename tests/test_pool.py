@@ -23,7 +23,7 @@ import pytest
 import trio
 
 from subactor import _ext
-from subactor._errors import RemoteActorError
+from subactor._exceptions import RemoteActorError
 from subactor._pool import BrokenWorkerError, WorkerPool, open_worker_pool
 
 from . import helpers

@@ -21,7 +21,7 @@ import subactor
 from subactor import ActorNotAvailable, ContextCancelled, ModuleNotExposed, RemoteActorError
 from subactor import _ext
 from subactor._spawn._sockend import SocketEnd
-from subactor._errors import box_error
+from subactor._exceptions import box_error
 from subactor._spawn import spawn
 from subactor._spawn._process import ProcessHandle, live_processes
 

@@ -21,10 +21,10 @@ _LAZY = {
     "context": "subactor._decorators",
     "current_actor": "subactor._state",
     "Actor": "subactor._state",
-    "RemoteActorError": "subactor._errors",
-    "ContextCancelled": "subactor._errors",
-    "ModuleNotExposed": "subactor._errors",
-    "ActorNotAvailable": "subactor._errors",
+    "RemoteActorError": "subactor._exceptions",
+    "ContextCancelled": "subactor._exceptions",
+    "ModuleNotExposed": "subactor._exceptions",
+    "ActorNotAvailable": "subactor._exceptions",
     "run_in_subinterpreter": "subactor._host",
     "spawn": "subactor._host",
     "ActorHandle": "subactor._host",
@@ -38,10 +38,18 @@ __all__ = ["ActorInterrupted", "AbandonedActorWarning", *_LAZY]
 
 
 def __getattr__(name):
+    import importlib
+
     mod = _LAZY.get(name)
     if mod is None:
+        if name.startswith("_") and not name.startswith("__"):
+            # A private submodule named as an attribute (subactor._exceptions)
+            # before anything imported it, as a plain package allows.
+            try:
+                return importlib.import_module(f"subactor.{name}")
+            except ModuleNotFoundError:
+                pass
         raise AttributeError(f"module 'subactor' has no attribute {name!r}")
-    import importlib
 
     value = getattr(importlib.import_module(mod), name)
     globals()[name] = value

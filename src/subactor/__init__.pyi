@@ -6,7 +6,7 @@ from subactor._context import (
 from subactor._decorators import (
     context as context,
 )
-from subactor._errors import (
+from subactor._exceptions import (
     ActorNotAvailable as ActorNotAvailable,
     ContextCancelled as ContextCancelled,
     ModuleNotExposed as ModuleNotExposed,

@@ -28,7 +28,7 @@ from typing import Any
 
 import trio
 
-from subactor._errors import ContextCancelled, qualified_name, unbox_error
+from subactor._exceptions import ContextCancelled, qualified_name, unbox_error
 
 
 class MsgStream:

@@ -21,7 +21,7 @@ import trio
 
 from subactor import _ext, _ladder
 from subactor._actor import _oneshot
-from subactor._errors import backend_hint, check_findable, refused_module
+from subactor._exceptions import backend_hint, check_findable, refused_module
 
 __all__ = [
     "ActorFailed",

@@ -30,7 +30,7 @@ from typing import Any, Callable
 import trio
 
 from subactor import _ladder, _sigint, _spawn, _state
-from subactor._errors import ActorNotAvailable, ContextCancelled
+from subactor._exceptions import ActorNotAvailable, ContextCancelled
 from subactor._ladder import DEFAULT_GRACE, DEFAULT_KILL_AFTER
 from subactor._portal import Portal, check_remote_fn, check_sendable
 from subactor._transport import CLEANUP_WAIT, TrioChannel

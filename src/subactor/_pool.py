@@ -68,7 +68,7 @@ import trio
 from subactor import _ext, _ladder, _sigint, _spawn
 from subactor._ladder import DEFAULT_GRACE, DEFAULT_KILL_AFTER
 from subactor._actor import _pool_worker
-from subactor._errors import check_findable, unbox_error
+from subactor._exceptions import check_findable, unbox_error
 
 __all__ = [
     "BrokenWorkerError",

@@ -22,7 +22,7 @@ import trio
 from subactor import _ext
 from subactor._context import Context
 from subactor._decorators import is_context
-from subactor._errors import ActorNotAvailable, ContextCancelled, check_findable, unbox_error
+from subactor._exceptions import ActorNotAvailable, ContextCancelled, check_findable, unbox_error
 from subactor._transport import CLEANUP_WAIT, FROM_ACTOR, malformed
 
 _cids = itertools.count(1)
@@ -156,7 +156,7 @@ class Portal:
     def _fail_pending(self, why: str) -> None:
         for cid, call in list(self._calls.items()):
             msg = {"t": "error", "cid": cid, "e": {
-                "type": "subactor._errors.ActorNotAvailable", "msg": why, "src": self.name}}
+                "type": "subactor._exceptions.ActorNotAvailable", "msg": why, "src": self.name}}
             try:
                 call.send.send_nowait(msg)
             except (trio.BrokenResourceError, trio.ClosedResourceError):

@@ -13,7 +13,7 @@ Wire messages (``t`` is the kind; ``cid`` names the call they belong to):
   stop   {t, cid}                 the sender closed its side of the stream
   cancel {t, cid}                 cancel that call / context
   return {t, cid, v}              the call's result
-  error  {t, cid, e}              the call raised; e is a box (see _errors)
+  error  {t, cid, e}              the call raised; e is a box (see _exceptions)
   cancel_actor {t}                end the actor; it answers bye and leaves
   bye    {t}
 """

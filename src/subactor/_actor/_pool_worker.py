@@ -10,7 +10,7 @@ Wire (every message is one pickle, protocol 5):
   pool -> worker   ``(fn, args)``               run ``fn(*args)``
   worker -> pool   ``(OK, result, retiring)``   it returned
                    ``(ERR, box, retiring)``     it raised; ``box`` is the plain
-                                                dict of :func:`subactor._errors.box_error`
+                                                dict of :func:`subactor._exceptions.box_error`
 
 ``retiring`` is true when the worker leaves after this answer (its memory
 ceiling was passed). There is no other message: the pool retires a worker
@@ -214,7 +214,7 @@ def _encode_reply(status, value, retiring, name):
 
 
 def _box(exc, name):
-    from subactor._errors import box_error  # no trio in there
+    from subactor._exceptions import box_error  # no trio in there
 
     try:
         return box_error(exc, name)

@@ -23,7 +23,7 @@ import types
 
 from subactor import _ext, _state
 from subactor._decorators import is_context
-from subactor._errors import ModuleNotExposed, box_error
+from subactor._exceptions import ModuleNotExposed, box_error
 from subactor._transport import FROM_PARENT, BlockingChannel, malformed
 
 _CO_ASYNC = 0x80 | 0x100  # CO_COROUTINE | CO_ITERABLE_COROUTINE

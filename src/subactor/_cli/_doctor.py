@@ -20,7 +20,7 @@ import time
 PROBE = """
 import importlib
 from subactor import _ext
-from subactor._errors import refused_module
+from subactor._exceptions import refused_module
 name = _ext.actor_input().decode()
 try:
     importlib.import_module(name)

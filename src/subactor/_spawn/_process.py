@@ -56,7 +56,7 @@ never blocking its event loop; signals go through the pidfd, so a recycled
 pid is never hit.
 
 The hint that names ``backend="process"`` when an import fails because a
-module refuses subinterpreters is ``subactor._errors.box_error``'s.
+module refuses subinterpreters is ``subactor._exceptions.box_error``'s.
 """
 from __future__ import annotations
 
