@@ -147,8 +147,12 @@ def test_caller_cancels_context_absorbed():
     async def body(p):
         async with p.open_context(remote.never_returns) as (ctx, _):
             await ctx.cancel()
-        # Cancelled by us: no error, and the result is None.
-        assert await ctx.wait_for_result() is None
+        # Cancelled by us: no error; the result is the ContextCancelled
+        # that names us as the canceller (tractor's meaning).
+        res = await ctx.wait_for_result()
+        assert isinstance(res, subactor.ContextCancelled)
+        assert res.canceller == subactor.current_actor().uid
+        assert ctx.cancel_acked and ctx.outcome is res
         assert ctx.cancel_called
 
     with_actor(body)

@@ -331,7 +331,7 @@ def test_stream_send_and_receive_are_full_checkpoints(backend):
                             # schedule point and a cancel point each.
                             with trio.testing.assert_checkpoints():
                                 await stream.send(i)
-                assert ctx._final["v"] == sum(range(50))
+                assert ctx.outcome == sum(range(50))
                 await p.cancel_actor()
 
     import trio.testing  # noqa: F401

@@ -369,7 +369,8 @@ def test_context_cancellation(backend):
         assert await p.run(remote.add, a=1, b=1) == 2
         async with p.open_context(remote.never_returns) as (ctx, _):
             await ctx.cancel()
-        assert await ctx.wait_for_result() is None and ctx.cancel_called
+        res = await ctx.wait_for_result()
+        assert isinstance(res, ContextCancelled) and ctx.cancel_called and ctx.cancel_acked
         with pytest.raises(ContextCancelled) as info:
             async with p.open_context(remote.callee_cancels_itself) as (ctx, _):
                 await ctx.wait_for_result()

@@ -1,74 +1,203 @@
 """Contexts and message streams, on both sides of a call.
 
-A context is one long-lived call between two actors: the caller opens it
-with ``Portal.open_context(fn, **kwargs)``, the callee is ``fn(ctx,
-**kwargs)`` decorated with :func:`context`. The callee sends one first value
+A context is one long-lived call between two actors: the parent side opens
+it with ``Portal.open_context(fn, **kwargs)``, the child side is ``fn(ctx,
+**kwargs)`` decorated with :func:`context`. The child sends one first value
 with ``ctx.started(value)``; either side may then open a bidirectional
-:class:`MsgStream`; the callee's return value (or error) ends the context.
+:class:`MsgStream`; the child's return value (or error) ends the context.
+Names and meanings follow tractor's (``side`` is "parent" or "child").
 
-Messages of a context arrive in an unbounded in-memory inbox fed by the
-channel's message pump (the portal's on the caller side, the actor
-runtime's on the callee side).
+**Inbox and flow control.** A context's incoming messages wait in a
+bounded inbox (:class:`_Inbox`) fed by the channel's message pump (the
+portal's on the parent side, the actor runtime's on the child side). It
+holds at most ``msg_buffer_size`` stream items (64 unless the stream says
+otherwise); control messages (stop, the final outcome) always get in. An
+item that finds the inbox full is an *overrun*:
+
+- if this side allows overruns (``open_context(allow_overruns=True)`` or
+  ``open_stream(allow_overruns=True)``), the item is kept and the sender
+  is told to hold (a ``hold`` message; ``go`` once the reader has drained
+  half of it): the sender's ``send()`` waits, so memory stays bounded by
+  the inbox plus what was already in the channel;
+- otherwise the item is dropped and the sender is sent a
+  :class:`StreamOverrun` error for the context, which fails the context
+  on its side, as in tractor.
+
+**Cancel and errors.** ``ctx.cancel()`` asks the other side's task to
+end; the ContextCancelled it answers with names this actor as its
+``canceller`` and is absorbed here (``open_context`` and ``result()`` do
+not raise it; ``result()`` returns it). Any other error of the peer --
+including a ContextCancelled somebody else asked for -- is raised by the
+next operation on the context, and on the parent side it wakes the
+``open_context`` block (its scope is cancelled) if no task is blocked
+receiving, so the block raises it.
 
 The runtime's side of all of it is KI-protected, as trio's own code is: a
 Ctrl-C never lands half-way through it (see :mod:`subactor._sigint`).
-
-On the caller side the ``open_context`` block runs in the context's cancel
-scope. When the callee's side ends with an error (it failed, the actor was
-cancelled, or it died), the pump tells the context (:meth:`Context._remote_final`):
-a task blocked receiving from the context gets the error from its receive;
-otherwise the scope is cancelled, so that tasks in the block wake up, and
-the block raises the error (a cancellation this side asked for with
-``ctx.cancel()`` is absorbed).
 """
 from __future__ import annotations
 
+import contextvars
+from collections import deque
 from contextlib import asynccontextmanager
 from typing import Any
 
 import trio
 
-from subactor._exceptions import ContextCancelled, qualified_name, unbox_error
+from subactor import _state
+from subactor._exceptions import ContextCancelled, StreamOverrun, box_error, unbox_error
+
+
+class _Unresolved:
+    """The outcome of a context that has none yet."""
+
+    def __repr__(self) -> str:
+        return "Unresolved"
+
+
+Unresolved = _Unresolved()
+
+# The context the current task works in (current_ipc_ctx()).
+_current_ctx: contextvars.ContextVar["Context | None"] = contextvars.ContextVar("subactor_ipc_ctx", default=None)
+
+
+def current_ipc_ctx(error_on_not_set: bool = False) -> "Context | None":
+    """The context the calling task runs in: the child's ``@context``
+    function and the tasks it starts, or the parent's ``open_context``
+    block. None outside of one (or RuntimeError with ``error_on_not_set``)."""
+    ctx = _current_ctx.get()
+    if ctx is None and error_on_not_set:
+        raise RuntimeError("no IPC context is open in this task")
+    return ctx
+
+
+DEFAULT_BUFFER = 2 ** 6
+
+
+class _Inbox:
+    """A context's incoming messages, in order: at most ``limit`` stream
+    items (``yield``), any number of control messages. One task at a time
+    is expected to receive; more may, in turn."""
+
+    __slots__ = ("q", "items", "limit", "lot")
+
+    def __init__(self, limit: int):
+        self.q: deque[dict] = deque()
+        self.items = 0            # 'yield' messages in q
+        self.limit = limit
+        self.lot = trio.lowlevel.ParkingLot()
+
+    def full(self) -> bool:
+        return self.items >= self.limit
+
+    def put(self, msg: dict) -> None:
+        self.q.append(msg)
+        if msg["t"] == "yield":
+            self.items += 1
+        if self.lot:
+            self.lot.unpark()
+
+    def _pop(self) -> dict:
+        msg = self.q.popleft()
+        if msg["t"] == "yield":
+            self.items -= 1
+        return msg
+
+    def get_nowait(self) -> dict:
+        if not self.q:
+            raise trio.WouldBlock
+        return self._pop()
+
+    async def get(self) -> dict:
+        """The next message; a full checkpoint."""
+        await trio.lowlevel.checkpoint_if_cancelled()
+        if self.q:
+            msg = self._pop()
+            await trio.lowlevel.cancel_shielded_checkpoint()
+            return msg
+        while not self.q:
+            await self.lot.park()
+        return self._pop()
+
+
+_STREAM_KINDS = frozenset({"yield", "stop", "overrun", "return", "error"})
 
 
 class MsgStream:
     """A bidirectional stream of messages inside a context.
 
-    ``send(v)``, ``receive()``, ``async for v in stream``, ``aclose()``.
-    ``receive()`` raises ``trio.EndOfChannel`` once the other side closed
-    its stream (or its task returned), and the remote error if it failed.
+    ``send(v)``, ``receive()``, ``receive_nowait()``, ``async for v in
+    stream``, ``aclose()``, ``subscribe()``. ``receive()`` raises
+    ``trio.EndOfChannel`` once the other side closed its stream (or its task
+    returned), and the peer's error if it failed.
     """
 
     def __init__(self, ctx: "Context"):
         self._ctx = ctx
-        self._closed = False  # this side closed: no more send()
-        self._eof = False     # the other side closed: no more receive()
+        self._closed = False     # this side closed: no more send()
+        self._eof = False        # the other side closed: no more receive()
+        self._broadcaster = None
+
+    @property
+    def ctx(self) -> "Context":
+        return self._ctx
+
+    @property
+    def closed(self) -> bool:
+        """True once either side closed the stream (or the context ended)."""
+        return self._closed or self._eof
 
     @trio.lowlevel.enable_ki_protection
     async def send(self, value: Any) -> None:
+        ctx = self._ctx
         if self._closed:
             raise trio.ClosedResourceError("this stream was closed by this side")
-        await self._ctx._send({"t": "yield", "v": value})
+        ctx._raise_if_over(sending=True)
+        hold = ctx._peer_hold
+        if hold is not None:
+            # The peer's inbox is full and it allows overruns: wait until
+            # it has read half of it (or the context ends).
+            await hold.wait()
+            ctx._raise_if_over(sending=True)
+        await ctx._send({"t": "yield", "v": value})
+
+    def _handle(self, msg: dict) -> Any:
+        ctx = self._ctx
+        t = msg["t"]
+        if t == "yield":
+            return msg["v"]
+        if t == "stop":
+            self._eof = True
+            raise trio.EndOfChannel
+        if t == "overrun":
+            self._eof = True
+            raise ctx._local_error
+        # the final outcome
+        self._eof = True
+        if t == "error":
+            raise ctx._remote_error
+        raise trio.EndOfChannel
 
     @trio.lowlevel.enable_ki_protection
     async def receive(self) -> Any:
+        ctx = self._ctx
         if self._eof:
             raise trio.EndOfChannel
         while True:
-            msg = await self._ctx._next()
-            t = msg["t"]
-            if t == "yield":
-                return msg["v"]
-            if t == "stop":
-                self._eof = True
-                raise trio.EndOfChannel
-            if t in ("return", "error"):
-                self._eof = True
-                self._ctx._final = msg
-                if t == "error":
-                    raise self._ctx._error_from(msg)
-                raise trio.EndOfChannel
-            # 'started' twice or anything else: ignore, it is not stream data
+            msg = await ctx._next()
+            if msg["t"] in _STREAM_KINDS:
+                return self._handle(msg)
+
+    def receive_nowait(self) -> Any:
+        """The next item if one is already here, else ``trio.WouldBlock``."""
+        ctx = self._ctx
+        if self._eof:
+            raise trio.EndOfChannel
+        while True:
+            msg = ctx._inbox.get_nowait()
+            ctx._consumed(msg)
+            if msg["t"] in _STREAM_KINDS:
+                return self._handle(msg)
 
     def __aiter__(self):
         return self
@@ -89,7 +218,11 @@ class MsgStream:
             await trio.lowlevel.checkpoint()
             return
         self._closed = True
-        await self._ctx._send_cleanup({"t": "stop"})
+        ctx = self._ctx
+        if ctx._peer_done:
+            await trio.lowlevel.checkpoint()
+            return
+        await ctx._send_cleanup({"t": "stop"})
 
     async def __aenter__(self):
         return self
@@ -97,28 +230,106 @@ class MsgStream:
     async def __aexit__(self, *exc):
         await self.aclose()
 
+    @asynccontextmanager
+    async def subscribe(self):
+        """Give this task its own view of the stream: every subscriber gets
+        every item (a broadcast), so several local tasks can read one
+        stream. See :func:`subactor.trionics.broadcast_receiver`."""
+        from subactor.trionics import broadcast_receiver
+
+        if self._broadcaster is None:
+            self._broadcaster = broadcast_receiver(self, self._ctx._inbox.limit, receive_afunc=self.receive)
+        async with self._broadcaster.subscribe() as view:
+            yield view
+
+    def __repr__(self) -> str:
+        return f"<MsgStream of {self._ctx!r} closed={self.closed}>"
+
 
 class Context:
-    """One side of a context. ``side`` is "caller" or "callee"."""
+    """One side of a context: ``side`` is "parent" (opened it with
+    ``Portal.open_context``) or "child" (runs the ``@context`` function)."""
 
-    def __init__(self, chan, cid: int, side: str, inbox: trio.MemoryReceiveChannel, *,
-                 actor_name: str, peer_name: str, fn_name: str):
+    def __init__(self, chan, cid: int, side: str, *, peer_uid: tuple[str, str], fn_name: str,
+                 portal=None, allow_overruns: bool = False, msg_buffer_size: int = DEFAULT_BUFFER):
         self.chan = chan
         self.cid = cid
         self.side = side
-        self._inbox = inbox
-        self._actor_name = actor_name
-        self.peer_name = peer_name
+        self.portal = portal
+        self.peer_uid = tuple(peer_uid)
         self.fn_name = fn_name
+        self._actor = _state.current_actor()
+        self._inbox = _Inbox(msg_buffer_size)
+        self._allow_overruns = allow_overruns
         self._started = False
-        self._final: dict | None = None   # the return/error message once received
-        self._cancel_called = False       # this side asked for the cancel
-        # Callee: the call's task scope. Caller: the open_context block's
-        # scope, cancelled when the callee's side ends with an error.
-        self._scope: trio.CancelScope | None = None
         self._stream: MsgStream | None = None
-        self._receivers = 0              # tasks blocked in _next() now
-        self._remote_msg: dict | None = None  # caller: the callee's final error, once it arrived
+        self._stream_opened = False
+        self._result: Any = Unresolved        # the peer's return value (parent side)
+        self._remote_error: BaseException | None = None
+        self._local_error: BaseException | None = None
+        self._peer_done = False               # the peer's task is over (its final message came)
+        self._final_ev = trio.Event()         # set with _peer_done
+        self._cancel_called = False           # this side asked for the cancel
+        self._canceller: tuple | None = None  # who asked for it, once known
+        self._cancel_msg: dict | None = None  # child side: the parent's cancel request
+        # Child: the call's task scope. Parent: the open_context block's scope.
+        self._scope: trio.CancelScope | None = None
+        self._receivers = 0                   # tasks blocked in _next() now
+        self._in_overrun = False              # we told the peer to hold
+        self._overrun_sent = False            # we sent the peer a StreamOverrun
+        self._peer_hold: trio.Event | None = None  # the peer told us to hold
+
+    # -- tractor's view of the state ------------------------------------
+    @property
+    def peer_side(self) -> str:
+        return "child" if self.side == "parent" else "parent"
+
+    @property
+    def cancel_called(self) -> bool:
+        """This side called ``cancel()``."""
+        return self._cancel_called
+
+    @property
+    def canceller(self) -> tuple[str, str] | None:
+        """The uid of the actor that cancelled this context, once known."""
+        return self._canceller
+
+    @property
+    def cancel_acked(self) -> bool:
+        """This side asked for the cancel and the peer confirmed it."""
+        re = self._remote_error
+        return (self._cancel_called and isinstance(re, ContextCancelled)
+                and re.canceller == self._actor.uid)
+
+    @property
+    def cancelled_caught(self) -> bool:
+        """The context ended by a cancel: its scope caught one, or the
+        peer confirmed the cancel this side asked for."""
+        return bool((self._scope is not None and self._scope.cancelled_caught) or self.cancel_acked)
+
+    @property
+    def maybe_error(self) -> BaseException | None:
+        return self._remote_error or self._local_error
+
+    @property
+    def outcome(self) -> Any:
+        """The peer's return value, or the error the context ended with, or
+        ``Unresolved``."""
+        err = self.maybe_error
+        if err is not None:
+            return err
+        return self._result
+
+    @property
+    def has_outcome(self) -> bool:
+        return self.maybe_error is not None or self._result is not Unresolved
+
+    def _final_result_is_set(self) -> bool:
+        return self._result is not Unresolved
+
+    def _is_self_cancelled(self) -> bool:
+        """This side's cancel() is why the context ended."""
+        return self.cancel_acked
 
     # -- plumbing --------------------------------------------------------
     async def _send(self, msg: dict) -> None:
@@ -129,113 +340,261 @@ class Context:
         msg["cid"] = self.cid
         await self.chan.send_cleanup(msg)
 
+    def _raise_if_over(self, sending: bool = False) -> None:
+        """An operation on a context that has an error raises it; sending on
+        one whose peer is over is an error too."""
+        if self._remote_error is not None:
+            raise self._remote_error
+        if sending and self._peer_done:
+            raise trio.ClosedResourceError(f"{self.fn_name}: the {self.peer_side}'s side of the context is over")
+
     async def _next(self) -> dict:
         self._receivers += 1
         try:
-            return await self._inbox.receive()
+            msg = await self._inbox.get()
         finally:
             self._receivers -= 1
+        self._consumed(msg)
+        return msg
 
-    def _remote_final(self, msg: dict) -> None:
-        """Caller side: the callee's final error arrived (it is also in the
-        inbox). Wake the block unless a task is receiving: it gets it."""
-        if self._remote_msg is None:
-            self._remote_msg = msg
+    def _consumed(self, msg: dict) -> None:
+        if self._in_overrun and self._inbox.items <= self._inbox.limit // 2:
+            self._in_overrun = False
+            self.chan.send_control({"t": "go", "cid": self.cid})
+
+    def _deliver(self, msg: dict) -> bool:
+        """Route one message of this context (called by the message pump;
+        never blocks, never raises). False for a stream item that found the
+        inbox full on a side that does not allow overruns: the pump lets
+        the reader run a few scheduler passes, then calls :meth:`_overrun`
+        if it is still full."""
+        t = msg["t"]
+        if t == "yield":
+            if self._peer_done or self._remote_error is not None or self._overrun_sent:
+                return True
+            inbox = self._inbox
+            if inbox.full():
+                if not self._allow_overruns:
+                    return False
+                inbox.put(msg)
+                if not self._in_overrun:
+                    self._in_overrun = True
+                    self.chan.send_control({"t": "hold", "cid": self.cid})
+                return True
+            inbox.put(msg)
+        elif t == "started":
+            self._inbox.put(msg)
+        elif t == "stop":
+            self._release_hold()
+            self._inbox.put(msg)
+        elif t == "hold":
+            if self._peer_hold is None:
+                self._peer_hold = trio.Event()
+        elif t == "go":
+            self._release_hold()
+        elif t == "cancel":
+            # child side: the parent asks this task to end
+            self._cancel_msg = msg
+            by = msg.get("by")
+            self._canceller = tuple(by) if by else self.peer_uid
+            if self._scope is not None:
+                self._scope.cancel()
+        elif t in ("return", "error"):
+            self._final(msg)
+        return True
+
+    def _overrun(self, msg: dict) -> None:
+        """A stream item found the inbox full for good: it and every later
+        item are dropped, the sender gets a StreamOverrun error for the
+        context (as in tractor), and this side's stream raises the same
+        error where the first item went missing: nothing is lost silently."""
+        if not self._inbox.full():
+            self._inbox.put(msg)
+            return
+        if self._overrun_sent:
+            return
+        self._overrun_sent = True
+        where = "its stream" if self._stream_opened else "no stream open on it"
+        err = StreamOverrun(
+            f"{self.fn_name}: actor {self._actor.name!r} ({self.side} side, {where}) had no room for a stream "
+            f"item: its msg_buffer_size={self._inbox.limit} was full and it does not allow overruns "
+            f"(open it with allow_overruns=True to slow the sender instead)")
+        self.chan.send_control({"t": "error", "cid": self.cid, "ovr": True,
+                                "e": box_error(err, self._actor.uid)})
+        self._local_error = err
+        self._inbox.put({"t": "overrun", "cid": self.cid})
+
+    def _release_hold(self) -> None:
+        hold = self._peer_hold
+        if hold is not None:
+            self._peer_hold = None
+            hold.set()
+
+    def _final(self, msg: dict) -> None:
+        """The peer's outcome arrived: its return value, its error, or (an
+        ``ovr`` error) a StreamOverrun it sent while its task goes on."""
+        if msg["t"] == "return":
+            if not self._peer_done:
+                self._result = msg.get("v")
+        elif self._remote_error is None:
+            exc = unbox_error(msg["e"])
+            self._remote_error = exc
+            if isinstance(exc, ContextCancelled):
+                self._canceller = exc.canceller
+            else:
+                self._canceller = getattr(exc, "src_uid", None)
+        if not msg.get("ovr"):
+            self._peer_done = True
+            self._final_ev.set()
+        self._release_hold()
+        self._inbox.put(msg)
+        if msg["t"] == "error":
+            self._wake()
+
+    def _wake(self) -> None:
+        """An error of the peer: a task blocked receiving gets it from its
+        receive; otherwise the context's scope is cancelled so that tasks in
+        it wake up (and the error is raised when the scope exits, or
+        absorbed if it confirms a cancel this side asked for)."""
         scope = self._scope
-        if scope is not None and self.side == "caller" and not self._receivers and not scope.cancel_called:
-            scope.cancel()
+        if scope is None or scope.cancel_called or self._receivers:
+            return
+        scope.cancel()
 
-    def _final_error(self) -> BaseException | None:
-        """Caller side, after the block was woken: the callee's error to
-        raise, or None (it returned, or this side asked for the cancel)."""
-        msg = self._final or self._remote_msg
-        if msg is None or msg["t"] != "error":
-            return None
-        self._final = msg
-        exc = self._error_from(msg)
-        if isinstance(exc, ContextCancelled) and self._cancel_called:
-            return None
-        return exc
-
-    def _error_from(self, msg: dict) -> BaseException:
-        exc = unbox_error(msg["e"])
-        return exc
+    def _peer_gone(self, why: BaseException) -> None:
+        """The channel ended under the context: nothing more will come."""
+        if self._peer_done:
+            return
+        if self._remote_error is None:
+            self._remote_error = why
+        self._peer_done = True
+        self._final_ev.set()
+        self._release_hold()
+        self._inbox.put({"t": "error", "cid": self.cid, "gone": True})
+        self._wake()
 
     # -- both sides ------------------------------------------------------
-    @property
-    def cancel_called(self) -> bool:
-        return self._cancel_called
-
     @asynccontextmanager
     @trio.lowlevel.enable_ki_protection
-    async def open_stream(self):
-        """A :class:`MsgStream` over this context; closed on exit."""
-        if self.side == "caller" and not self._started:
+    async def open_stream(self, allow_overruns: bool | None = None, msg_buffer_size: int | None = None):
+        """A :class:`MsgStream` over this context; closed on exit.
+
+        ``allow_overruns`` and ``msg_buffer_size`` set this side's flow
+        control for the stream (see the module's docs)."""
+        if msg_buffer_size is not None:
+            if type(msg_buffer_size) is not int or msg_buffer_size < 1:
+                raise ValueError(f"msg_buffer_size must be an int >= 1, got {msg_buffer_size!r}")
+            self._inbox.limit = msg_buffer_size
+        if allow_overruns is not None:
+            self._allow_overruns = bool(allow_overruns)
+        if self.side == "child":
+            if self._cancel_called:
+                raise RuntimeError(f"{self.fn_name}: the context cancelled itself: no stream can be opened")
+            if not self._started:
+                raise RuntimeError("call `await ctx.started()` before open_stream()")
+        elif not self._started:
             raise RuntimeError("open_stream() before the context started")
-        if self.side == "callee" and not self._started:
-            raise RuntimeError("call `await ctx.started()` before open_stream()")
+        if self._remote_error is not None and not self._inbox.items:
+            # Nothing left to read before the error: raise it now.
+            raise self._remote_error
+        if self._stream is not None and not self._stream._closed:
+            raise RuntimeError(f"{self.fn_name}: a stream is already open on this context")
         stream = MsgStream(self)
         self._stream = stream
+        self._stream_opened = True
         try:
             yield stream
         finally:
             await stream.aclose()
+        if self._remote_error is not None:
+            # The context failed (or was cancelled) while the block ran
+            # without meeting it: leaving the stream is where it shows.
+            raise self._remote_error
 
     @trio.lowlevel.enable_ki_protection
-    async def cancel(self) -> None:
-        """Cancel the context. The callee's task is cancelled; the side that
-        asked does not see the resulting ContextCancelled as an error."""
+    async def cancel(self, timeout: float = 0.616) -> None:
+        """Cancel the context.
+
+        Child side: cancels this task's scope (the parent gets a
+        ContextCancelled naming this actor). Parent side: asks the child's
+        task to end and waits, at most ``timeout`` seconds (shielded), for its
+        answer; the ContextCancelled it answers with is absorbed here."""
         self._cancel_called = True
-        if self.side == "callee":
+        if self.side == "child":
+            self._canceller = self._actor.uid
             if self._scope is not None:
                 self._scope.cancel()
             await trio.lowlevel.checkpoint()
             return
-        if self._final is None:
-            await self._send_cleanup({"t": "cancel"})
+        if self._peer_done:
+            await trio.lowlevel.checkpoint()
+            return
+        with trio.CancelScope(shield=True) as scope:
+            scope.deadline = trio.current_time() + timeout
+            await self.chan.send_cleanup({"t": "cancel", "cid": self.cid, "by": list(self._actor.uid)})
+            await self._final_ev.wait()
 
-    # -- callee side -----------------------------------------------------
+    # -- child side ------------------------------------------------------
     @trio.lowlevel.enable_ki_protection
     async def started(self, value: Any = None) -> None:
-        """Send the first value to the caller (once)."""
-        if self.side != "callee":
-            raise RuntimeError("started() is called by the callee of a context")
+        """Send the first value to the parent (once)."""
+        if self.side != "child":
+            raise RuntimeError("started() is called by the child side of a context")
         if self._started:
             raise RuntimeError("started() was already called")
         await self._send({"t": "started", "v": value})
         self._started = True
 
-    # -- caller side -----------------------------------------------------
+    async def send_yield(self, value: Any) -> None:
+        """Legacy one-way streaming (``@subactor.stream``): send one item."""
+        if self._stream is None:
+            if not self._started:
+                self._started = True
+            self._stream = MsgStream(self)
+        await self._stream.send(value)
+
+    # -- parent side -----------------------------------------------------
     @trio.lowlevel.enable_ki_protection
     async def wait_for_result(self) -> Any:
-        """The callee's return value (stream messages not yet read are
-        dropped); its error re-raised here. A ContextCancelled this side
-        asked for is returned as None, not raised."""
-        if self.side != "caller":
-            raise RuntimeError("wait_for_result() is for the caller of a context")
-        while self._final is None:
-            msg = await self._next()
-            if msg["t"] in ("return", "error"):
-                self._final = msg
-        if self._final["t"] == "return":
-            return self._final.get("v")
-        exc = self._error_from(self._final)
-        if isinstance(exc, ContextCancelled) and self._cancel_called:
-            return None
-        raise exc
+        """The child's return value; its error raised here. A
+        ContextCancelled this side asked for is returned, not raised.
+        Stream items not yet read are dropped."""
+        if self.side != "parent":
+            raise RuntimeError("wait_for_result() is for the parent side of a context")
+        while not self._peer_done and self._remote_error is None:
+            await self._next()   # drains what the peer still streams
+        err = self._remote_error
+        if err is None:
+            return self._result
+        if self.cancel_acked:
+            return err
+        raise err
 
     result = wait_for_result
 
     def __repr__(self) -> str:
-        return f"<Context {self.side} cid={self.cid} fn={self.fn_name} peer={self.peer_name!r}>"
+        return f"<Context {self.side} cid={self.cid} fn={self.fn_name} peer={self.peer_uid[0]!r}>"
 
 
-def cancelled_box(actor_name: str, fn_name: str, by: str) -> dict:
+# Scheduler passes the message pump gives a stream's reader to make room
+# before a full inbox counts as overrun: a burst that arrives in one batch
+# must not overrun a reader that is keeping up.
+ROOM_PASSES = 8
+
+
+async def _make_room(ctx: Context, msg: dict) -> None:
+    """A stream item found its context's inbox full (no overruns allowed):
+    let the reader run a few passes, then deliver it or declare the overrun."""
+    for _ in range(ROOM_PASSES):
+        await trio.lowlevel.cancel_shielded_checkpoint()
+        if not ctx._inbox.full():
+            break
+    ctx._overrun(msg)
+
+
+def cancelled_box(actor_uid: tuple, fn_name: str, by: str, canceller: tuple) -> dict:
     """The error box a cancelled call sends to its caller."""
-    return {
-        "type": qualified_name(ContextCancelled),
-        "msg": f"{fn_name} in actor {actor_name!r} was cancelled by {by}",
-        "tb": "",
-        "src": actor_name,
-        "cancelled": True,
-    }
+    err = ContextCancelled(f"{fn_name} in actor {actor_uid[0]!r} was cancelled by {by}")
+    box = box_error(err, actor_uid, canceller=canceller)
+    box["tb"] = f"ContextCancelled: {fn_name} in actor {actor_uid[0]!r} was cancelled by {by}\n"
+    return box

@@ -16,3 +16,22 @@ def context(fn):
 
 def is_context(fn) -> bool:
     return bool(getattr(fn, "_subactor_context", False))
+
+
+def stream(fn):
+    """Mark a legacy one-way streaming function (``@subactor.stream``): an
+    async function with a ``ctx`` parameter that sends items with
+    ``await ctx.send_yield(value)``; the parent reads them with
+    ``portal.open_stream_from(fn, **kwargs)``."""
+    code = getattr(fn, "__code__", None)
+    if code is None or not code.co_flags & 0x80:  # CO_COROUTINE
+        raise TypeError(f"@stream needs an async def function, got {fn!r}")
+    if "ctx" not in code.co_varnames[:code.co_argcount + code.co_kwonlyargcount]:
+        raise TypeError(f"{fn.__name__} must be `ctx: tractor.Context` aware: a @stream function takes a "
+                        f"parameter named ctx (a subactor.Context) and sends with ctx.send_yield()")
+    fn._subactor_stream = True
+    return fn
+
+
+def is_stream(fn) -> bool:
+    return bool(getattr(fn, "_subactor_stream", False))

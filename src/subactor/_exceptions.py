@@ -12,30 +12,92 @@ import builtins
 import importlib
 
 
+def _uid(value) -> tuple[str, str] | None:
+    """An actor uid as a tuple (the wire gives lists), or None."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return (value, "")
+    return tuple(value)  # type: ignore[return-value]
+
+
 class RemoteActorError(Exception):
     """An exception raised in another actor, re-raised here.
 
-    ``boxed_type`` is the remote exception's type when it can be imported
-    here (else ``None``; ``boxed_type_str`` always has its qualified name),
-    ``tb_str`` the remote traceback text, ``src_actor`` the name of the actor
-    where it was raised.
+    What crossed is plain data, kept in ``msgdata``:
+
+    - ``boxed_type_str``: the name of the type the sending actor raised
+      ("RemoteActorError" itself when that actor was relaying an error it
+      got from further away); ``boxed_type`` is that type when this side
+      knows it (builtins, subactor's and trio's own error types, and types
+      registered with :func:`reg_err_types`), else None: an unknown type is
+      never imported by name, since a name from the wire must not run an
+      import here.
+    - ``src_uid`` / ``src_type_str`` / ``src_type``: the actor where the
+      error started and its original type, however many actors relayed it;
+      ``relay_uid`` the actor that sent it here; ``relay_path`` the uids it
+      passed through, origin first.
+    - ``tb_str``: the traceback text of the sending actor.
     """
 
-    def __init__(self, message: str, *, boxed_type_str: str = "Exception", tb_str: str = "",
-                 src_actor: str = "?", remote_message: str = ""):
+    def __init__(self, message: str = "", ipc_msg: dict | None = None, boxed_type: type | None = None,
+                 **msgdata):
         super().__init__(message)
-        self.boxed_type_str = boxed_type_str
-        self.tb_str = tb_str
-        self.src_actor = src_actor
-        self.remote_message = remote_message
+        data = dict(ipc_msg or {})
+        data.update(msgdata)
+        if boxed_type is not None:
+            data.setdefault("boxed_type_str", boxed_type.__name__)
+            register_err_type(boxed_type)
+        data.setdefault("message", message)
+        self.msgdata = data
+
+    # -- what crossed ---------------------------------------------------------
+    @property
+    def boxed_type_str(self) -> str:
+        return self.msgdata.get("boxed_type_str") or "<unknown>"
 
     @property
     def boxed_type(self) -> type | None:
-        return _resolve_type(self.boxed_type_str)
+        return get_err_type(self.msgdata.get("boxed_type_str") or "")
 
     @property
-    def src_uid(self) -> tuple[str, str]:
-        return (self.src_actor, "")
+    def src_type_str(self) -> str:
+        return self.msgdata.get("src_type_str") or self.boxed_type_str
+
+    @property
+    def src_type(self) -> type | None:
+        return get_err_type(self.src_type_str)
+
+    @property
+    def src_uid(self) -> tuple[str, str] | None:
+        return _uid(self.msgdata.get("src_uid"))
+
+    @property
+    def relay_uid(self) -> tuple[str, str] | None:
+        return _uid(self.msgdata.get("relay_uid")) or self.src_uid
+
+    @property
+    def relay_path(self) -> list[tuple[str, str]]:
+        return [_uid(u) for u in self.msgdata.get("relay_path") or ()] or (
+            [self.src_uid] if self.src_uid else [])
+
+    def is_inception(self) -> bool:
+        """True if it was relayed: the sender is not where it started."""
+        return self.relay_uid is not None and self.relay_uid != self.src_uid
+
+    @property
+    def tb_str(self) -> str:
+        return self.msgdata.get("tb_str", "")
+
+    @property
+    def remote_message(self) -> str:
+        return self.msgdata.get("remote_message", "")
+
+    @property
+    def src_actor(self) -> str:
+        """The name of the actor where the error started."""
+        uid = self.src_uid
+        return uid[0] if uid else "?"
 
     def __str__(self) -> str:
         head = super().__str__()
@@ -44,31 +106,95 @@ class RemoteActorError(Exception):
         return f"{head}\n--- traceback in actor {self.src_actor!r} ---\n{self.tb_str.rstrip()}"
 
     def __reduce__(self):
-        return (_rebuild_remote_error, (type(self), self.args[0] if self.args else "", self.boxed_type_str,
-                                        self.tb_str, self.src_actor, self.remote_message))
+        return (_rebuild_remote_error, (type(self), self.args[0] if self.args else "", self.msgdata))
 
 
-def _rebuild_remote_error(cls, message, boxed_type_str, tb_str, src_actor, remote_message):
-    return cls(message, boxed_type_str=boxed_type_str, tb_str=tb_str, src_actor=src_actor,
-               remote_message=remote_message)
+def _rebuild_remote_error(cls, message, msgdata):
+    return cls(message, msgdata)
 
 
 class ContextCancelled(RemoteActorError):
     """A context (or the actor running it) was cancelled. Raised at the side
-    that did not ask for the cancel; the side that asked sees it absorbed."""
+    that did not ask for the cancel; the side that asked (``ctx.cancel()``)
+    sees it absorbed. ``canceller`` is the uid of the actor that asked."""
 
     @property
-    def canceller(self) -> str:
-        return self.src_actor
+    def canceller(self) -> tuple[str, str] | None:
+        return _uid(self.msgdata.get("canceller")) or self.src_uid
+
+
+class StreamOverrun(RemoteActorError, RuntimeError):
+    """A stream's receiver had no room for an item (its ``msg_buffer_size``
+    was full and it does not allow overruns). The receiver sends it to the
+    sender, whose context then fails with it."""
+
+
+class MsgTypeError(RemoteActorError, TypeError):
+    """A message that is not one the protocol allows, or a payload that the
+    codec cannot carry."""
+
+
+class TransportClosed(Exception):
+    """The channel to an actor broke or was closed under a call."""
+
+
+class ActorTooSlowError(TimeoutError):
+    """An actor did not answer a cancel request within the caller's timeout."""
 
 
 class ModuleNotExposed(ModuleNotFoundError):
     """The called function's module is not in the actor's ``enable_modules``."""
 
 
-class ActorNotAvailable(RuntimeError):
+class ActorNotAvailable(TransportClosed, RuntimeError):
     """The actor behind a portal has ended (or was cancelled): nothing more
     can be sent to it."""
+
+
+# The error types a box may name and this side resolves without an import:
+# builtins are looked up there; these by their bare name; trio's own on
+# demand (only if trio is already imported here).
+_REGISTRY: dict[str, type] = {}
+
+
+def register_err_type(t: type) -> None:
+    _REGISTRY.setdefault(t.__name__, t)
+
+
+def reg_err_types(types) -> None:
+    """Register error types (classes) so that errors of these types raised
+    in another actor come back with ``boxed_type`` set to them. Types are
+    found by their bare name, as tractor does; registering a type does not
+    register its subclasses."""
+    for t in types:
+        if not (isinstance(t, type) and issubclass(t, BaseException)):
+            raise TypeError(f"reg_err_types() takes exception classes, got {t!r}")
+        _REGISTRY[t.__name__] = t
+
+
+def get_err_type(type_name: str) -> type | None:
+    """The error type of that (bare or dotted) name that this side knows:
+    a builtin, one of subactor's or trio's error types, or a registered
+    one; None otherwise (never an import)."""
+    name = type_name.rpartition(".")[2]
+    t = getattr(builtins, name, None)
+    if isinstance(t, type) and issubclass(t, BaseException):
+        return t
+    t = _REGISTRY.get(name)
+    if t is not None:
+        return t
+    import sys
+
+    trio = sys.modules.get("trio")
+    if trio is not None:
+        t = getattr(trio, name, None)
+        if isinstance(t, type) and issubclass(t, BaseException):
+            return t
+    ext = sys.modules.get("subactor._ext")
+    t = getattr(ext, name, None)
+    if isinstance(t, type) and issubclass(t, BaseException):
+        return t
+    return None
 
 
 def check_findable(fn, where: str) -> None:
@@ -103,20 +229,6 @@ def check_findable(fn, where: str) -> None:
     if module is None or getattr(module, "__spec__", None) is None:
         raise TypeError(f"{name} cannot be imported in {where}: its module {mod!r} has no import "
                         f"spec (made at run time?); define it in an importable module")
-
-
-def _resolve_type(qualname: str) -> type | None:
-    if "." not in qualname:
-        t = getattr(builtins, qualname, None)
-        return t if isinstance(t, type) else None
-    mod, _, name = qualname.rpartition(".")
-    try:
-        obj = importlib.import_module(mod)
-        for part in name.split("."):
-            obj = getattr(obj, part)
-    except Exception:
-        return None
-    return obj if isinstance(obj, type) else None
 
 
 def qualified_name(t: type) -> str:
@@ -164,23 +276,35 @@ def backend_hint(module: str, msg: str) -> str:
     )
 
 
-def box_error(exc: BaseException, actor_name: str) -> dict:
-    """Plain-data description of `exc` for the wire."""
-    if isinstance(exc, RemoteActorError):
-        # Relayed from deeper in the tree: keep the original source.
-        return {"type": exc.boxed_type_str, "msg": exc.remote_message or str(exc.args[0] if exc.args else ""),
-                "tb": exc.tb_str, "src": exc.src_actor,
-                "relay": qualified_name(type(exc))}
-    msg = str(exc)
-    module = refused_module(exc)
-    if module is not None:
-        msg = backend_hint(module, msg)
-    return {
-        "type": qualified_name(type(exc)),
+def box_error(exc: BaseException, actor, *, canceller=None) -> dict:
+    """Plain-data description of `exc` for the wire, sent by ``actor`` (its
+    uid, or its name). A RemoteActorError that came from elsewhere is
+    relayed: its box names this actor's own type of it (RemoteActorError,
+    ContextCancelled, ...), this actor as the relay, and keeps where it
+    started. ``canceller`` (a uid) marks a ContextCancelled box."""
+    me = list(_uid(actor))
+    received = isinstance(exc, RemoteActorError) and exc.src_uid is not None
+    msg = str(exc.args[0]) if received and exc.args else str(exc)
+    if not received:
+        module = refused_module(exc)
+        if module is not None:
+            msg = backend_hint(module, msg)
+    box = {
+        "type": type(exc).__name__,
+        "qual": qualified_name(type(exc)),
         "msg": msg,
         "tb": _format(exc),
-        "src": actor_name,
+        "src": list(exc.src_uid) if received else me,
+        "src_type": exc.src_type_str if received else type(exc).__name__,
+        "relay": me,
+        "path": [list(u) for u in exc.relay_path] + [me] if received else [me],
     }
+    if isinstance(exc, ContextCancelled):
+        canceller = canceller or exc.canceller
+    if canceller is not None:
+        box["cancelled"] = True
+        box["canceller"] = list(canceller)
+    return box
 
 
 def _format(exc: BaseException) -> str:
@@ -191,16 +315,30 @@ def _format(exc: BaseException) -> str:
 
 def unbox_error(box: dict) -> BaseException:
     """The exception to raise here for a box received from another actor."""
-    type_str = box.get("type", "Exception")
+    name = str(box.get("type", "Exception")).rpartition(".")[2]
     msg = box.get("msg", "")
-    src = box.get("src", "?")
-    tb = box.get("tb", "")
-    if type_str == qualified_name(ModuleNotExposed):
+    if name == "ModuleNotExposed":
         return ModuleNotExposed(msg)
-    if type_str == qualified_name(ActorNotAvailable):
+    if name == "ActorNotAvailable":
         return ActorNotAvailable(msg)
-    cls = ContextCancelled if (type_str == qualified_name(ContextCancelled)
-                               or box.get("relay") == qualified_name(ContextCancelled)
-                               or box.get("cancelled")) else RemoteActorError
-    return cls(f"{type_str}: {msg}" if msg else type_str, boxed_type_str=type_str, tb_str=tb,
-               src_actor=src, remote_message=msg)
+    cancelled = bool(box.get("cancelled")) or name == "ContextCancelled"
+    cls = ContextCancelled if cancelled else RemoteActorError
+    src = _uid(box.get("src")) or ("?", "")
+    data = {
+        "boxed_type_str": name,
+        "src_uid": src,
+        "src_type_str": box.get("src_type") or name,
+        "relay_uid": _uid(box.get("relay")) or src,
+        "relay_path": [_uid(u) for u in box.get("path") or ()],
+        "tb_str": box.get("tb", ""),
+        "remote_message": msg,
+    }
+    if box.get("canceller") is not None:
+        data["canceller"] = _uid(box["canceller"])
+    return cls(f"{name}: {msg}" if msg else name, data)
+
+
+for _t in (RemoteActorError, ContextCancelled, StreamOverrun, MsgTypeError, TransportClosed,
+           ActorTooSlowError, ModuleNotExposed, ActorNotAvailable):
+    register_err_type(_t)
+del _t

@@ -166,7 +166,7 @@ class _Child:
             # its calls are over.
             with trio.move_on_after(CLEANUP_WAIT):
                 try:
-                    await portal.channel.send({"t": "cancel_actor"})
+                    await portal.channel.send({"t": "cancel_actor", "by": list(_state.current_actor().uid)})
                 except (trio.BrokenResourceError, trio.ClosedResourceError):
                     return False
             await routed.wait()
@@ -250,6 +250,7 @@ class ActorNursery:
             "uid": uid,
             "mods": mods,
             "parent": _state.current_actor().name,
+            "parent_uid": list(_state.current_actor().uid),
             "main": getattr(sys.modules.get("__main__"), "__file__", None),
             "sleep_wakes": bool(sleep_wakes_on_cancel),
         }
@@ -257,6 +258,7 @@ class ActorNursery:
         # No checkpoint from here on: the actor must have its supervisor
         # before anything can cancel this task.
         portal = Portal(name, (name, uid), TrioChannel(end), backend=backend)
+        portal.channel.spawn = self._tn.start_soon
         child = _Child(self, handle, portal, grace=grace, kill_after=kill_after)
         portal._child = child
         self._children.add(child)

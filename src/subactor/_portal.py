@@ -13,16 +13,16 @@ gets :class:`ActorNotAvailable` at once: nothing waits on a dead actor.
 from __future__ import annotations
 
 import itertools
-import math
 from contextlib import asynccontextmanager
 from typing import Any, Callable
 
 import trio
 
 from subactor import _ext
-from subactor._context import Context
-from subactor._decorators import is_context
-from subactor._exceptions import ActorNotAvailable, ContextCancelled, check_findable, unbox_error
+from subactor import _state
+from subactor._context import Context, _current_ctx, _make_room
+from subactor._decorators import is_context, is_stream
+from subactor._exceptions import ActorNotAvailable, ActorTooSlowError, ContextCancelled, check_findable, unbox_error
 from subactor._transport import CLEANUP_WAIT, FROM_ACTOR, malformed
 
 _cids = itertools.count(1)
@@ -58,15 +58,25 @@ def check_sendable(kwargs: dict, fn_name: str) -> None:
         raise TypeError(f"arguments of {fn_name} cannot be sent: {exc}") from exc
 
 
-class _Call:
-    """A call waiting on the actor: where its messages go, and the context
-    to tell when its final error arrives (see Context._remote_final)."""
+class _Reply:
+    """The one answer a ``run`` call waits for."""
 
-    __slots__ = ("send", "ctx")
+    __slots__ = ("msg", "ev")
 
-    def __init__(self, send: trio.MemorySendChannel):
-        self.send = send
-        self.ctx: Context | None = None
+    def __init__(self):
+        self.msg: dict | None = None
+        self.ev = trio.Event()
+
+    def _deliver(self, msg: dict) -> bool:
+        if msg["t"] in ("return", "error") and self.msg is None:
+            self.msg = msg
+            self.ev.set()
+        return True
+
+    def _peer_gone(self, why: BaseException) -> None:
+        if self.msg is None:
+            self.msg = {"t": "gone", "exc": why}
+            self.ev.set()
 
 
 class Portal:
@@ -79,7 +89,7 @@ class Portal:
         self.channel = chan          # TrioChannel (parent end)
         self.backend = backend
         self._child = None           # the nursery's _Child for this actor (set by the nursery)
-        self._calls: dict[int, _Call] = {}
+        self._calls: dict[int, _Reply | Context] = {}
         self._alive = True           # the actor may still answer
         self._bye = False            # the actor said bye (or closed its end)
         self._failed: str | None = None  # what malformed message failed its channel
@@ -123,10 +133,8 @@ class Portal:
                         self._bye = True
                         return True
                     call = self._calls.get(msg["cid"])
-                    if call is not None:
-                        call.send.send_nowait(msg)
-                        if call.ctx is not None and msg["t"] == "error":
-                            call.ctx._remote_final(msg)
+                    if call is not None and not call._deliver(msg):
+                        await _make_room(call, msg)
         except trio.EndOfChannel:
             self._bye = True
             return True
@@ -154,23 +162,12 @@ class Portal:
         self.channel.close()
 
     def _fail_pending(self, why: str) -> None:
-        for cid, call in list(self._calls.items()):
-            msg = {"t": "error", "cid": cid, "e": {
-                "type": "subactor._exceptions.ActorNotAvailable", "msg": why, "src": self.name}}
-            try:
-                call.send.send_nowait(msg)
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                pass
-            if call.ctx is not None:
-                call.ctx._remote_final(msg)
+        for call in list(self._calls.values()):
+            call._peer_gone(ActorNotAvailable(why))
 
-    def _open_call(self) -> tuple[int, trio.MemoryReceiveChannel]:
+    def _check_alive(self) -> None:
         if not self._alive:
             raise ActorNotAvailable(self._failed or f"actor {self.name!r} has ended: its portal can't be used any more")
-        cid = next(_cids)
-        send, recv = trio.open_memory_channel(math.inf)
-        self._calls[cid] = _Call(send)
-        return cid, recv
 
     def _close_call(self, cid: int) -> None:
         self._calls.pop(cid, None)
@@ -196,105 +193,164 @@ class Portal:
     @trio.lowlevel.enable_ki_protection
     async def run_from_ns(self, namespace_path: str, function_name: str, **kwargs: Any) -> Any:
         """Call ``namespace_path.function_name(**kwargs)`` in the actor."""
-        cid, inbox = self._open_call()
+        self._check_alive()
+        cid = next(_cids)
+        reply = self._calls[cid] = _Reply()
         try:
             await self._send({"t": "run", "cid": cid, "ns": namespace_path, "fn": function_name, "kw": kwargs},
                              f"{namespace_path}.{function_name}")
             try:
-                msg = await inbox.receive()
+                await reply.ev.wait()
             except trio.Cancelled:
-                await self.channel.send_cleanup({"t": "cancel", "cid": cid})
+                await self.channel.send_cleanup({"t": "cancel", "cid": cid, "by": list(_state.current_actor().uid)})
                 raise
+            msg = reply.msg
             if msg["t"] == "return":
                 return msg.get("v")
+            if msg["t"] == "gone":
+                raise msg["exc"]
             raise unbox_error(msg["e"])
         finally:
             self._close_call(cid)
 
     @asynccontextmanager
     @trio.lowlevel.enable_ki_protection
-    async def open_context(self, fn: Callable, **kwargs: Any):
+    async def open_context(self, fn: Callable, allow_overruns: bool = False, **kwargs: Any):
         """Open a context with ``fn(ctx, **kwargs)`` in the actor; yields
-        ``(ctx, first)`` where ``first`` is the value the callee passed to
-        ``ctx.started()``. Leaving the block waits for the callee's result
-        (and raises its error); an error in the block cancels the callee.
+        ``(ctx, first)`` where ``first`` is the value the child passed to
+        ``ctx.started()``. Leaving the block waits for the child's result
+        (and raises its error); an error in the block cancels the child.
 
-        The block runs in a cancel scope of the context: when the callee's
-        side ends with an error (its own failure, a cancel of the actor, or
-        the actor's death), tasks in the block are woken and the block
-        raises that error, ``ContextCancelled`` for a cancellation. A
-        cancellation this side asked for (``ctx.cancel()``) is absorbed."""
+        The block runs in a cancel scope of the context: when the child's
+        side ends with an error (its own failure, a cancel of the actor
+        that this side did not ask for with ``ctx.cancel()``, the actor's
+        death, a StreamOverrun), tasks in the block are woken and the block
+        raises that error. A cancellation this side asked for with
+        ``ctx.cancel()`` is absorbed. ``allow_overruns``: see
+        :mod:`subactor._context`."""
         ns, name = check_remote_fn(fn, want_context=True)
-        cid, inbox = self._open_call()
-        ctx = Context(self.channel, cid, "caller", inbox, actor_name="parent", peer_name=self.name,
-                      fn_name=f"{ns}.{name}")
-        self._calls[cid].ctx = ctx
+        async with self._open_ctx(ns, name, kwargs, allow_overruns=allow_overruns) as pair:
+            yield pair
+
+    @asynccontextmanager
+    async def _open_ctx(self, ns: str, name: str, kwargs: dict, *, allow_overruns: bool = False,
+                        legacy: bool = False):
+        self._check_alive()
+        cid = next(_cids)
+        ctx = Context(self.channel, cid, "parent", peer_uid=self.uid, fn_name=f"{ns}.{name}", portal=self,
+                      allow_overruns=bool(allow_overruns))
+        self._calls[cid] = ctx
+        token = None
         try:
-            await self._send({"t": "ctx", "cid": cid, "ns": ns, "fn": name, "kw": kwargs}, f"{ns}.{name}")
+            msg = {"t": "ctx", "cid": cid, "ns": ns, "fn": name, "kw": kwargs}
+            if legacy:
+                msg["legacy"] = True
+            await self._send(msg, f"{ns}.{name}")
             try:
-                first_msg = await self._first(ctx)
-            except trio.Cancelled:
+                first = await self._first(ctx)
+            except BaseException:
                 await self._cancel_ctx(ctx)
                 raise
             ctx._started = True
             ctx._scope = trio.CancelScope()
+            token = _current_ctx.set(ctx)
             try:
                 with ctx._scope:
-                    yield ctx, first_msg.get("v")
+                    yield ctx, first
             except BaseException as exc:
-                if isinstance(exc, ContextCancelled) and ctx._cancel_called:
+                if isinstance(exc, ContextCancelled) and exc is ctx._remote_error and ctx.cancel_acked:
                     # The block met the cancel it asked for (a stream's
-                    # receive raised it): absorbed, as wait_for_result does.
+                    # receive raised it): absorbed.
+                    ctx._local_error = exc
                     return
+                if exc is not ctx._remote_error and ctx._local_error is None:
+                    ctx._local_error = exc
                 await self._cancel_ctx(ctx)
                 raise
-            if ctx._scope.cancelled_caught:
-                # Woken by the callee's final error (see Context._remote_final).
-                exc = ctx._final_error()
-                if exc is not None:
-                    raise exc
-                return
-            await ctx.wait_for_result()
+            if ctx._scope.cancelled_caught and ctx._remote_error is not None:
+                # Woken by the child's error (see Context._wake), or by the
+                # confirmation of this side's ctx.cancel() (absorbed).
+                if ctx.cancel_acked:
+                    ctx._local_error = ctx._remote_error
+                    return
+                await self._cancel_ctx(ctx)
+                raise ctx._remote_error
+            try:
+                await ctx.wait_for_result()
+            except BaseException:
+                await self._cancel_ctx(ctx)
+                raise
+            if ctx.cancel_acked:
+                ctx._local_error = ctx._remote_error
         finally:
+            if token is not None:
+                _current_ctx.reset(token)
             self._close_call(cid)
 
-    async def _first(self, ctx: Context) -> dict:
+    async def _first(self, ctx: Context) -> Any:
         while True:
             msg = await ctx._next()
             t = msg["t"]
             if t == "started":
-                return msg
-            if t in ("error", "return"):
-                ctx._final = msg
-                if t == "return":
-                    raise RuntimeError(f"{ctx.fn_name} returned without calling ctx.started()")
-                raise unbox_error(msg["e"])
+                return msg.get("v")
+            if t == "error":
+                raise ctx._remote_error
+            if t == "return":
+                raise RuntimeError(f"{ctx.fn_name} returned without calling ctx.started()")
 
     async def _cancel_ctx(self, ctx: Context) -> None:
-        """Cancel the callee of a context whose caller block failed, and wait
+        """Cancel the child of a context whose parent block failed, and wait
         (bounded by the ladder's grace) for its final message so nothing is
         left running."""
-        if ctx._final is not None:
+        if ctx._peer_done:
             return
         grace = self._child.grace if self._child is not None else CLEANUP_WAIT
-        with trio.CancelScope(shield=True) as scope:
-            scope.deadline = trio.current_time() + grace
-            await ctx.cancel()
-            while ctx._final is None:
-                msg = await ctx._next()
-                if msg["t"] in ("return", "error"):
-                    ctx._final = msg
+        await ctx.cancel(timeout=grace)
+
+    @asynccontextmanager
+    @trio.lowlevel.enable_ki_protection
+    async def open_stream_from(self, async_fn: Callable, **kwargs: Any):
+        """Legacy one-way streaming: run ``async_fn(**kwargs)`` in the actor,
+        an async generator (or a ``@subactor.stream`` function, which gets
+        a ``ctx`` and sends with ``ctx.send_yield``), and yield a stream of
+        what it yields. Leaving the block cancels it if it is still going."""
+        ns, name = check_remote_fn(async_fn, want_context=None)
+        if not (is_stream(async_fn) or _is_async_gen(async_fn)):
+            raise TypeError(f"{ns}.{name} is neither an async generator function nor a @subactor.stream function")
+        async with self._open_ctx(ns, name, kwargs, legacy=True) as (ctx, _):
+            stream = ctx._stream = _RecvOnly(ctx)
+            ctx._stream_opened = True
+            try:
+                yield stream
+            finally:
+                if not ctx._peer_done:
+                    await ctx.cancel()
 
     # -- actor lifetime ----------------------------------------------------
     @trio.lowlevel.enable_ki_protection
-    async def cancel_actor(self) -> bool:
+    async def cancel_actor(self, timeout: float | None = None, raise_on_timeout: bool = False) -> bool:
         """Ask the actor to end (cancelling its running calls) and wait until
         it has: cooperatively, then by interrupt, then abandoned at the hard
         deadline. Returns once its calls are over and it has acknowledged
         (its interpreter's teardown goes on; the nursery waits for that at
         its exit), or once it is gone. True if it ended, False if it had to
-        be abandoned."""
-        return await self._child.stop()
+        be abandoned.
+
+        With ``timeout`` it waits at most that long for the acknowledgement
+        and then returns False (or raises ActorTooSlowError with
+        ``raise_on_timeout``); the ladder goes on regardless, so the actor
+        still ends within its deadlines."""
+        self.channel._cancel_called = True
+        if timeout is None:
+            return await self._child.stop()
+        if not (isinstance(timeout, (int, float)) and timeout >= 0):
+            raise ValueError(f"timeout must be a number >= 0 or None, got {timeout!r}")
+        with trio.move_on_after(timeout) as scope:
+            scope.shield = True
+            return await self._child.stop()
+        if raise_on_timeout:
+            raise ActorTooSlowError(f"actor {self.name!r} did not acknowledge the cancel within {timeout} s")
+        return False
 
     async def wait_for_result(self) -> Any:
         """The return value of a ``run_in_actor`` actor's function (its error
@@ -312,6 +368,48 @@ class Portal:
 
     def __repr__(self) -> str:
         return f"<Portal {self.name!r} alive={self._alive}>"
+
+
+def _is_async_gen(fn) -> bool:
+    return bool(getattr(getattr(fn, "__code__", None), "co_flags", 0) & 0x200)  # CO_ASYNC_GENERATOR
+
+
+class _RecvOnly:
+    """The stream of ``open_stream_from``: receive only."""
+
+    def __init__(self, ctx: Context):
+        from subactor._context import MsgStream
+
+        self._s = MsgStream(ctx)
+        self._s._closed = True   # nothing to send, no 'stop' to say
+
+    async def receive(self) -> Any:
+        return await self._s.receive()
+
+    def receive_nowait(self) -> Any:
+        return self._s.receive_nowait()
+
+    def __aiter__(self):
+        return self
+
+    async def __anext__(self):
+        return await self._s.__anext__()
+
+    @property
+    def closed(self) -> bool:
+        return self._s._eof
+
+    async def aclose(self) -> None:
+        """Stop receiving; the remote generator is cancelled."""
+        ctx = self._s._ctx
+        self._s._eof = True
+        if not ctx._peer_done:
+            await ctx.cancel()
+        else:
+            await trio.lowlevel.checkpoint()
+
+    def subscribe(self):
+        return self._s.subscribe()
 
 
 __all__ = ["Portal", "ContextCancelled"]

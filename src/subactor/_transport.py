@@ -11,13 +11,20 @@ Wire messages (``t`` is the kind; ``cid`` names the call they belong to):
   started{t, cid, v}              the context's first value
   yield  {t, cid, v}              one stream item (either direction)
   stop   {t, cid}                 the sender closed its side of the stream
-  cancel {t, cid}                 cancel that call / context
+  cancel {t, cid, by}             cancel that call / context (by: the asking actor's uid)
   return {t, cid, v}              the call's result
-  error  {t, cid, e}              the call raised; e is a box (see _exceptions)
-  cancel_actor {t}                end the actor; it answers bye and leaves
+  error  {t, cid, e[, ovr]}       the call raised; e is a box (see _exceptions). With
+                                  ovr (either direction): the sender's inbox overran
+                                  (StreamOverrun); the context fails, the sender goes on
+  hold / go {t, cid}              flow control of a stream that allows overruns
+                                  (either direction): the sender's inbox is full /
+                                  has room again (see _context)
+  cancel_actor {t, by}            end the actor; it answers bye and leaves
   bye    {t}
 """
 from __future__ import annotations
+
+import collections
 
 from subactor import _ext
 
@@ -25,8 +32,10 @@ dumps = _ext.dumps
 loads = _ext.loads
 
 # The kinds each side sends, and whether a kind belongs to a call (has a cid).
-FROM_PARENT = {"run": True, "ctx": True, "yield": True, "stop": True, "cancel": True, "cancel_actor": False}
-FROM_ACTOR = {"started": True, "yield": True, "stop": True, "return": True, "error": True, "bye": False}
+FROM_PARENT = {"run": True, "ctx": True, "yield": True, "stop": True, "cancel": True, "error": True,
+               "hold": True, "go": True, "cancel_actor": False}
+FROM_ACTOR = {"started": True, "yield": True, "stop": True, "return": True, "error": True,
+              "hold": True, "go": True, "bye": False}
 
 
 def malformed(msg, kinds: dict) -> str | None:
@@ -141,6 +150,14 @@ class TrioChannel:
         self.end = end
         self._send_wait = trio.Lock()
         self._pending: BaseException | None = None  # recv_some: an error met after its first message
+        # Control messages the message pump sends (flow control, overrun
+        # errors) must never block it: what the channel cannot take at once
+        # waits here, in order, for a flusher task started with `spawn`
+        # (a nursery's start_soon, set by the channel's owner).
+        self._ctl: "collections.deque[bytes]" = collections.deque()
+        self._flushing = False
+        self.spawn = None
+        self._cancel_called = False   # portal.cancel_actor() was called over it
 
     async def send(self, msg: dict) -> None:
         """Send one message; a full checkpoint (a cancel point before, a
@@ -165,6 +182,48 @@ class TrioChannel:
             # A producer whose sends never block must still let the other
             # tasks run (and the cancel watcher see a cancel).
             await trio.lowlevel.cancel_shielded_checkpoint()
+
+    def connected(self) -> bool:
+        """True while the channel is open at this end and the peer has not
+        been seen to close or break it."""
+        return not self.end.closed
+
+    def send_control(self, msg: dict) -> None:
+        """Send a small message without waiting (for the message pump): at
+        once if the channel has room, else after what is already queued,
+        by a flusher task. A peer that is gone is ignored."""
+        data = dumps(msg)
+        if not self._ctl:
+            try:
+                self.end.send_nowait(data)
+                return
+            except BlockingIOError:
+                pass
+            except (_ext.BrokenError, _ext.ClosedError):
+                return
+        self._ctl.append(data)
+        if not self._flushing and self.spawn is not None:
+            self._flushing = True
+            self.spawn(self._flush)
+
+    async def _flush(self) -> None:
+        trio = self._trio
+        try:
+            while self._ctl:
+                try:
+                    self.end.send_nowait(self._ctl[0])
+                except BlockingIOError:
+                    async with self._send_wait:
+                        await trio.lowlevel.wait_readable(self.end.send_fileno())
+                    continue
+                except (_ext.BrokenError, _ext.ClosedError):
+                    self._ctl.clear()
+                    return
+                self._ctl.popleft()
+        except (OSError, ValueError, _ext.ClosedError, trio.ClosedResourceError, trio.BrokenResourceError):
+            self._ctl.clear()
+        finally:
+            self._flushing = False
 
     async def send_cleanup(self, msg: dict) -> None:
         """Send a message that must try to get out even while its sender is

@@ -47,6 +47,10 @@ class Runtime:
     def __init__(self, cfg: dict, end=None):
         self.end = end          # this actor's end of its channel to the parent
         self.name = cfg["name"]
+        self.uid = (cfg["name"], cfg.get("uid", ""))
+        parent = cfg.get("parent_uid")
+        self.parent_uid = tuple(parent) if parent else (cfg.get("parent") or "parent", "")
+        self.cancel_by = None   # who sent cancel_actor (its uid), once it came
         self.enabled = set(cfg.get("mods") or ())
         self.main_path = cfg.get("main")
         self.tasks: dict = {}   # cid -> _Call (trio mode)
@@ -108,7 +112,7 @@ class Runtime:
         return RuntimeError(f"actor {self.name!r} got {what} from its parent: it leaves")
 
     def error_msg(self, cid, exc: BaseException) -> dict:
-        return {"t": "error", "cid": cid, "e": box_error(exc, self.name)}
+        return {"t": "error", "cid": cid, "e": box_error(exc, self.uid)}
 
     def encode_return(self, cid, fn_name, value) -> bytes:
         try:

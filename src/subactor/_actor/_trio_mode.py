@@ -7,23 +7,23 @@ tells its caller with a ContextCancelled box.
 """
 from __future__ import annotations
 
-import math
-
 import trio
 
 from subactor import _ext
-from subactor._context import Context, cancelled_box
-from subactor._decorators import is_context
+from subactor._context import Context, _current_ctx, _make_room, cancelled_box
+from subactor._decorators import is_context, is_stream
 from subactor._actor._runtime import Runtime, _is_async
 from subactor._transport import FROM_PARENT, TrioChannel, drain, malformed
 
 
 class _Call:
-    def __init__(self, cid):
+    __slots__ = ("cid", "scope", "ctx", "cancel_by")
+
+    def __init__(self, cid, ctx: Context | None):
         self.cid = cid
         self.scope = trio.CancelScope()
-        self.inbox_send, self.inbox_recv = trio.open_memory_channel(math.inf)
-        self.cancel_requested = False  # the caller sent 'cancel'
+        self.ctx = ctx                 # a context call's Context (made before its task runs)
+        self.cancel_by = None          # the uid that sent 'cancel' for a run call
 
 
 async def _watch_wake(calls: trio.CancelScope) -> None:
@@ -52,6 +52,7 @@ async def _watch_wake(calls: trio.CancelScope) -> None:
 async def serve(rt: Runtime, end, first: dict) -> None:
     chan = TrioChannel(end)
     async with trio.open_nursery() as outer:
+        chan.spawn = outer.start_soon
         async with trio.open_nursery() as nursery:
             outer.start_soon(_watch_wake, nursery.cancel_scope)
             _dispatch(rt, chan, nursery, first)
@@ -67,8 +68,11 @@ async def serve(rt: Runtime, end, first: dict) -> None:
                     raise rt.bad_message(what)
                 if msg["t"] == "cancel_actor":
                     rt.bye = True
+                    rt.cancel_by = tuple(msg["by"]) if msg.get("by") else rt.parent_uid
                     break
-                _dispatch(rt, chan, nursery, msg)
+                full = _dispatch(rt, chan, nursery, msg)
+                if full is not None:
+                    await _make_room(full, msg)
             nursery.cancel_scope.cancel()
         if rt.bye:
             # Every call has ended and sent its final message: say bye now,
@@ -78,22 +82,31 @@ async def serve(rt: Runtime, end, first: dict) -> None:
         outer.cancel_scope.cancel()
 
 
-def _dispatch(rt: Runtime, chan: TrioChannel, nursery, msg: dict) -> None:
+def _dispatch(rt: Runtime, chan: TrioChannel, nursery, msg: dict) -> Context | None:
+    """Start a call, or route a message to its call. Returns the context
+    whose inbox had no room for a stream item (see _portal._make_room)."""
     t = msg.get("t")
     cid = msg.get("cid")
     if t in ("run", "ctx"):
-        call = _Call(cid)
+        ctx = None
+        if t == "ctx":
+            ctx = Context(chan, cid, "child", peer_uid=rt.parent_uid, fn_name=f"{msg['ns']}.{msg['fn']}")
+            ctx._scope = None
+        call = _Call(cid, ctx)
+        if ctx is not None:
+            ctx._scope = call.scope
         rt.tasks[cid] = call
         nursery.start_soon(_run_call, rt, chan, call, msg)
-        return
+        return None
     call = rt.tasks.get(cid)
     if call is None:
-        return  # the call already ended: a late stream item or cancel
-    if t in ("yield", "stop"):
-        call.inbox_send.send_nowait(msg)
-    elif t == "cancel":
-        call.cancel_requested = True
+        return None  # the call already ended: a late stream item or cancel
+    if call.ctx is not None:
+        return None if call.ctx._deliver(msg) else call.ctx
+    if t == "cancel":
+        call.cancel_by = tuple(msg["by"]) if msg.get("by") else rt.parent_uid
         call.scope.cancel()
+    return None
 
 
 async def _send_final(rt: Runtime, chan: TrioChannel, msg: dict, fn_name: str) -> None:
@@ -115,26 +128,58 @@ async def _send_final(rt: Runtime, chan: TrioChannel, msg: dict, fn_name: str) -
                 pass
 
 
+def _masked(exc: BaseException) -> BaseException | None:
+    """The error a trio.Cancelled hides: one raised in a ``finally:`` that
+    checkpointed while the task was already cancelled replaces the error
+    that was unwinding; the caller must get that error, not a cancel."""
+    seen = set()
+    e = exc.__context__
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, Exception):
+            return e
+        e = e.__context__
+    return None
+
+
+async def _legacy(ctx: Context, fn, kw: dict):
+    """A legacy one-way stream (``portal.open_stream_from``): an async
+    generator's items, or a ``@stream`` function's ``ctx.send_yield``s."""
+    await ctx.started()
+    if is_stream(fn):
+        return await fn(ctx=ctx, **kw)
+    agen = fn(**kw)
+    try:
+        async for value in agen:
+            await ctx.send_yield(value)
+    finally:
+        await agen.aclose()
+    return None
+
+
 async def _run_call(rt: Runtime, chan: TrioChannel, call: _Call, msg: dict) -> None:
     cid = call.cid
+    ctx = call.ctx
     fn_name = f"{msg.get('ns')}.{msg.get('fn')}"
     final = None
+    masked = None
+    token = _current_ctx.set(ctx) if ctx is not None else None
     try:
         with call.scope:
             try:
                 fn = rt.resolve(msg["ns"], msg["fn"])
                 kw = msg.get("kw") or {}
-                if msg["t"] == "ctx":
-                    if not is_context(fn):
-                        raise TypeError(
-                            f"{fn_name} is not a context function: decorate it with @subactor.context"
-                        )
-                    ctx = Context(chan, cid, "callee", call.inbox_recv, actor_name=rt.name,
-                                  peer_name="parent", fn_name=fn_name)
-                    ctx._scope = call.scope
-                    value = await fn(ctx, **kw)
-                    if not ctx._started:
-                        raise RuntimeError(f"context function {fn_name} returned without calling ctx.started()")
+                if ctx is not None:
+                    if msg.get("legacy"):
+                        value = await _legacy(ctx, fn, kw)
+                    else:
+                        if not is_context(fn):
+                            raise TypeError(
+                                f"{fn_name} is not a context function: decorate it with @subactor.context"
+                            )
+                        value = await fn(ctx, **kw)
+                        if not ctx._started:
+                            raise RuntimeError(f"context function {fn_name} returned without calling ctx.started()")
                 else:
                     if is_context(fn):
                         raise TypeError(f"{fn_name} is a context function: open it with portal.open_context()")
@@ -142,19 +187,45 @@ async def _run_call(rt: Runtime, chan: TrioChannel, call: _Call, msg: dict) -> N
                     if _is_async(fn):
                         value = await value
                 final = {"t": "return", "cid": cid, "v": value}
+            except trio.Cancelled as exc:
+                masked = _masked(exc)
+                raise
             except Exception as exc:
                 final = rt.error_msg(cid, exc)
         if call.scope.cancelled_caught:
-            by = "its caller" if call.cancel_requested else f"actor {rt.name!r} itself"
-            final = {"t": "error", "cid": cid, "e": cancelled_box(rt.name, fn_name, by)}
+            final = _cancelled_final(rt, call, fn_name, masked)
         if final is not None:
             await _send_final(rt, chan, final, fn_name)
     except trio.Cancelled:
         # The whole actor is being cancelled, or is failing: in the latter
         # case the caller hears how it failed from its parent's side.
         if not rt.failing:
-            await _send_final(rt, chan, {"t": "error", "cid": cid,
-                                         "e": cancelled_box(rt.name, fn_name, "actor cancel")}, fn_name)
+            await _send_final(rt, chan, _cancelled_final(rt, call, fn_name, masked, actor=True), fn_name)
         raise
     finally:
+        if token is not None:
+            _current_ctx.reset(token)
         rt.tasks.pop(cid, None)
+
+
+def _cancelled_final(rt: Runtime, call: _Call, fn_name: str, masked, actor: bool = False) -> dict:
+    """The final message of a call whose task was cancelled: the error the
+    cancel masked, or the error the parent sent to its context (which is
+    why its scope was cancelled), or a ContextCancelled naming who asked."""
+    cid = call.cid
+    ctx = call.ctx
+    if masked is not None:
+        return rt.error_msg(cid, masked)
+    if ctx is not None and ctx._remote_error is not None:
+        return rt.error_msg(cid, ctx._remote_error)
+    if actor:
+        by, who = "actor cancel", rt.cancel_by or rt.uid
+    elif ctx is not None and ctx._cancel_msg is not None:
+        by, who = "its caller", ctx._canceller
+    elif ctx is not None and ctx._cancel_called:
+        by, who = f"actor {rt.name!r} itself", rt.uid
+    elif call.cancel_by is not None:
+        by, who = "its caller", call.cancel_by
+    else:
+        by, who = "actor cancel", rt.cancel_by or rt.uid
+    return {"t": "error", "cid": cid, "e": cancelled_box(rt.uid, fn_name, by, who)}
