@@ -341,12 +341,11 @@ class Context:
         await self.chan.send_cleanup(msg)
 
     def _raise_if_over(self, sending: bool = False) -> None:
-        """An operation on a context that has an error raises it; sending on
-        one whose peer is over is an error too."""
+        """An operation on a context that has an error raises it. (Sending
+        to a peer whose task is over is not an error: the item is dropped
+        there, as in tractor.)"""
         if self._remote_error is not None:
             raise self._remote_error
-        if sending and self._peer_done:
-            raise trio.ClosedResourceError(f"{self.fn_name}: the {self.peer_side}'s side of the context is over")
 
     async def _next(self) -> dict:
         self._receivers += 1
@@ -494,8 +493,9 @@ class Context:
                 raise RuntimeError("call `await ctx.started()` before open_stream()")
         elif not self._started:
             raise RuntimeError("open_stream() before the context started")
-        if self._remote_error is not None and not self._inbox.items:
-            # Nothing left to read before the error: raise it now.
+        if self._remote_error is not None and (not self._inbox.items or self.cancel_acked):
+            # Nothing left to read before the error (or this side cancelled
+            # the context): raise it now.
             raise self._remote_error
         if self._stream is not None and not self._stream._closed:
             raise RuntimeError(f"{self.fn_name}: a stream is already open on this context")

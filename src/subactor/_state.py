@@ -18,6 +18,16 @@ class Actor:
         self.parent = parent
         self.enable_modules: list[str] = []
 
+    # Stream items a context's inbox holds by default (tractor's name).
+    msg_buffer_size = 2 ** 6
+
+    @property
+    def aid(self):
+        """tractor's actor id: ``.name``, ``.uuid``, ``.uid``, ``.pid``."""
+        import types
+
+        return types.SimpleNamespace(name=self.name, uuid=self.uid[1], uid=self.uid, pid=os.getpid())
+
     def __repr__(self) -> str:
         return f"<Actor {self.name!r} uid={self.uid[1][:8]} pid={os.getpid()}>"
 

@@ -218,8 +218,10 @@ def _cancelled_final(rt: Runtime, call: _Call, fn_name: str, masked, actor: bool
         return rt.error_msg(cid, masked)
     if ctx is not None and ctx._remote_error is not None:
         return rt.error_msg(cid, ctx._remote_error)
+    # An actor-wide cancel comes from the parent (in band, naming who asked,
+    # or out of band, through the wake descriptor, which only it can use).
     if actor:
-        by, who = "actor cancel", rt.cancel_by or rt.uid
+        by, who = "actor cancel", rt.cancel_by or rt.parent_uid
     elif ctx is not None and ctx._cancel_msg is not None:
         by, who = "its caller", ctx._canceller
     elif ctx is not None and ctx._cancel_called:
@@ -227,5 +229,5 @@ def _cancelled_final(rt: Runtime, call: _Call, fn_name: str, masked, actor: bool
     elif call.cancel_by is not None:
         by, who = "its caller", call.cancel_by
     else:
-        by, who = "actor cancel", rt.cancel_by or rt.uid
+        by, who = "actor cancel", rt.cancel_by or rt.parent_uid
     return {"t": "error", "cid": cid, "e": cancelled_box(rt.uid, fn_name, by, who)}
