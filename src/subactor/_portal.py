@@ -22,7 +22,8 @@ from subactor import _ext
 from subactor import _state
 from subactor._context import Context, _current_ctx, _make_room
 from subactor._decorators import is_context, is_stream
-from subactor._exceptions import ActorNotAvailable, ActorTooSlowError, ContextCancelled, check_findable, unbox_error
+from subactor._exceptions import (ActorNotAvailable, ActorTooSlowError, ContextCancelled, MsgTypeError,
+                                  check_findable, unbox_error)
 from subactor._transport import CLEANUP_WAIT, FROM_ACTOR, malformed
 
 _cids = itertools.count(1)
@@ -56,6 +57,16 @@ def check_sendable(kwargs: dict, fn_name: str) -> None:
         _ext.dumps(kwargs)
     except TypeError as exc:
         raise TypeError(f"arguments of {fn_name} cannot be sent: {exc}") from exc
+
+
+class _NoResult:
+    """What ``wait_for_result()`` gives for an actor that has no result."""
+
+    def __repr__(self) -> str:
+        return "NoResult"
+
+
+NoResult = _NoResult()
 
 
 class _Reply:
@@ -93,6 +104,11 @@ class Portal:
         self._alive = True           # the actor may still answer
         self._bye = False            # the actor said bye (or closed its end)
         self._failed: str | None = None  # what malformed message failed its channel
+
+    @property
+    def chan(self):
+        """The parent's end of the actor's channel (tractor's name)."""
+        return self.channel
 
     # -- the actor's life, as the nursery tracks it ----------------------------------
     @property
@@ -175,11 +191,13 @@ class Portal:
     async def _send(self, msg: dict, fn_name: str = "") -> None:
         try:
             await self.channel.send(msg)
-        except (TypeError, ValueError) as exc:
+        except TypeError as exc:
             # The codec refused the message (its error names the type and
-            # where it was), or it is larger than the channel takes: nothing
-            # was sent.
-            raise type(exc)(f"arguments of {fn_name} cannot be sent: {exc}") from exc
+            # where it was): nothing was sent.
+            raise MsgTypeError(f"arguments of {fn_name} cannot be sent: {exc}") from exc
+        except ValueError as exc:
+            # Larger than the channel takes: nothing was sent.
+            raise ValueError(f"arguments of {fn_name} cannot be sent: {exc}") from exc
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             raise ActorNotAvailable(self._failed or f"actor {self.name!r} has ended: its portal can't be used "
                                     f"any more") from None
@@ -354,10 +372,12 @@ class Portal:
 
     async def wait_for_result(self) -> Any:
         """The return value of a ``run_in_actor`` actor's function (its error
-        re-raised)."""
+        re-raised). A ``start_actor`` actor has none: ``NoResult``, at once."""
         child = self._child
-        if not child.is_ria:
-            raise RuntimeError(f"actor {self.name!r} was started with start_actor(): it has no result")
+        if child is None or not child.is_ria:
+            # As tractor: only a run_in_actor actor has a result to wait for.
+            await trio.lowlevel.checkpoint()
+            return NoResult
         await child.result_ready.wait()
         ok, value = child.result
         if ok:
