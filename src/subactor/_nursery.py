@@ -22,6 +22,7 @@ it) never appears in what the block raises.
 from __future__ import annotations
 
 import difflib
+import os
 import sys
 import uuid
 from contextlib import asynccontextmanager
@@ -61,6 +62,21 @@ def _check_modules(enable_modules, label: str = "enable_modules") -> list[str]:
         if not isinstance(m, str) or not m:
             raise TypeError(f"{label} must hold module names (non-empty str), got {m!r}")
     return mods
+
+
+def _loglevel(level, default):
+    """The log level an actor gets: ``level``, else ``default`` (its
+    nursery's, else its parent's); checked here, so that a bad one fails in
+    the caller. None when no logging was asked for (SUBACTOR_LOGLEVEL
+    unset): the actor then imports nothing for logging."""
+    if level is None:
+        level = default if default is not None else getattr(_state.current_actor(), "loglevel", None)
+    if level is None and not os.environ.get("SUBACTOR_LOGLEVEL"):
+        return None
+    from subactor import log
+
+    log.check_loglevel(os.environ.get(log.ENV_LOGLEVEL) or None, log.ENV_LOGLEVEL)
+    return log.check_loglevel(level)
 
 
 def _check_unknown(kwargs: dict, where: str, known: tuple[str, ...]) -> None:
@@ -205,8 +221,10 @@ class _Child:
 class ActorNursery:
     """Made by :func:`open_nursery`; starts and supervises actors."""
 
-    def __init__(self, tn: trio.Nursery, *, grace: float, kill_after: float, backend: str = "subint"):
+    def __init__(self, tn: trio.Nursery, *, grace: float, kill_after: float, backend: str = "subint",
+                 loglevel: str | None = None):
         self._tn = tn
+        self.loglevel = loglevel  # the default log level of its actors
         self.backend = backend
         self.grace = grace
         self.kill_after = kill_after
@@ -234,6 +252,8 @@ class ActorNursery:
         ``grace``/``kill_after`` override the nursery's ladder deadlines for
         this actor; ``sleep_wakes_on_cancel`` makes ``time.sleep`` in the
         actor end on a cancel request (so a sleeping actor ends at rung 1).
+        ``loglevel``: the actor's log level (see :mod:`subactor.log`); by
+        default the nursery's, else this actor's own.
         """
         if not isinstance(name, str) or not name:
             raise TypeError(f"actor name must be a non-empty str, got {name!r}")
@@ -241,6 +261,7 @@ class ActorNursery:
         grace, kill_after = _ladder.check_deadlines(self.grace if grace is None else grace,
                                                     self.kill_after if kill_after is None else kill_after)
         backend = _spawn.check_backend("subint-shared-gil" if shared_gil else (backend or self.backend))
+        loglevel = _loglevel(loglevel, self.loglevel)
         await trio.lowlevel.checkpoint()
         if self.cancel_called:
             raise RuntimeError("this actor nursery was cancelled: it starts no more actors")
@@ -253,6 +274,7 @@ class ActorNursery:
             "parent_uid": list(_state.current_actor().uid),
             "main": getattr(sys.modules.get("__main__"), "__file__", None),
             "sleep_wakes": bool(sleep_wakes_on_cancel),
+            "loglevel": loglevel,
         }
         handle, end = _spawn.spawn(backend, cfg)
         # No checkpoint from here on: the actor must have its supervisor
@@ -268,7 +290,8 @@ class ActorNursery:
     @trio.lowlevel.enable_ki_protection
     async def run_in_actor(self, fn: Callable, *, name: str | None = None, shared_gil: bool = False,
                            backend: str | None = None,
-                           enable_modules: list[str] | tuple[str, ...] = (), **kwargs: Any) -> Portal:
+                           enable_modules: list[str] | tuple[str, ...] = (), loglevel: str | None = None,
+                           **kwargs: Any) -> Portal:
         """Start an actor that runs ``fn(**kwargs)`` and then ends; its result
         comes from ``portal.wait_for_result()``. An error cancels the
         nursery's other actors and is raised from the nursery block."""
@@ -276,7 +299,7 @@ class ActorNursery:
         check_sendable(kwargs, f"{ns}.{qual}")
         portal = await self.start_actor(name or getattr(fn, "__name__", "actor"),
                                         enable_modules=[ns, *_check_modules(enable_modules)],
-                                        shared_gil=shared_gil, backend=backend)
+                                        shared_gil=shared_gil, backend=backend, loglevel=loglevel)
         portal._child.is_ria = True
         self._tn.start_soon(self._run_ria, portal._child, ns, qual, kwargs)
         return portal
@@ -389,17 +412,24 @@ async def open_nursery(*, grace: float = DEFAULT_GRACE, kill_after: float = DEFA
     arguments that mean nothing here (``registry_addrs``, ``arbiter_addr``,
     ``start_method``, ...) are accepted and ignored; any other unknown
     keyword is a TypeError. In the root actor's main thread, Ctrl-C cancels
-    the whole tree (see :mod:`subactor._sigint`).
+    the whole tree (see :mod:`subactor._sigint`). ``loglevel``: the default
+    log level of the nursery's actors; in the root actor, also the root's
+    (see :mod:`subactor.log`).
     """
     _check_unknown(tractor_kwargs, "open_nursery", ("grace", "kill_after", "backend", "loglevel", "debug_mode"))
     grace, kill_after = _ladder.check_deadlines(grace, kill_after)
     _spawn.check_backend(backend)
-    _state.current_actor()
+    actor = _state.current_actor()
+    loglevel = _loglevel(loglevel, getattr(actor, "loglevel", None))
+    if actor.is_root and (loglevel is not None or os.environ.get("SUBACTOR_LOGLEVEL")):
+        from subactor import log
+
+        log._apply_actor_level(actor, loglevel)
     _sigint.install()
     to_raise = None
     try:
         async with trio.open_nursery() as tn:
-            yield ActorNursery(tn, grace=grace, kill_after=kill_after, backend=backend)
+            yield ActorNursery(tn, grace=grace, kill_after=kill_after, backend=backend, loglevel=loglevel)
     except BaseExceptionGroup as eg:
         to_raise = _collapse(eg)
         if to_raise is eg:

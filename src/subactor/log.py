@@ -226,7 +226,20 @@ def _task_name() -> str:
             return trio.lowlevel.current_task().name
         except RuntimeError:
             pass
+    if _IN_SUBINTERPRETER:
+        return f"thread {threading.get_ident()}"
     return threading.current_thread().name
+
+
+# In a subinterpreter actor, threading.current_thread() makes a dummy Thread
+# (the interpreter's threading module takes the process's main thread for
+# its own), which complains when the actor ends; LogRecord asks for it
+# unless logThreads is off. Records there carry the thread id only.
+from subactor import _ext  # noqa: E402
+
+_IN_SUBINTERPRETER = _ext.current_actor() is not None
+if _IN_SUBINTERPRETER:
+    logging.logThreads = False
 
 
 class ActorFilter(logging.Filter):

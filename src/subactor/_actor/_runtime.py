@@ -18,6 +18,7 @@ with an error naming what it got (the parent then sees the actor fail).
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 import types
 
@@ -237,6 +238,11 @@ def actor_main(cfg: dict | None = None, end=None) -> None:
     actor = _state.Actor(cfg["name"], cfg["uid"], parent=cfg.get("parent"))
     actor.enable_modules = list(cfg.get("mods") or ())
     _state.set_current(actor)
+    actor.loglevel = cfg.get("loglevel")
+    if actor.loglevel is not None or os.environ.get("SUBACTOR_LOGLEVEL"):
+        from subactor import log
+
+        log._apply_actor_level(actor, actor.loglevel)
     from subactor._actor import refuse_os_exit
 
     refuse_os_exit(actor.name)
