@@ -667,3 +667,77 @@ def test_import_subactor_does_not_import_trionics():
     r = run_child("import sys, subactor; print(sorted(m for m in sys.modules if m.startswith('subactor')))")
     assert r.returncode == 0, r.stderr
     assert "trionics" not in r.stdout and "subactor.log" not in r.stdout
+
+
+# --- supervise_run_process -----------------------------------------------------------
+# In a child process: trio starts processes from a worker thread, which its
+# thread cache keeps for a while after the test.
+
+_RELAY_PRELUDE = """
+    import subprocess, sys
+    from functools import partial
+    import trio
+    from subactor.trionics import _subproc, collapse_eg, supervise_run_process
+
+    relayed = []
+    _subproc.log.io = lambda msg, *a, **k: relayed.append(msg)
+"""
+
+
+def test_supervise_run_process_relays_lines_off_the_terminal():
+    from .conftest import run_child
+
+    r = run_child(_RELAY_PRELUDE + """
+    async def main():
+        with trio.fail_after(30):
+            async with trio.open_nursery() as n:
+                proc = await n.start(partial(supervise_run_process,
+                                             ["sh", "-c", "echo a; echo b; readlink /proc/self/fd/0"],
+                                             label="t", relay_stdout=True))
+                assert isinstance(proc, trio.Process)
+            # One line longer than any pipe buffer, without a newline: read as
+            # it comes (else the child blocks in write), relayed in pieces.
+            async with trio.open_nursery() as n:
+                await n.start(partial(supervise_run_process,
+                                      [sys.executable, "-c", "import sys; sys.stdout.write('x' * 200000)"],
+                                      label="big", relay_stdout=True))
+
+    trio.run(main)
+    assert [ln for ln in relayed if ln.startswith("[t:out] ")] == ["[t:out] a", "[t:out] b", "[t:out] /dev/null"]
+    pieces = [ln.removeprefix("[big:out] ") for ln in relayed if ln.startswith("[big:out] ")]
+    assert "".join(pieces) == "x" * 200000 and len(pieces) > 1, len(pieces)
+    print("ok")
+    """)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
+
+
+def test_supervise_run_process_raises_a_failure_with_its_stderr():
+    from .conftest import run_child
+
+    r = run_child(_RELAY_PRELUDE + """
+    async def main():
+        with trio.fail_after(30):
+            for relay in (True, False):
+                relayed.clear()
+                try:
+                    async with collapse_eg(), trio.open_nursery() as n:
+                        await n.start(partial(supervise_run_process, ["sh", "-c", "echo boom >&2; exit 3"],
+                                              label="e", relay_stderr=relay))
+                except subprocess.CalledProcessError as exc:
+                    assert exc.returncode == 3 and b"boom" in exc.stderr, exc
+                    assert any("boom" in note for note in exc.__notes__)
+                else:
+                    raise AssertionError("no CalledProcessError")
+                assert (relayed == ["[e:err] boom"]) is relay, relayed
+            for kw, err in (({"stderr": None}, TypeError), ({"stdout": subprocess.PIPE}, ValueError)):
+                try:
+                    await supervise_run_process(["true"], **kw)
+                except err:
+                    pass
+                else:
+                    raise AssertionError(f"{kw} accepted")
+
+    trio.run(main)
+    print("ok")
+    """)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
