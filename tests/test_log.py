@@ -327,3 +327,13 @@ def test_import_subactor_does_not_import_logging():
     r = run_child("import sys, subactor; print('logging' in sys.modules)")
     assert r.returncode == 0 and r.stdout.strip() == "False", (r.stdout, r.stderr)
     assert not os.environ.get("SUBACTOR_LOGLEVEL")
+
+
+def test_public_submodules_load_on_first_use():
+    r = run_child("""
+        import sys, subactor
+        assert 'subactor.log' not in sys.modules and 'subactor.trionics' not in sys.modules
+        print(subactor.log.get_logger().logger.name, subactor.trionics.collapse_eg.__module__)
+    """)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["subactor.__main__", "subactor.trionics._eg"]

@@ -44,13 +44,17 @@ _LAZY = {
 
 __all__ = ["ActorInterrupted", "AbandonedActorWarning", *_LAZY]
 
+# Public submodules, imported on first attribute access (``subactor.log``
+# after a bare ``import subactor``, as tractor programs write ``tractor.log``).
+_SUBMODULES = frozenset({"log", "trionics"})
+
 
 def __getattr__(name):
     import importlib
 
     mod = _LAZY.get(name)
     if mod is None:
-        if name.startswith("_") and not name.startswith("__"):
+        if name in _SUBMODULES or (name.startswith("_") and not name.startswith("__")):
             # A private submodule named as an attribute (subactor._exceptions)
             # before anything imported it, as a plain package allows.
             try:
