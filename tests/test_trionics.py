@@ -741,3 +741,19 @@ def test_supervise_run_process_raises_a_failure_with_its_stderr():
     print("ok")
     """)
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
+
+
+def test_a_lone_receiver_buffers_nothing():
+    async def main():
+        tx, rx = trio.open_memory_channel(10)
+        brx = broadcast_receiver(rx, 4)
+        for v in range(3):
+            tx.send_nowait(v)
+        assert [await brx.receive() for _ in range(3)] == [0, 1, 2]
+        assert len(brx._state.queue) == 0
+        async with brx.subscribe() as sub:
+            tx.send_nowait(3)
+            assert await brx.receive() == 3 and await sub.receive() == 3
+            assert list(brx._state.queue) == [3]
+
+    run(main)

@@ -7,7 +7,8 @@ read position per receiver: -1 when it has read everything, else the index
 of the next value it has not read. Only one task at a time waits on the
 underlying channel; when it gets a value, the value goes into the buffer,
 every other receiver's position moves back by one, and the tasks waiting on
-other receivers are woken to read it from the buffer. A receiver whose
+other receivers are woken to read it from the buffer (a lone receiver
+buffers nothing, so a broadcast that nobody subscribed to costs little). A receiver whose
 position falls off the end of the buffer has lost values: its next receive
 raises :class:`Lagged` (or, with ``raise_on_lag=False``, logs a warning) and
 continues from the oldest value kept. The end of the underlying channel
@@ -145,11 +146,14 @@ class BroadcastReceiver(trio.abc.ReceiveChannel):
             state.cancelled += 1  # nothing was taken: a waiting task takes over
             raise
         else:
-            state.queue.appendleft(value)
             subs = state.subs
-            for key in subs:
-                if key != self.key:
-                    subs[key] += 1
+            if len(subs) > 1:
+                # Alone, there is nobody to keep it for: a broadcast with
+                # one receiver buffers nothing.
+                state.queue.appendleft(value)
+                for key in subs:
+                    if key != self.key:
+                        subs[key] += 1
             return value
         finally:
             state.recv_ready = None
