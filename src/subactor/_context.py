@@ -137,6 +137,8 @@ class MsgStream:
         self._closed = False     # this side closed: no more send()
         self._eof = False        # the other side closed: no more receive()
         self._broadcaster = None
+        self._raw_waiting = 0     # receive()s waiting on the inbox itself now
+        self._adopt_done = None   # set when those end (see _adopted)
 
     @property
     def ctx(self) -> "Context":
@@ -180,6 +182,22 @@ class MsgStream:
 
     @trio.lowlevel.enable_ki_protection
     async def receive(self) -> Any:
+        b = self._broadcaster
+        if b is not None:
+            # subscribe() was called: this task is one receiver among them.
+            return await b.receive()
+        self._raw_waiting += 1
+        try:
+            value = await self._receive()
+        except BaseException as exc:
+            self._adopted(None, exc)
+            raise
+        finally:
+            self._raw_waiting -= 1
+        self._adopted(value, None)
+        return value
+
+    async def _receive(self) -> Any:
         ctx = self._ctx
         if self._eof:
             raise trio.EndOfChannel
@@ -187,6 +205,29 @@ class MsgStream:
             msg = await ctx._next()
             if msg["t"] in _STREAM_KINDS:
                 return self._handle(msg)
+
+    def _adopted(self, value: Any, exc: BaseException | None) -> None:
+        """A receive that began before the first subscribe() ended: the
+        broadcast made since treats it as its own receive from the stream
+        (the stream's first receiver took ``value``; the others get it from
+        the broadcast's buffer), so no subscriber misses an item."""
+        done = self._adopt_done
+        if done is None or self._raw_waiting:
+            return
+        self._adopt_done = None
+        state = self._broadcaster._state
+        if exc is None:
+            if len(state.subs) > 1:
+                state.queue.appendleft(value)
+                for key in state.subs:
+                    if key != self._broadcaster.key:
+                        state.subs[key] += 1
+        elif isinstance(exc, trio.EndOfChannel):
+            state.eoc = True
+        state.recv_ready = None
+        done.set()
+        for wake in state.waiters:
+            wake.set()
 
     def receive_nowait(self) -> Any:
         """The next item if one is already here, else ``trio.WouldBlock``."""
@@ -238,7 +279,13 @@ class MsgStream:
         from subactor.trionics import broadcast_receiver
 
         if self._broadcaster is None:
-            self._broadcaster = broadcast_receiver(self, self._ctx._inbox.limit, receive_afunc=self.receive)
+            b = broadcast_receiver(self, self._ctx._inbox.limit, receive_afunc=self._receive)
+            if self._raw_waiting:
+                # A task is already waiting on the stream: the broadcast
+                # counts it as its receiving task until it is done.
+                self._adopt_done = trio.Event()
+                b._state.recv_ready = (b.key, self._adopt_done)
+            self._broadcaster = b
         async with self._broadcaster.subscribe() as view:
             yield view
 
