@@ -41,9 +41,9 @@ def test_start_actor_run_sync_and_async():
 
 def test_actor_identity_and_no_trio_for_sync_only():
     async def main():
-        root = subactor.current_actor()
-        assert root.name == "root" and root.is_root
         async with subactor.open_nursery() as an:
+            root = subactor.current_actor()
+            assert root.name == "root" and root.is_root
             p = await an.start_actor("ident", enable_modules=[MOD])
             name, uid, trio_loaded = await p.run(remote.whoami)
             assert name == "ident" and p.uid == ("ident", uid)
@@ -177,17 +177,20 @@ def test_portal_of_dead_actor_raises_clearly():
     run(main)
 
 
-def test_error_in_run_in_actor_cancels_siblings_one_cancels_all():
+def test_error_in_run_in_actor_cancels_the_block_and_start_actor_actors_one_cancels_all():
+    # Once no run_in_actor actor runs any more, a failure among them cancels
+    # the block (which would wait forever) and the start_actor actors.
     async def main():
-        with trio.fail_after(30):
-            with pytest.raises(RemoteActorError) as info:
-                async with subactor.open_nursery() as an:
-                    sleeper = await an.start_actor("sleeper", enable_modules=[MOD])
-                    await an.run_in_actor(remote.sleep_then, name="slow", seconds=1000, value=1)
-                    await an.run_in_actor(remote.fail_in_child, name="failing", msg="boom")
-                    await trio.sleep_forever()  # the error cancels this too
+        with trio.fail_after(60):
+            with trio.move_on_after(20) as bound:
+                with pytest.raises(RemoteActorError) as info:
+                    async with subactor.open_nursery() as an:
+                        sleeper = await an.start_actor("sleeper", enable_modules=[MOD])
+                        await an.run_in_actor(remote.fail_in_child, name="failing", msg="boom")
+                        await trio.sleep_forever()  # the failure cancels this
+            assert not bound.cancelled_caught
             assert info.value.boxed_type is ValueError and info.value.src_actor == "failing"
-            assert not sleeper._alive
+            assert not sleeper._alive and an.cancel_called
 
     run(main)
 

@@ -13,6 +13,7 @@ from subactor._exceptions import (
     ActorTooSlowError as ActorTooSlowError,
     ContextCancelled as ContextCancelled,
     ModuleNotExposed as ModuleNotExposed,
+    NoRuntime as NoRuntime,
     MsgTypeError as MsgTypeError,
     RemoteActorError as RemoteActorError,
     StreamOverrun as StreamOverrun,
@@ -48,9 +49,15 @@ from subactor._pool import (
 from subactor._portal import (
     Portal as Portal,
 )
+from subactor._root import (
+    open_root_actor as open_root_actor,
+)
 from subactor._state import (
     Actor as Actor,
     current_actor as current_actor,
+    debug_mode as debug_mode,
+    get_runtime_vars as get_runtime_vars,
+    is_root_process as is_root_process,
 )
 
 __all__ = [
@@ -68,6 +75,7 @@ __all__ = [
     "ModuleNotExposed",
     "MsgStream",
     "MsgTypeError",
+    "NoRuntime",
     "PoolStatistics",
     "Portal",
     "RemoteActorError",
@@ -78,11 +86,15 @@ __all__ = [
     "context",
     "current_actor",
     "current_ipc_ctx",
+    "debug_mode",
     "default_worker_pool",
     "get_err_type",
+    "get_runtime_vars",
+    "is_root_process",
     "list_actors",
     "live_counts",
     "open_nursery",
+    "open_root_actor",
     "open_worker_pool",
     "reg_err_types",
     "run_in_subinterpreter",

@@ -151,6 +151,12 @@ class ActorNotAvailable(TransportClosed, RuntimeError):
     can be sent to it."""
 
 
+class NoRuntime(RuntimeError):
+    """No actor runtime here: ``current_actor()`` in the root process
+    outside ``open_root_actor()`` / ``open_nursery()`` (or in a worker of
+    the pool, which is no actor of the tree)."""
+
+
 # The error types a box may name and this side resolves without an import:
 # builtins are looked up there; these by their bare name; trio's own on
 # demand (only if trio is already imported here).

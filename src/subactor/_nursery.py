@@ -13,15 +13,24 @@ its own ladder; they all run at once.
 
 The nursery block waits for all its actors, as tractor's does: actors from
 ``run_in_actor`` end after their function returns; actors from
-``start_actor`` run until cancelled. An error in one actor cancels its
-siblings (one-cancels-all) and is raised from the block: a lone error
-bare, several distinct ones as one group. What the nursery caused itself
-(the cancellation of the siblings, and the errors their callers got from
-it) never appears in what the block raises.
+``start_actor`` run until cancelled. Errors (one-cancels-all):
+
+- an error in the block cancels every actor of the nursery;
+- a ``run_in_actor`` actor's failure does not cancel its ``run_in_actor``
+  siblings: each runs to its end and every failure is kept, as tractor
+  collects them. Once none of them is running any more, a failure among
+  them cancels what is left: the block, if it still runs, and the
+  ``start_actor`` actors. The block re-raising such a failure (from
+  ``portal.wait_for_result()``) is that same failure, not a new error of
+  the block: the nursery goes on waiting for the other ``run_in_actor``
+  actors.
+
+The block raises what failed: a lone error bare, several distinct ones as
+one flat group. What the nursery caused itself (the cancellation of the
+actors, and the errors their callers got from it) never appears in it.
 """
 from __future__ import annotations
 
-import difflib
 import os
 import sys
 import uuid
@@ -30,21 +39,11 @@ from typing import Any, Callable
 
 import trio
 
-from subactor import _ladder, _sigint, _spawn, _state
+from subactor import _ladder, _root, _spawn, _state
 from subactor._exceptions import ActorNotAvailable, ContextCancelled
 from subactor._ladder import DEFAULT_GRACE, DEFAULT_KILL_AFTER
 from subactor._portal import Portal, check_remote_fn, check_sendable
 from subactor._transport import CLEANUP_WAIT, TrioChannel
-
-# Keyword arguments of tractor's open_nursery/open_root_actor that have no
-# meaning here (one process, no registry yet): accepted and ignored, so
-# that tractor programs start unchanged. Any other unknown keyword is a
-# TypeError naming it.
-_TRACTOR_ONLY = frozenset({
-    "name", "arbiter_addr", "registry_addrs", "reg_addr", "registry_addr", "start_method",
-    "enable_modules", "rpc_module_paths", "enable_transports", "hide_tb", "maybe_enable_greenback",
-    "enable_stack_on_sig", "strict_debug", "ensure_registry", "tpt_bind_addrs", "debug_filter",
-})
 
 
 def _check_modules(enable_modules, label: str = "enable_modules") -> list[str]:
@@ -79,14 +78,28 @@ def _loglevel(level, default):
     return log.check_loglevel(level)
 
 
-def _check_unknown(kwargs: dict, where: str, known: tuple[str, ...]) -> None:
-    """Refuse keywords that are neither ours nor tractor's, naming the
-    closest known one."""
-    bad = [k for k in kwargs if k not in _TRACTOR_ONLY]
-    if bad:
-        hint = difflib.get_close_matches(bad[0], [*known, *_TRACTOR_ONLY], n=1)
-        raise TypeError(f"{where}() got an unexpected keyword argument {bad[0]!r}"
-                        + (f"; did you mean {hint[0]!r}?" if hint else ""))
+def _check_actor_config(where: str, *, debug_mode=None, infect_asyncio=False, enable_transports=None,
+                        bind_addrs=None, inherit_parent_main=True, proc_kwargs=None) -> None:
+    """tractor's actor-configuring keywords of start_actor/run_in_actor:
+    what subactor does not do yet is a NotImplementedError, what it has no
+    use for (transports, addresses: one process, no sockets) is accepted."""
+    _root.check_debug_mode(debug_mode, where)
+    if infect_asyncio:
+        raise NotImplementedError(f"{where}(infect_asyncio=True): subactor cannot run an actor's trio "
+                                  f"as asyncio's guest yet (issue 16)")
+    if enable_transports is not None and (isinstance(enable_transports, str)
+                                          or not all(isinstance(t, str) for t in enable_transports)):
+        raise TypeError(f"{where}(enable_transports=...) must be a list of transport names, "
+                        f"got {enable_transports!r}")
+    if bind_addrs is not None and isinstance(bind_addrs, (str, bytes)):
+        raise TypeError(f"{where}(bind_addrs=...) must be a list of addresses, got {bind_addrs!r}")
+    if not isinstance(inherit_parent_main, bool):
+        raise TypeError(f"{where}(inherit_parent_main=...) must be a bool, got {inherit_parent_main!r}")
+    if proc_kwargs is not None and not isinstance(proc_kwargs, dict):
+        raise TypeError(f"{where}(proc_kwargs=...) must be a dict, got {type(proc_kwargs).__name__}")
+    if proc_kwargs:
+        raise NotImplementedError(f"{where}(proc_kwargs={proc_kwargs!r}): subactor does not pass keywords "
+                                  f"to the spawning of an actor")
 
 
 class _Child:
@@ -229,7 +242,25 @@ class ActorNursery:
         self.grace = grace
         self.kill_after = kill_after
         self._children: set[_Child] = set()
-        self.cancel_called = False
+        self.cancel_called = False     # it cancelled its actors (an.cancel(), an error, a cancellation)
+        self._errors: list[BaseException] = []  # what failed, in order: run_in_actor actors, the block
+        self._ria_running = 0          # run_in_actor actors whose call is not over
+
+    def _is_ria_failure(self, exc: BaseException) -> bool:
+        return any(e is exc for e in self._errors)
+
+    def _keep(self, exc: BaseException) -> None:
+        if not self._is_ria_failure(exc):
+            self._errors.append(exc)
+
+    def _ria_over(self) -> None:
+        """A run_in_actor actor's call is over: once none is running, a
+        failure among them cancels what is left (the block and the
+        start_actor actors)."""
+        self._ria_running -= 1
+        if self._ria_running == 0 and self._errors:
+            self.cancel_called = True
+            self._tn.cancel_scope.cancel()
 
     @trio.lowlevel.enable_ki_protection
     async def start_actor(
@@ -243,8 +274,13 @@ class ActorNursery:
         kill_after: float | None = None,
         sleep_wakes_on_cancel: bool = False,
         loglevel: str | None = None,
-        debug_mode: bool = False,
+        debug_mode: bool | None = None,
         rpc_module_paths: list[str] | None = None,
+        infect_asyncio: bool = False,
+        enable_transports: list[str] | None = None,
+        bind_addrs: list | None = None,
+        inherit_parent_main: bool = True,
+        proc_kwargs: dict | None = None,
     ) -> Portal:
         """Start a long-lived actor that serves calls to the functions of
         ``enable_modules`` until it is cancelled.
@@ -252,11 +288,19 @@ class ActorNursery:
         ``grace``/``kill_after`` override the nursery's ladder deadlines for
         this actor; ``sleep_wakes_on_cancel`` makes ``time.sleep`` in the
         actor end on a cancel request (so a sleeping actor ends at rung 1).
-        ``loglevel``: the actor's log level (see :mod:`subactor.log`); by
-        default the nursery's, else this actor's own.
+        ``inherit_parent_main=False``: the actor never loads the parent's
+        ``__main__`` script (functions defined there cannot be called in
+        it). ``loglevel``: the actor's log level (see :mod:`subactor.log`);
+        by default the nursery's, else this actor's own. ``enable_transports`` and ``bind_addrs`` are accepted and mean
+        nothing here (no sockets); ``debug_mode=True``,
+        ``infect_asyncio=True`` and a non-empty ``proc_kwargs`` are
+        NotImplementedError.
         """
         if not isinstance(name, str) or not name:
             raise TypeError(f"actor name must be a non-empty str, got {name!r}")
+        _check_actor_config("start_actor", debug_mode=debug_mode, infect_asyncio=infect_asyncio,
+                            enable_transports=enable_transports, bind_addrs=bind_addrs,
+                            inherit_parent_main=inherit_parent_main, proc_kwargs=proc_kwargs)
         mods = _check_modules(enable_modules) + _check_modules(rpc_module_paths, "rpc_module_paths")
         grace, kill_after = _ladder.check_deadlines(self.grace if grace is None else grace,
                                                     self.kill_after if kill_after is None else kill_after)
@@ -272,7 +316,7 @@ class ActorNursery:
             "mods": mods,
             "parent": _state.current_actor().name,
             "parent_uid": list(_state.current_actor().uid),
-            "main": getattr(sys.modules.get("__main__"), "__file__", None),
+            "main": getattr(sys.modules.get("__main__"), "__file__", None) if inherit_parent_main else None,
             "sleep_wakes": bool(sleep_wakes_on_cancel),
             "loglevel": loglevel,
         }
@@ -290,38 +334,60 @@ class ActorNursery:
     @trio.lowlevel.enable_ki_protection
     async def run_in_actor(self, fn: Callable, *, name: str | None = None, shared_gil: bool = False,
                            backend: str | None = None,
-                           enable_modules: list[str] | tuple[str, ...] = (), loglevel: str | None = None,
+                           enable_modules: list[str] | tuple[str, ...] = (),
+                           rpc_module_paths: list[str] | None = None,
+                           loglevel: str | None = None,
+                           infect_asyncio: bool = False,
+                           bind_addrs: list | None = None,
+                           inherit_parent_main: bool = True,
+                           proc_kwargs: dict | None = None,
                            **kwargs: Any) -> Portal:
         """Start an actor that runs ``fn(**kwargs)`` and then ends; its result
-        comes from ``portal.wait_for_result()``. An error cancels the
-        nursery's other actors and is raised from the nursery block."""
+        comes from ``portal.wait_for_result()``. A failure is raised from
+        the nursery block (see the module's doc for what it cancels).
+
+        The other keywords configure the actor, as tractor's do (see
+        :meth:`start_actor`); they are never passed to ``fn``."""
         ns, qual = check_remote_fn(fn, want_context=False)
         check_sendable(kwargs, f"{ns}.{qual}")
         portal = await self.start_actor(name or getattr(fn, "__name__", "actor"),
                                         enable_modules=[ns, *_check_modules(enable_modules)],
-                                        shared_gil=shared_gil, backend=backend, loglevel=loglevel)
+                                        rpc_module_paths=rpc_module_paths, loglevel=loglevel,
+                                        infect_asyncio=infect_asyncio, bind_addrs=bind_addrs,
+                                        inherit_parent_main=inherit_parent_main, proc_kwargs=proc_kwargs,
+                                        shared_gil=shared_gil, backend=backend)
         portal._child.is_ria = True
-        self._tn.start_soon(self._run_ria, portal._child, ns, qual, kwargs)
+        # Counted now, not when its task first runs: a sibling's failure
+        # must not find "none running" in between.
+        self._ria_running += 1
+        self._tn.start_soon(self._run_ria, portal._child, portal, ns, qual, kwargs)
         return portal
 
-    @staticmethod
     @trio.lowlevel.enable_ki_protection
-    async def _run_ria(child: _Child, ns: str, qual: str, kwargs: dict) -> None:
+    async def _run_ria(self, child: _Child, portal: Portal, ns: str, qual: str, kwargs: dict) -> None:
         try:
-            value = await child.portal.run_from_ns(ns, qual, **kwargs)
+            # Shielded: the call ends when the actor answers, or when it is
+            # gone (its portal then fails the call), and the actor's own
+            # ladder bounds both. So a failure of its own that arrives while
+            # the nursery tears down is still heard, and kept.
+            with trio.CancelScope(shield=True):
+                value = await portal.run_from_ns(ns, qual, **kwargs)
         except BaseException as exc:
-            child.set_result(False, exc)
-            if (child.stop_reason is not None and child.stop_reason != "done"
+            if not (child.stop_reason is not None and child.stop_reason != "done"
                     and isinstance(exc, (ContextCancelled, ActorNotAvailable))):
-                # The nursery ended this actor (one-cancels-all, an.cancel(),
-                # Ctrl-C): what its call got from that is not an error of its own.
-                return
-            raise
+                # Not what the nursery's own cancel of it (an error
+                # elsewhere, an.cancel(), Ctrl-C, portal.cancel_actor())
+                # made its call get: a failure of its own. Kept before the
+                # result is set, so that the block re-raising it from
+                # wait_for_result() is recognised.
+                self._keep(exc)
+            child.set_result(False, exc)
         else:
             child.set_result(True, value)
         finally:
             # Its work is done (or failed): the actor ends now.
             child.request_stop("done")
+            self._ria_over()
 
     @trio.lowlevel.enable_ki_protection
     async def cancel(self, hard_kill: bool = False) -> None:
@@ -365,19 +431,20 @@ def _leaves(exc: BaseException):
         yield exc
 
 
-def _collapse(eg: BaseExceptionGroup) -> BaseException:
-    """What the nursery block raises for the group its trio nursery raised:
-    the distinct errors (by identity; the same error may come from the body
-    and from the actor's supervisor), without the cancellations. A lone
-    error is raised bare, as a tractor user expects ``except
-    RemoteActorError`` to work; several as one flat group; none (only
-    cancellations) as the first cancellation, so that the scope that caused
-    it catches it."""
+def _collapse(kept: list[BaseException], caught: BaseException | None) -> BaseException | None:
+    """What the nursery block raises: the failures it kept (its
+    run_in_actor actors') and the errors in what its trio nursery raised
+    (``caught``: the block's error, with the cancellations), distinct by
+    identity (the block may re-raise an actor's failure), without the
+    cancellations. A lone error is raised bare, as a tractor user expects
+    ``except RemoteActorError`` to work; several as one flat group; none
+    (only cancellations) as the first cancellation, so that the scope that
+    caused it catches it; nothing at all as None."""
     seen: set[int] = set()
     real: list[BaseException] = []
     cancels: list[BaseException] = []
     kis = 0
-    for e in _leaves(eg):
+    for e in [*kept, *(_leaves(caught) if caught is not None else ())]:
         if id(e) in seen:
             continue
         seen.add(id(e))
@@ -395,52 +462,67 @@ def _collapse(eg: BaseExceptionGroup) -> BaseException:
         return real[0]
     if real:
         return BaseExceptionGroup("errors in an actor nursery", real)
-    return cancels[0] if cancels else eg
+    if cancels:
+        return cancels[0]
+    return caught
 
 
 @asynccontextmanager
 @trio.lowlevel.enable_ki_protection
 async def open_nursery(*, grace: float = DEFAULT_GRACE, kill_after: float = DEFAULT_KILL_AFTER,
-                       backend: str = "subint",
-                       loglevel: str | None = None, debug_mode: bool = False, **tractor_kwargs: Any):
-    """Open an actor nursery (the root actor is opened implicitly).
+                       backend: str = "subint", loglevel: str | None = None, **root_kwargs: Any):
+    """Open an actor nursery; in the root, the root runtime is opened too
+    if none is open (see :func:`subactor._root.open_root_actor`).
 
     ``grace``: seconds an actor gets to end after a cancel request before it
     is interrupted; ``kill_after``: seconds after the request when it is
     abandoned. ``backend``: "subint" (default), "subint-shared-gil" or
-    "process", the default for this nursery's actors. tractor's keyword
-    arguments that mean nothing here (``registry_addrs``, ``arbiter_addr``,
-    ``start_method``, ...) are accepted and ignored; any other unknown
-    keyword is a TypeError. In the root actor's main thread, Ctrl-C cancels
-    the whole tree (see :mod:`subactor._sigint`). ``loglevel``: the default
-    log level of the nursery's actors; in the root actor, also the root's
-    (see :mod:`subactor.log`).
+    "process", the default for this nursery's actors. tractor's keywords
+    go to the root runtime when this nursery opens it (``name``,
+    ``loglevel``, ``debug_mode``, ``registry_addrs``, ``start_method``,
+    ...; see ``open_root_actor``); any other keyword is a TypeError naming
+    it. In the root actor's main thread, Ctrl-C cancels the whole tree (see
+    :mod:`subactor._sigint`). ``loglevel``: the default log level of the
+    nursery's actors; in the root actor, also the root's (see
+    :mod:`subactor.log`). What the block raises: see the module's doc.
     """
-    _check_unknown(tractor_kwargs, "open_nursery", ("grace", "kill_after", "backend", "loglevel", "debug_mode"))
+    _root.check_keywords(root_kwargs, "open_nursery", ("grace", "kill_after", "backend", "loglevel"))
     grace, kill_after = _ladder.check_deadlines(grace, kill_after)
     _spawn.check_backend(backend)
-    actor = _state.current_actor()
-    loglevel = _loglevel(loglevel, getattr(actor, "loglevel", None))
-    if actor.is_root and (loglevel is not None or os.environ.get("SUBACTOR_LOGLEVEL")):
-        from subactor import log
+    async with _root.maybe_open_root(root_kwargs, "open_nursery"):
+        actor = _state.current_actor()
+        loglevel = _loglevel(loglevel, getattr(actor, "loglevel", None))
+        if actor.is_root and (loglevel is not None or os.environ.get("SUBACTOR_LOGLEVEL")):
+            from subactor import log
 
-        log._apply_actor_level(actor, loglevel)
-    _sigint.install()
-    to_raise = None
-    try:
-        async with trio.open_nursery() as tn:
-            yield ActorNursery(tn, grace=grace, kill_after=kill_after, backend=backend, loglevel=loglevel)
-    except BaseExceptionGroup as eg:
-        to_raise = _collapse(eg)
-        if to_raise is eg:
-            raise
-        context = to_raise.__context__ if to_raise in eg.exceptions or not isinstance(
-            to_raise, BaseExceptionGroup) else None
-    if to_raise is not None:
+            log._apply_actor_level(actor, loglevel)
+        an = None
+        caught = None
+        try:
+            async with trio.open_nursery() as tn:
+                an = ActorNursery(tn, grace=grace, kill_after=kill_after, backend=backend, loglevel=loglevel)
+                try:
+                    yield an
+                except BaseException as exc:
+                    if not an._is_ria_failure(exc):
+                        # The block's own error (or a cancellation, Ctrl-C):
+                        # trio's nursery cancels every actor's supervisor.
+                        an.cancel_called = True
+                        raise
+                    # The block re-raised a run_in_actor actor's failure:
+                    # that failure is kept already, and the nursery goes on
+                    # waiting for the other run_in_actor actors.
+        except BaseException as exc:
+            caught = exc
+        to_raise = _collapse(an._errors if an is not None else [], caught)
+        if to_raise is None:
+            return
+        fresh = isinstance(to_raise, BaseExceptionGroup) and to_raise is not caught
+        context = None if fresh else to_raise.__context__
         try:
             raise to_raise
         finally:
-            # Raising here, in __aexit__, chains it to the group it came out
-            # of (the exception being handled): the user sees one error with
-            # its own context, not the group's traceback before it.
+            # Raising here, in __aexit__, chains it to the exception being
+            # handled (the group it came out of): the user sees one error
+            # with its own context, not the group's traceback before it.
             to_raise.__context__ = context

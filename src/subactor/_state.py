@@ -1,51 +1,195 @@
-"""Who am I: the actor the current interpreter belongs to. No trio here."""
+"""Who am I: the actor the running code belongs to. No trio here.
+
+"A runtime" is where :func:`current_actor` has an answer:
+
+- inside a long-lived actor (``start_actor`` / ``run_in_actor``, either
+  backend): always, that actor;
+- in the root (the main interpreter of the program's process): while a
+  root runtime is open, that is inside ``open_root_actor()`` or inside an
+  ``open_nursery()`` (which opens the root runtime implicitly when none is
+  open). The root actor record is made when the first of them opens and
+  ends (its ``lifetime_stack`` closed) when the last one closes;
+- nowhere else: before or after that in the root, and in a worker of the
+  pool or a one-shot actor (``run_sync``, ``run_in_subinterpreter``,
+  ``spawn``), which run a function and are no actors of the tree.
+
+There, ``current_actor()`` raises :class:`~subactor._exceptions.NoRuntime`
+(``current_actor(err_on_no_runtime=False)`` returns None), as tractor's
+does.
+"""
 from __future__ import annotations
 
+import contextlib
 import os
+
+
+class Aid:
+    """An actor's identity: ``name``, ``uuid`` (a hex string unique to this
+    actor), ``uid == (name, uuid)``, and the ``pid`` of the process it runs
+    in (a subinterpreter actor shares its parent's)."""
+
+    __slots__ = ("name", "uuid", "pid")
+
+    def __init__(self, name: str, uuid: str, pid: int):
+        self.name = name
+        self.uuid = uuid
+        self.pid = pid
+
+    @property
+    def uid(self) -> tuple[str, str]:
+        return (self.name, self.uuid)
+
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, Aid):
+            return NotImplemented
+        return (self.name, self.uuid, self.pid) == (other.name, other.uuid, other.pid)
+
+    def __hash__(self) -> int:
+        return hash((self.name, self.uuid, self.pid))
+
+    def __repr__(self) -> str:
+        return f"Aid(name={self.name!r}, uuid={self.uuid!r}, pid={self.pid})"
 
 
 class Actor:
     """The actor this code runs in (``subactor.current_actor()``).
 
-    ``name`` is the name given at spawn ("root" for the main interpreter);
-    ``uid`` is ``(name, unique id)``, as in tractor.
+    ``name`` is the name given at spawn ("root" for the root, unless
+    ``open_root_actor(name=...)``); ``aid`` its identity (``.name``,
+    ``.uuid``, ``.uid``, ``.pid``); ``uid`` is ``(name, uuid)``, as in
+    tractor. ``is_registrar`` is True for the root (where discovery would
+    live; subactor has no registry yet). ``lifetime_stack`` is an
+    :class:`contextlib.ExitStack` closed when the actor ends, also when it
+    ends with an error (after its calls are over, before it acknowledges
+    its parent's cancel).
     """
-
-    def __init__(self, name: str, uid: str, *, is_root: bool = False, parent: str | None = None):
-        self.name = name
-        self.uid = (name, uid)
-        self.is_root = is_root
-        self.parent = parent
-        self.enable_modules: list[str] = []
 
     # Stream items a context's inbox holds by default (tractor's name).
     msg_buffer_size = 2 ** 6
 
-    @property
-    def aid(self):
-        """tractor's actor id: ``.name``, ``.uuid``, ``.uid``, ``.pid``."""
-        import types
+    def __init__(self, name: str, uid: str, *, is_root: bool = False, parent: str | None = None,
+                 loglevel: str | None = None, parent_main: str | None = None):
+        self.name = name
+        self.aid = Aid(name, uid, os.getpid())
+        self.is_root = is_root
+        self.is_registrar = is_root
+        self.parent = parent
+        self.enable_modules: list[str] = []
+        self.loglevel = loglevel
+        self.lifetime_stack = contextlib.ExitStack()
+        # The parent's __main__ script this actor may load to find functions
+        # defined there ({} when it has none, or inherit_parent_main=False).
+        self._parent_main_data: dict = {"path": parent_main} if parent_main else {}
 
-        return types.SimpleNamespace(name=self.name, uuid=self.uid[1], uid=self.uid, pid=os.getpid())
+    @property
+    def uid(self) -> tuple[str, str]:
+        return self.aid.uid
 
     def __repr__(self) -> str:
-        return f"<Actor {self.name!r} uid={self.uid[1][:8]} pid={os.getpid()}>"
+        return f"<Actor {self.name!r} uid={self.aid.uuid[:8]} pid={self.aid.pid}>"
 
 
-_current: Actor | None = None
+_current: Actor | None = None     # this interpreter's long-lived actor (set by its runtime)
+_root: Actor | None = None        # the root actor while a root runtime is open
+_root_opened = 0                  # open_root_actor / implicit open_nursery blocks now open
+_root_vars: dict = {}             # what the open root runtime was given (get_runtime_vars)
+_last: Actor | None = None        # the last root actor that ended (for NoRuntime's message)
+_child_process = False            # this is a process-backend child (see mark_child_process)
 
 
-def current_actor() -> Actor:
-    """The actor of the calling interpreter; the main interpreter is the root
-    actor (made on first use, as tractor opens its root actor implicitly)."""
-    global _current
-    if _current is None:
+def in_actor() -> bool:
+    """True inside any actor of subactor (a long-lived one, a pool worker,
+    a one-shot), False in the root's main interpreter."""
+    if _current is not None or _child_process:
+        return True
+    from subactor import _ext
+
+    return _ext.current_actor() is not None
+
+
+def current_actor(err_on_no_runtime: bool = True) -> Actor | None:
+    """The actor the calling code runs in: inside a long-lived actor that
+    actor, in the root the root actor while a root runtime is open (see
+    the module's doc). Elsewhere :class:`NoRuntime`, or None if
+    ``err_on_no_runtime`` is false."""
+    actor = _current if _current is not None else (None if in_actor() else _root)
+    if actor is None and err_on_no_runtime:
+        from subactor._exceptions import NoRuntime
+
+        if in_actor():
+            where = ("this is a worker of the pool or a one-shot actor (run_sync, run_in_subinterpreter, "
+                     "spawn), which runs a function and is no actor of the tree")
+        else:
+            where = ("no root runtime is open in this process: open one with subactor.open_root_actor() "
+                     "or subactor.open_nursery()")
+            if _last is not None:
+                where += f" (the last root actor, {_last!r}, has ended)"
+        raise NoRuntime(f"no actor runtime here: {where}")
+    return actor
+
+
+def is_root_process() -> bool:
+    """True in the root of the actor tree (the program's own process, in
+    its main interpreter), whether or not a root runtime is open; False in
+    any actor."""
+    return not in_actor()
+
+
+def debug_mode() -> bool:
+    """Whether the debugger integration is on: never yet (issue 15)."""
+    return False
+
+
+def get_runtime_vars() -> dict:
+    """A copy of this actor's runtime variables, by tractor's names:
+    ``_is_root``, ``_debug_mode``, ``_is_infected_aio``,
+    ``_registry_addrs`` (what ``open_root_actor`` was given; subactor has
+    no registry yet)."""
+    return {
+        "_is_root": is_root_process(),
+        "_debug_mode": debug_mode(),
+        "_is_infected_aio": False,
+        "_registry_addrs": list(_root_vars.get("registry_addrs") or ()),
+    }
+
+
+def open_root(*, explicit: bool, name: str = "root", enable_modules=(), registry_addrs=None) -> Actor:
+    """Enter a root runtime block (see :func:`subactor._root.open_root_actor`):
+    the root actor record is made by the first. Returns the root actor."""
+    global _root, _root_opened, _root_vars
+    if in_actor():
+        raise RuntimeError("open_root_actor() in an actor: only the root process opens the root runtime "
+                           "(open_nursery() inside an actor needs none)")
+    if _root is not None and explicit:
+        raise RuntimeError(f"open_root_actor(): a root runtime is already open here ({_root!r}); "
+                           f"the tree has one root")
+    if _root is None:
         import uuid
 
-        _current = Actor("root", uuid.uuid4().hex, is_root=True)
-    return _current
+        _root = Actor(name, uuid.uuid4().hex, is_root=True)
+        _root.enable_modules = list(enable_modules)
+        _root_vars = {"registry_addrs": registry_addrs}
+    _root_opened += 1
+    return _root
+
+
+def close_root() -> None:
+    """Leave a root runtime block; the last one ends the root actor (its
+    lifetime stack is closed, errors of its callbacks propagate)."""
+    global _root, _root_opened, _root_vars, _last
+    _root_opened -= 1
+    if _root_opened == 0 and _root is not None:
+        actor, _root, _last, _root_vars = _root, None, _root, {}
+        actor.lifetime_stack.close()
 
 
 def set_current(actor: Actor) -> None:
     global _current
     _current = actor
+
+
+def mark_child_process() -> None:
+    """Called first thing in a process-backend child: nothing in it is the
+    root, also before (or without) its actor record."""
+    global _child_process
+    _child_process = True

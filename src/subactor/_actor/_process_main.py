@@ -91,6 +91,9 @@ def main(argv: list[str]) -> int:
     # must never catch it) treats both backends alike. trio leaves a handler
     # that is not the default one alone, so this holds in trio mode too.
     signal.signal(signal.SIGINT, _interrupt_handler)
+    from subactor import _state
+
+    _state.mark_child_process()  # no code here is the root's, also before the actor record exists
     sock_fd, wake_fd, ppid = (int(a) for a in argv[:3])
     _die_with_parent(ppid)
     # Not inherited by whatever this actor's code spawns: the parent must see

@@ -69,8 +69,9 @@ class Runtime:
         if ns == "__main__":
             if not self.main_path:
                 raise ModuleNotFoundError(
-                    f"{fn_name} is defined in the parent's __main__, which is not a file "
-                    f"(an interactive session or -c): define it in a module instead"
+                    f"{fn_name} is defined in the parent's __main__, which actor {self.name!r} does not "
+                    f"load: it is not a file (an interactive session or -c), or the actor was started "
+                    f"with inherit_parent_main=False; define it in a module instead"
                 )
             from subactor._actor._parent_main import load
 
@@ -98,10 +99,13 @@ class Runtime:
         return obj
 
     def say_bye(self) -> None:
-        """Acknowledge the parent's cancel_actor (once): every call is over."""
+        """Acknowledge the parent's cancel_actor (once): every call is over.
+        The actor's lifetime stack is closed first: the parent hears bye
+        once the actor's own cleanup is done too."""
         if self.said_bye:
             return
         self.said_bye = True
+        close_lifetime_stack()
         try:
             self.end.send(_ext.dumps({"t": "bye"}), timeout=1.0)
         except Exception:
@@ -229,13 +233,19 @@ def _quiet_teardown() -> None:
     warnings.simplefilter("ignore")
 
 
+def close_lifetime_stack() -> None:
+    """Close the actor's ``lifetime_stack`` (once: a closed ExitStack is
+    empty). An error of its callbacks is the actor's error."""
+    _state.current_actor().lifetime_stack.close()
+
+
 def actor_main(cfg: dict | None = None, end=None) -> None:
     """Serve calls until told to leave. In a subinterpreter actor the config
     comes from the actor's input and the channel end is attached here; the
     process backend passes both in (its end speaks the same interface)."""
     if cfg is None:
         cfg = _ext.loads(_ext.actor_input())
-    actor = _state.Actor(cfg["name"], cfg["uid"], parent=cfg.get("parent"))
+    actor = _state.Actor(cfg["name"], cfg["uid"], parent=cfg.get("parent"), parent_main=cfg.get("main"))
     actor.enable_modules = list(cfg.get("mods") or ())
     _state.set_current(actor)
     actor.loglevel = cfg.get("loglevel")
@@ -281,5 +291,8 @@ def actor_main(cfg: dict | None = None, end=None) -> None:
         if rt.bye:
             rt.say_bye()
     finally:
-        end.close()
+        try:
+            close_lifetime_stack()  # it ended some other way: an error, its channel closed
+        finally:
+            end.close()
         sys.stdout.flush()

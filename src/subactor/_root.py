@@ -1,0 +1,131 @@
+"""The root runtime: ``open_root_actor()``.
+
+The root actor is the program's own process (its main interpreter), the
+parent of every actor of the tree. Its runtime is open inside
+``open_root_actor()``, or inside an ``open_nursery()`` that opened it
+implicitly because none was open (see :mod:`subactor._state` for what
+"a runtime" means). Opening it installs the Ctrl-C handler of
+:mod:`subactor._sigint` for the current trio run; closing the last block
+ends the root actor (its ``lifetime_stack`` is closed).
+"""
+from __future__ import annotations
+
+import difflib
+import os
+from contextlib import asynccontextmanager
+from typing import Any
+
+import trio
+
+from subactor import _sigint, _state
+
+# tractor's open_root_actor keywords (and older spellings) that configure
+# what subactor does not have (a registry, transports, the debugger's
+# helpers): accepted and ignored, so that tractor programs start unchanged.
+IGNORED = frozenset({
+    "registry_addrs", "arbiter_addr", "reg_addr", "registry_addr", "tpt_bind_addrs",
+    "enable_transports", "start_method", "maybe_enable_greenback", "enable_stack_on_sig",
+    "ensure_registry", "hide_tb", "debug_filter",
+})
+# What the root keeps: its name, its log level (subactor.log), and the
+# modules it would serve.
+KEPT = ("name", "loglevel", "debug_mode", "enable_modules", "rpc_module_paths")
+
+
+def check_keywords(kwargs: dict, where: str, own: tuple[str, ...] = ()) -> None:
+    """Refuse a keyword that is neither ``own`` nor one of tractor's root
+    keywords, naming it and the closest known one."""
+    known = (*own, *KEPT, *sorted(IGNORED))
+    for k in kwargs:
+        if k not in known:
+            hint = difflib.get_close_matches(k, known, n=1)
+            raise TypeError(f"{where}() got an unexpected keyword argument {k!r}"
+                            + (f"; did you mean {hint[0]!r}?" if hint else ""))
+
+
+def check_debug_mode(debug_mode, where: str) -> None:
+    if debug_mode:
+        raise NotImplementedError(
+            f"{where}(debug_mode=True): subactor has no debugger integration yet (issue 15); "
+            f"leave debug_mode unset")
+
+
+def check_name(name, where: str) -> str:
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"{where}(name=...) must be a non-empty str, got {name!r}")
+    return name
+
+
+def _root_config(kwargs: dict, where: str) -> dict:
+    from subactor._nursery import _check_modules
+
+    check_debug_mode(kwargs.get("debug_mode"), where)
+    name = kwargs.get("name")
+    return {
+        "name": "root" if name is None else check_name(name, where),
+        "enable_modules": _check_modules(kwargs.get("enable_modules"))
+        + _check_modules(kwargs.get("rpc_module_paths"), "rpc_module_paths"),
+        "registry_addrs": kwargs.get("registry_addrs"),
+    }
+
+
+def _check_loglevel(level):
+    """``level`` checked (a bad one fails before the root opens), or None."""
+    if level is None:
+        return None
+    from subactor import log
+
+    return log.check_loglevel(level)
+
+
+def _apply_loglevel(actor, level) -> None:
+    """The root's log level, as the nursery sets it (SUBACTOR_LOGLEVEL
+    wins; nothing is imported for logging when neither is set)."""
+    if level is not None or os.environ.get("SUBACTOR_LOGLEVEL"):
+        from subactor import log
+
+        log._apply_actor_level(actor, level)
+
+
+@asynccontextmanager
+async def open_root_actor(**kwargs: Any):
+    """Open the root runtime explicitly; yields the root :class:`Actor`.
+
+    Takes tractor's keywords: ``name`` (the root's name, "root" by
+    default), ``loglevel``, ``enable_modules`` / ``rpc_module_paths``
+    (kept on the actor record) and ``debug_mode`` (``True`` is a
+    NotImplementedError: no debugger integration yet); ``registry_addrs``,
+    ``arbiter_addr``, ``enable_transports``, ``tpt_bind_addrs``,
+    ``start_method``, ``hide_tb`` and the debugger's helpers are accepted
+    and ignored (one process, no registry). Any other keyword is a
+    TypeError naming it. Only the root process opens it, once at a time:
+    inside an actor, or inside an open root runtime, it is a RuntimeError.
+    """
+    check_keywords(kwargs, "open_root_actor")
+    cfg = _root_config(kwargs, "open_root_actor")
+    loglevel = _check_loglevel(kwargs.get("loglevel"))
+    await trio.lowlevel.checkpoint()
+    actor = _state.open_root(explicit=True, **cfg)
+    try:
+        _apply_loglevel(actor, loglevel)
+        _sigint.install()
+        yield actor
+    finally:
+        _state.close_root()
+
+
+@asynccontextmanager
+async def maybe_open_root(kwargs: dict, where: str):
+    """What ``open_nursery`` does first: in the root with no root runtime
+    open, open one (with ``kwargs``, tractor's root keywords); else nothing
+    (the keywords are checked all the same)."""
+    cfg = _root_config(kwargs, where)
+    if _state.in_actor():
+        yield
+        return
+    _state.open_root(explicit=False, **cfg)
+    try:
+        _sigint.install()
+        yield
+    finally:
+        _state.close_root()
