@@ -19,7 +19,6 @@ does.
 """
 from __future__ import annotations
 
-import contextlib
 import os
 
 
@@ -76,7 +75,7 @@ class Actor:
         self.parent = parent
         self.enable_modules: list[str] = []
         self.loglevel = loglevel
-        self.lifetime_stack = contextlib.ExitStack()
+        self._lifetime_stack = None
         # The parent's __main__ script this actor may load to find functions
         # defined there ({} when it has none, or inherit_parent_main=False).
         self._parent_main_data: dict = {"path": parent_main} if parent_main else {}
@@ -84,6 +83,22 @@ class Actor:
     @property
     def uid(self) -> tuple[str, str]:
         return self.aid.uid
+
+    @property
+    def lifetime_stack(self):
+        # Made on first use: contextlib costs an actor that never needs it
+        # a few milliseconds of its start.
+        if self._lifetime_stack is None:
+            import contextlib
+
+            self._lifetime_stack = contextlib.ExitStack()
+        return self._lifetime_stack
+
+    def _close_lifetime_stack(self) -> None:
+        """Close the lifetime stack if it was ever used (a closed ExitStack
+        is empty: closing again does nothing)."""
+        if self._lifetime_stack is not None:
+            self._lifetime_stack.close()
 
     def __repr__(self) -> str:
         return f"<Actor {self.name!r} uid={self.aid.uuid[:8]} pid={self.aid.pid}>"
@@ -180,7 +195,7 @@ def close_root() -> None:
     _root_opened -= 1
     if _root_opened == 0 and _root is not None:
         actor, _root, _last, _root_vars = _root, None, _root, {}
-        actor.lifetime_stack.close()
+        actor._close_lifetime_stack()
 
 
 def set_current(actor: Actor) -> None:

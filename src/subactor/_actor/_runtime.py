@@ -236,7 +236,7 @@ def _quiet_teardown() -> None:
 def close_lifetime_stack() -> None:
     """Close the actor's ``lifetime_stack`` (once: a closed ExitStack is
     empty). An error of its callbacks is the actor's error."""
-    _state.current_actor().lifetime_stack.close()
+    _state.current_actor()._close_lifetime_stack()
 
 
 def actor_main(cfg: dict | None = None, end=None) -> None:
