@@ -88,6 +88,7 @@ def _apply_loglevel(actor, level) -> None:
 
 
 @asynccontextmanager
+@trio.lowlevel.enable_ki_protection
 async def open_root_actor(**kwargs: Any):
     """Open the root runtime explicitly; yields the root :class:`Actor`.
 
@@ -115,6 +116,7 @@ async def open_root_actor(**kwargs: Any):
 
 
 @asynccontextmanager
+@trio.lowlevel.enable_ki_protection
 async def maybe_open_root(kwargs: dict, where: str):
     """What ``open_nursery`` does first: in the root with no root runtime
     open, open one (with ``kwargs``, tractor's root keywords); else nothing
