@@ -76,6 +76,24 @@ def test_the_block_reraising_a_failure_keeps_waiting_for_the_others():
     assert _remote_messages(info.value) == ["first", "second"]
 
 
+def test_the_block_reraising_failures_in_a_group_of_its_own_keeps_waiting():
+    # A trio nursery in the block awaits two results and raises their
+    # failures as its group: still the actors' failures, not the block's.
+    async def main():
+        with trio.fail_after(60):
+            async with subactor.open_nursery() as an:
+                await an.run_in_actor(remote.fail_later, name="later", seconds=0.5, msg="third")
+                a = await an.run_in_actor(remote.raise_value_error, name="a", msg="first")
+                b = await an.run_in_actor(remote.raise_value_error, name="b", msg="second")
+                async with trio.open_nursery() as tn:
+                    tn.start_soon(a.wait_for_result)
+                    tn.start_soon(b.wait_for_result)
+
+    with pytest.raises(ExceptionGroup) as info:
+        trio.run(main)
+    assert _remote_messages(info.value) == ["first", "second", "third"]
+
+
 def test_a_lone_reraised_failure_is_bare():
     async def main():
         async with subactor.open_nursery() as an:

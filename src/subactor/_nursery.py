@@ -249,6 +249,14 @@ class ActorNursery:
     def _is_ria_failure(self, exc: BaseException) -> bool:
         return any(e is exc for e in self._errors)
 
+    def _is_reraise(self, exc: BaseException) -> bool:
+        """The block raised run_in_actor failures only: one of them, or a
+        group of them (a trio nursery of the block that awaited several
+        results), with at most the cancellations of its own tasks."""
+        leaves = list(_leaves(exc))
+        return (any(self._is_ria_failure(e) for e in leaves)
+                and all(self._is_ria_failure(e) or isinstance(e, trio.Cancelled) for e in leaves))
+
     def _keep(self, exc: BaseException) -> None:
         if not self._is_ria_failure(exc):
             self._errors.append(exc)
@@ -504,14 +512,14 @@ async def open_nursery(*, grace: float = DEFAULT_GRACE, kill_after: float = DEFA
                 try:
                     yield an
                 except BaseException as exc:
-                    if not an._is_ria_failure(exc):
+                    if not an._is_reraise(exc):
                         # The block's own error (or a cancellation, Ctrl-C):
                         # trio's nursery cancels every actor's supervisor.
                         an.cancel_called = True
                         raise
-                    # The block re-raised a run_in_actor actor's failure:
-                    # that failure is kept already, and the nursery goes on
-                    # waiting for the other run_in_actor actors.
+                    # The block re-raised run_in_actor failures: they are
+                    # kept already, and the nursery goes on waiting for the
+                    # other run_in_actor actors.
         except BaseException as exc:
             caught = exc
         to_raise = _collapse(an._errors if an is not None else [], caught)
