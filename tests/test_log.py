@@ -87,20 +87,22 @@ def test_add_log_level_adds_a_method_and_a_name(records):
 
 
 def test_records_carry_the_actors_name_uid_and_task(records):
-    me = subactor.current_actor()
     lg = log.get_logger("fields")
-    lg.info("sync")
-    assert (records[0].actor_name, records[0].actor_uid) == me.uid
+    lg.info("sync")  # no runtime open: the main interpreter is "root", without a uid yet
+    assert (records[0].actor_name, records[0].actor_uid) == ("root", "-")
 
     async def main():
-        lg.info("in trio")
+        async with subactor.open_root_actor() as me:
+            lg.info("in trio")
+        return me
 
-    trio.run(main)
+    me = trio.run(main)
+    assert (records[1].actor_name, records[1].actor_uid) == me.uid
     assert records[1].task == "__main__.main" or records[1].task.endswith("main")
     # Records of plain loggers get them from the console handler's filter.
     rec = logging.LogRecord("subactor.plain", 20, __file__, 1, "plain", None, None)
     log.ActorFilter().filter(rec)
-    assert (rec.actor_name, rec.actor_uid) == me.uid
+    assert (rec.actor_name, rec.actor_uid) == ("root", "-")  # after the runtime's end
 
 
 def test_logger_names():
@@ -182,7 +184,7 @@ def test_the_console_handler_writes_to_the_current_stderr(monkeypatch):
 
 def test_get_loglevel_and_check_loglevel(monkeypatch):
     monkeypatch.delenv("SUBACTOR_LOGLEVEL", raising=False)
-    assert log.get_loglevel() in ("ERROR", subactor.current_actor().__dict__.get("loglevel"))
+    assert log.get_loglevel() == "ERROR"  # no runtime open here: no actor's level
     monkeypatch.setenv("SUBACTOR_LOGLEVEL", "devx")
     assert log.get_loglevel() == "devx"
     assert log.check_loglevel("Cancel") == "Cancel" and log.check_loglevel(7) == 7
@@ -264,7 +266,7 @@ def test_the_environment_overrides_the_level():
                     print(await p.wait_for_result())
                     p = await an.run_in_actor(rt.loglevel_info, backend="process")
                     print(await p.wait_for_result())
-                print(subactor.current_actor().loglevel)
+                    print(subactor.current_actor().loglevel)
 
         trio.run(main)
     """, env={"SUBACTOR_LOGLEVEL": "warning"})

@@ -104,7 +104,9 @@ class Actor:
         return f"<Actor {self.name!r} uid={self.aid.uuid[:8]} pid={self.aid.pid}>"
 
 
-_current: Actor | None = None     # this interpreter's long-lived actor (set by its runtime)
+_current: Actor | None = None     # the actor of this interpreter now: its long-lived actor, or the
+                                  # root actor while a root runtime is open (None otherwise)
+_is_actor = False                 # this interpreter runs a long-lived actor (set_current)
 _root: Actor | None = None        # the root actor while a root runtime is open
 _root_opened = 0                  # open_root_actor / implicit open_nursery blocks now open
 _root_vars: dict = {}             # what the open root runtime was given (get_runtime_vars)
@@ -115,7 +117,7 @@ _child_process = False            # this is a process-backend child (see mark_ch
 def in_actor() -> bool:
     """True inside any actor of subactor (a long-lived one, a pool worker,
     a one-shot), False in the root's main interpreter."""
-    if _current is not None or _child_process:
+    if _is_actor or _child_process:
         return True
     from subactor import _ext
 
@@ -127,7 +129,7 @@ def current_actor(err_on_no_runtime: bool = True) -> Actor | None:
     actor, in the root the root actor while a root runtime is open (see
     the module's doc). Elsewhere :class:`NoRuntime`, or None if
     ``err_on_no_runtime`` is false."""
-    actor = _current if _current is not None else (None if in_actor() else _root)
+    actor = _current
     if actor is None and err_on_no_runtime:
         from subactor._exceptions import NoRuntime
 
@@ -171,7 +173,7 @@ def get_runtime_vars() -> dict:
 def open_root(*, explicit: bool, name: str = "root", enable_modules=(), registry_addrs=None) -> Actor:
     """Enter a root runtime block (see :func:`subactor._root.open_root_actor`):
     the root actor record is made by the first. Returns the root actor."""
-    global _root, _root_opened, _root_vars
+    global _root, _root_opened, _root_vars, _current
     if in_actor():
         raise RuntimeError("open_root_actor() in an actor: only the root process opens the root runtime "
                            "(open_nursery() inside an actor needs none)")
@@ -184,6 +186,7 @@ def open_root(*, explicit: bool, name: str = "root", enable_modules=(), registry
         _root = Actor(name, uuid.uuid4().hex, is_root=True)
         _root.enable_modules = list(enable_modules)
         _root_vars = {"registry_addrs": registry_addrs}
+        _current = _root
     _root_opened += 1
     return _root
 
@@ -191,16 +194,18 @@ def open_root(*, explicit: bool, name: str = "root", enable_modules=(), registry
 def close_root() -> None:
     """Leave a root runtime block; the last one ends the root actor (its
     lifetime stack is closed, errors of its callbacks propagate)."""
-    global _root, _root_opened, _root_vars, _last
+    global _root, _root_opened, _root_vars, _last, _current
     _root_opened -= 1
     if _root_opened == 0 and _root is not None:
-        actor, _root, _last, _root_vars = _root, None, _root, {}
+        actor, _root, _last, _root_vars, _current = _root, None, _root, {}, None
         actor._close_lifetime_stack()
 
 
 def set_current(actor: Actor) -> None:
-    global _current
+    """The long-lived actor of this interpreter (set once, by its runtime)."""
+    global _current, _is_actor
     _current = actor
+    _is_actor = True
 
 
 def mark_child_process() -> None:
