@@ -332,6 +332,8 @@ class ActorNursery:
         # No checkpoint from here on: the actor must have its supervisor
         # before anything can cancel this task.
         portal = Portal(name, (name, uid), TrioChannel(end), backend=backend)
+        # The peer's identity on the channel, as tractor's Channel.aid.
+        portal.channel.aid = _state.Aid(name, uid, getattr(handle, "pid", None) or os.getpid())
         portal.channel.spawn = self._tn.start_soon
         child = _Child(self, handle, portal, grace=grace, kill_after=kill_after)
         portal._child = child

@@ -158,6 +158,7 @@ class TrioChannel:
         self._flushing = False
         self.spawn = None
         self._cancel_called = False   # portal.cancel_actor() was called over it
+        self.aid = None               # the peer's identity (a subactor._state.Aid), set by the owner
 
     async def send(self, msg: dict) -> None:
         """Send one message; a full checkpoint (a cancel point before, a

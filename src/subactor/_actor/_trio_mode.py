@@ -7,9 +7,11 @@ tells its caller with a ContextCancelled box.
 """
 from __future__ import annotations
 
+import os
+
 import trio
 
-from subactor import _ext
+from subactor import _ext, _state
 from subactor._context import Context, _current_ctx, _make_room, cancelled_box
 from subactor._decorators import is_context, is_stream
 from subactor._actor._runtime import Runtime, _is_async
@@ -51,6 +53,9 @@ async def _watch_wake(calls: trio.CancelScope) -> None:
 
 async def serve(rt: Runtime, end, first: dict) -> None:
     chan = TrioChannel(end)
+    # The peer's (the parent's) identity on the channel, as tractor's Channel.aid.
+    chan.aid = _state.Aid(rt.parent_uid[0], rt.parent_uid[1],
+                          os.getppid() if _ext.current_actor() is None else os.getpid())
     async with trio.open_nursery() as outer:
         chan.spawn = outer.start_soon
         async with trio.open_nursery() as nursery:
