@@ -277,3 +277,18 @@ def test_actor_sees_parent_sys_path():
             await p.cancel_actor()
 
     run(main)
+
+
+def test_an_enabled_module_that_cannot_import_ends_the_actor_at_once():
+    """The call goes to a good module; the bad one must still fail the
+    actor at its start (not hang the call, not pass unnoticed)."""
+    async def main():
+        with trio.fail_after(30):
+            async with subactor.open_nursery() as an:
+                p = await an.start_actor("imports", enable_modules=["tests.remote", "tests.remote_badimport"])
+                with pytest.raises(subactor.ActorNotAvailable) as info:
+                    await p.run(remote.sleep_then, seconds=60, value=1)
+                text = str(info.value)
+                assert "tests.remote_badimport" in text and "no_such_module_for_subactor_tests" in text, text
+
+    trio.run(main)

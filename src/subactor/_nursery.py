@@ -86,7 +86,7 @@ def _check_actor_config(where: str, *, debug_mode=None, infect_asyncio=False, en
     _root.check_debug_mode(debug_mode, where)
     if infect_asyncio:
         raise NotImplementedError(f"{where}(infect_asyncio=True): subactor cannot run an actor's trio "
-                                  f"as asyncio's guest yet (issue 16)")
+                                  f"as asyncio's guest yet (issue 15)")
     if enable_transports is not None and (isinstance(enable_transports, str)
                                           or not all(isinstance(t, str) for t in enable_transports)):
         raise TypeError(f"{where}(enable_transports=...) must be a list of transport names, "

@@ -211,6 +211,11 @@ class Portal:
     @trio.lowlevel.enable_ki_protection
     async def run_from_ns(self, namespace_path: str, function_name: str, **kwargs: Any) -> Any:
         """Call ``namespace_path.function_name(**kwargs)`` in the actor."""
+        if namespace_path == "self":
+            raise NotImplementedError(
+                f"run_from_ns('self', {function_name!r}): subactor's actors expose no runtime methods over RPC; "
+                f"use portal.cancel_actor() to end the actor, ctx.cancel() to cancel a context, and a function "
+                f"of an enabled module for anything else")
         self._check_alive()
         cid = next(_cids)
         reply = self._calls[cid] = _Reply()

@@ -46,7 +46,7 @@ def check_keywords(kwargs: dict, where: str, own: tuple[str, ...] = ()) -> None:
 def check_debug_mode(debug_mode, where: str) -> None:
     if debug_mode:
         raise NotImplementedError(
-            f"{where}(debug_mode=True): subactor has no debugger integration yet (issue 15); "
+            f"{where}(debug_mode=True): subactor has no debugger integration yet (issue 16); "
             f"leave debug_mode unset")
 
 

@@ -153,7 +153,7 @@ def is_root_process() -> bool:
 
 
 def debug_mode() -> bool:
-    """Whether the debugger integration is on: never yet (issue 15)."""
+    """Whether the debugger integration is on: never yet (issue 16)."""
     return False
 
 

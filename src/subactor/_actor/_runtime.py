@@ -60,6 +60,26 @@ class Runtime:
         self.failing = False    # it leaves with an error of its own (not a cancel)
 
     # -- resolving what to call ------------------------------------------
+    def import_enabled(self) -> None:
+        """Import the enabled modules at the start, as tractor does: a module
+        that cannot be imported (a typo, a syntax error, an extension that
+        refuses subinterpreters) ends the actor at once with an error naming
+        it, instead of failing only the calls that reach it -- or none, if the
+        calls go to another module. The parent's ``__main__`` loads on first use."""
+        from subactor._exceptions import backend_hint, refused_module
+
+        for ns in sorted(self.enabled):
+            if ns == "__main__" or ns in sys.modules:
+                continue
+            try:
+                importlib.import_module(ns)
+            except Exception as exc:
+                refused = refused_module(exc)
+                why = backend_hint(refused, str(exc)) if refused else f"{type(exc).__name__}: {exc}"
+                self.failing = True
+                raise ImportError(f"actor {self.name!r} could not import its enabled module {ns!r}: {why}") from exc
+
+
     def resolve(self, ns: str, fn_name: str):
         if ns not in self.enabled:
             raise ModuleNotExposed(
@@ -264,6 +284,7 @@ def actor_main(cfg: dict | None = None, end=None) -> None:
     rt = _current = Runtime(cfg, end)
     chan = BlockingChannel(end)
     try:
+        rt.import_enabled()
         pending = rt.serve_sync(chan)
         if pending is not None:
             import trio
