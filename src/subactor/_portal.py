@@ -271,6 +271,8 @@ class Portal:
                 raise
             ctx._started = True
             ctx._scope = trio.CancelScope()
+            if ctx._remote_error is not None and not ctx._inbox.items:
+                ctx._wake()   # the error came with 'started', before there was a scope to wake
             token = _current_ctx.set(ctx)
             try:
                 with ctx._scope:
