@@ -158,6 +158,12 @@ async def cancel_self_then_stream(ctx, key):
 
 
 @subactor.context
+async def fail_at_once(ctx):
+    await ctx.started()
+    raise KeyError("right after started")
+
+
+@subactor.context
 async def error_then_cancelled(ctx, how):
     """Raise KeyError; in its ``finally:``, get the call's task cancelled
     and checkpoint (which raises Cancelled over the KeyError)."""

@@ -355,6 +355,23 @@ def test_error_masked_by_a_cancel_in_finally_is_reported(backend, how):
     with_actor(backend, body)
 
 
+def test_error_right_after_started_wakes_a_block_that_never_touches_the_context(backend):
+    """The error often comes in one batch with 'started', before the block
+    runs: it must still wake the block (20 tries: one in four used to hang)."""
+    async def body(p):
+        hung = 0
+        for _ in range(20):
+            with trio.move_on_after(10) as scope:
+                with pytest.raises(RemoteActorError) as info:
+                    async with p.open_context(rs.fail_at_once):
+                        await trio.sleep_forever()
+                assert info.value.boxed_type is KeyError
+            hung += scope.cancelled_caught
+        assert hung == 0
+
+    with_actor(backend, body, limit=300)
+
+
 # --- cancel_actor(timeout=...) -------------------------------------------------------
 
 async def _expect_gone(p, fn):
