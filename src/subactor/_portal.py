@@ -276,6 +276,8 @@ class Portal:
                 raise
             ctx._started = True
             ctx._scope = trio.CancelScope()
+            if ctx._remote_error is not None and not ctx._inbox.items:
+                ctx._wake()   # the error came with 'started', before there was a scope to wake
             token = _current_ctx.set(ctx)
             try:
                 with ctx._scope:
@@ -368,9 +370,13 @@ class Portal:
             return await self._child.stop()
         if not (isinstance(timeout, (int, float)) and timeout >= 0):
             raise ValueError(f"timeout must be a number >= 0 or None, got {timeout!r}")
+        # Not self._child.stop(): it waits shielded, so the timeout could not
+        # cut it short.
+        self._child.request_stop("portal")
         with trio.move_on_after(timeout) as scope:
             scope.shield = True
-            return await self._child.stop()
+            await self._child.settled.wait()
+            return self._child.rung < 3
         if raise_on_timeout:
             raise ActorTooSlowError(f"actor {self.name!r} did not acknowledge the cancel within {timeout} s")
         return False
