@@ -372,6 +372,21 @@ def test_error_right_after_started_wakes_a_block_that_never_touches_the_context(
     with_actor(backend, body, limit=300)
 
 
+def test_an_error_after_stream_items_wakes_a_block_that_never_reads_them(backend):
+    """Items came before the child's error: the block may read them first,
+    but one that never reads them must be woken all the same (within the
+    drain grace), not wait forever."""
+    async def body(p):
+        with trio.move_on_after(20) as scope:
+            with pytest.raises(RemoteActorError) as info:
+                async with p.open_context(rs.items_then_fail, n=5):
+                    await trio.sleep_forever()
+            assert info.value.boxed_type is OSError
+        assert not scope.cancelled_caught
+
+    with_actor(backend, body)
+
+
 # --- cancel_actor(timeout=...) -------------------------------------------------------
 
 async def _expect_gone(p, fn):

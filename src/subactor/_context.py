@@ -72,6 +72,9 @@ def current_ipc_ctx(error_on_not_set: bool = False) -> "Context | None":
 
 
 DEFAULT_BUFFER = 2 ** 6
+# Seconds a parent block gets to read the stream items that came before the
+# child's error, before the error wakes it (see Context._wake).
+DRAIN_GRACE = 1.0
 
 
 class _Inbox:
@@ -510,6 +513,12 @@ class Context:
         absorbed if it confirms a cancel this side asked for)."""
         scope = self._scope
         if scope is None or scope.cancel_called or self._receivers:
+            return
+        if self._inbox.items and not self.cancel_acked:
+            # Stream items came before the error: the block may read them
+            # first (its stream raises the error after the last one), but
+            # a block that never reads them is woken all the same.
+            scope.deadline = min(scope.deadline, trio.current_time() + DRAIN_GRACE)
             return
         scope.cancel()
 

@@ -276,13 +276,21 @@ class Portal:
                 raise
             ctx._started = True
             ctx._scope = trio.CancelScope()
-            if ctx._remote_error is not None and not ctx._inbox.items:
+            if ctx._remote_error is not None:
                 ctx._wake()   # the error came with 'started', before there was a scope to wake
             token = _current_ctx.set(ctx)
             try:
                 with ctx._scope:
                     yield ctx, first
             except BaseException as exc:
+                if _only(exc, ctx._remote_error):
+                    # A group (a nursery in the block) of nothing but the
+                    # context's own error and the cancellations it caused:
+                    # the block raises that error, bare.
+                    if not ctx.cancel_acked:
+                        await self._cancel_ctx(ctx)
+                        raise ctx._remote_error from None
+                    exc = ctx._remote_error
                 if isinstance(exc, ContextCancelled) and exc is ctx._remote_error and ctx.cancel_acked:
                     # The block met the cancel it asked for (a stream's
                     # receive raised it): absorbed.
@@ -399,6 +407,24 @@ class Portal:
 
     def __repr__(self) -> str:
         return f"<Portal {self.name!r} alive={self._alive}>"
+
+
+def _only(exc: BaseException, err: BaseException | None) -> bool:
+    """True if ``exc`` is an exception group whose leaves are all ``err``
+    (by identity) or trio cancellations, with ``err`` among them."""
+    if err is None or not isinstance(exc, BaseExceptionGroup):
+        return False
+    found = False
+    stack = [exc]
+    while stack:
+        e = stack.pop()
+        if isinstance(e, BaseExceptionGroup):
+            stack.extend(e.exceptions)
+        elif e is err:
+            found = True
+        elif not isinstance(e, trio.Cancelled):
+            return False
+    return found
 
 
 def _is_async_gen(fn) -> bool:
