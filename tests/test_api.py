@@ -292,3 +292,21 @@ def test_an_enabled_module_that_cannot_import_ends_the_actor_at_once():
                 assert "tests.remote_badimport" in text and "no_such_module_for_subactor_tests" in text, text
 
     trio.run(main)
+
+
+@pytest.mark.parametrize("how", ["run_in_actor", "start_actor"])
+def test_an_actor_that_fails_on_its_own_is_an_error_of_the_nursery(how):
+    """Not a silent end: a run_in_actor actor whose enabled module does not
+    import, and a start_actor actor that fails while nobody calls it."""
+    async def main():
+        with trio.fail_after(30):
+            async with subactor.open_nursery() as an:
+                if how == "run_in_actor":
+                    await an.run_in_actor(remote.add, a=1, b=2, enable_modules=["tests.remote_badimport"])
+                else:
+                    await an.start_actor("fails", enable_modules=["tests.remote_badimport"])
+                await trio.sleep(30)   # woken by the failure, not by this bound
+
+    with pytest.raises(ActorNotAvailable) as info:
+        trio.run(main)
+    assert "tests.remote_badimport" in str(info.value), str(info.value)

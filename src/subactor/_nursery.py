@@ -167,7 +167,16 @@ class _Child:
             # passes through self.scope, and the actor must still end.
             if self.stop_reason is None:
                 self.stop_reason = "left" if left else "nursery"
+            portal = self.portal
             await self._end()
+        if left and not self.is_ria and self.stop_reason == "left" and not portal._told:
+            how = _how_it_ended(self.handle)
+            if how:
+                # A start_actor actor that failed on its own (its enabled
+                # modules did not import, its runtime broke) while no call
+                # was waiting on it to hear it: an error of the nursery,
+                # not a silent end. (A call that heard it raised it.)
+                raise ActorNotAvailable(f"actor {portal.name!r} ended on its own{how}")
 
     async def _route_to_the_end(self, routed: trio.Event) -> None:
         """During the ladder: keep routing the actor's messages (the final
@@ -383,7 +392,7 @@ class ActorNursery:
             with trio.CancelScope(shield=True):
                 value = await portal.run_from_ns(ns, qual, **kwargs)
         except BaseException as exc:
-            if not (child.stop_reason is not None and child.stop_reason != "done"
+            if not (child.stop_reason in ("nursery", "portal")
                     and isinstance(exc, (ContextCancelled, ActorNotAvailable))):
                 # Not what the nursery's own cancel of it (an error
                 # elsewhere, an.cancel(), Ctrl-C, portal.cancel_actor())

@@ -104,6 +104,7 @@ class Portal:
         self._alive = True           # the actor may still answer
         self._bye = False            # the actor said bye (or closed its end)
         self._failed: str | None = None  # what malformed message failed its channel
+        self._told = False           # a call waiting on the actor was told it ended
 
     @property
     def chan(self):
@@ -179,6 +180,7 @@ class Portal:
 
     def _fail_pending(self, why: str) -> None:
         for call in list(self._calls.values()):
+            self._told = True
             call._peer_gone(ActorNotAvailable(why))
 
     def _check_alive(self) -> None:
