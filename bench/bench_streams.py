@@ -46,6 +46,7 @@ from bench_chan import chan_actor_to_trio, mp_pipe, pingpong_trio  # noqa: E402
 import subactor  # noqa: E402
 from subactor import RemoteActorError, StreamOverrun  # noqa: E402
 
+import bench_api_remote  # noqa: E402
 import bench_streams_remote as remote  # noqa: E402
 
 MOD = remote.__name__
@@ -97,8 +98,8 @@ def stream_one_way(size: int, n: int, allow: bool) -> tuple[float | None, int]:
 
 async def _stream_rtt(n: int) -> list[float]:
     async with subactor.open_nursery() as an:
-        p = await an.start_actor("echo", enable_modules=[MOD])
-        async with p.open_context(remote.echo) as (ctx, _):
+        p = await an.start_actor("echo", enable_modules=[bench_api_remote.__name__])
+        async with p.open_context(bench_api_remote.echo_forever) as (ctx, _):
             async with ctx.open_stream() as s:
                 for _ in range(200):
                     await s.send(1)

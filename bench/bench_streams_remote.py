@@ -34,9 +34,3 @@ async def produce_for(ctx, seconds, size):
     return sent
 
 
-@subactor.context
-async def echo(ctx):
-    await ctx.started()
-    async with ctx.open_stream() as s:
-        async for v in s:
-            await s.send(v)

@@ -164,16 +164,6 @@ async def fail_at_once(ctx):
 
 
 @subactor.context
-async def items_then_fail(ctx, n):
-    """Stream n items, then fail: the error comes right behind them."""
-    await ctx.started()
-    async with ctx.open_stream() as stream:
-        for i in range(n):
-            await stream.send(i)
-        raise OSError("failed after its items")
-
-
-@subactor.context
 async def error_then_cancelled(ctx, how):
     """Raise KeyError; in its ``finally:``, get the call's task cancelled
     and checkpoint (which raises Cancelled over the KeyError)."""

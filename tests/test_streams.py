@@ -22,7 +22,7 @@ import subactor
 from subactor import (ActorNotAvailable, ActorTooSlowError, ContextCancelled, RemoteActorError,
                       StreamOverrun)
 
-from . import remote_streams as rs
+from . import remote, remote_streams as rs
 from .test_process import no_child_processes  # noqa: F401  (autouse: no child process left)
 
 MOD = rs.__name__
@@ -35,12 +35,12 @@ def backend(request):
     return request.param
 
 
-def with_actor(backend, body, name="streams", limit=60, **nursery_kw):
+def with_actor(backend, body, name="streams", limit=60, mods=(MOD,), **nursery_kw):
     """Run ``body(portal)`` against one actor, bounded by ``limit`` s."""
     async def main():
         with trio.fail_after(limit):
             async with subactor.open_nursery(backend=backend, **nursery_kw) as an:
-                p = await an.start_actor(name, enable_modules=[MOD])
+                p = await an.start_actor(name, enable_modules=list(mods))
                 try:
                     await body(p)
                 finally:
@@ -379,12 +379,12 @@ def test_an_error_after_stream_items_wakes_a_block_that_never_reads_them(backend
     async def body(p):
         with trio.move_on_after(20) as scope:
             with pytest.raises(RemoteActorError) as info:
-                async with p.open_context(rs.items_then_fail, n=5):
+                async with p.open_context(remote.error_mid_stream, after=5):
                     await trio.sleep_forever()
             assert info.value.boxed_type is OSError
         assert not scope.cancelled_caught
 
-    with_actor(backend, body)
+    with_actor(backend, body, mods=(remote.__name__,))
 
 
 # --- cancel_actor(timeout=...) -------------------------------------------------------
