@@ -32,5 +32,3 @@ async def produce_for(ctx, seconds, size):
             await s.send(payload)
             sent += 1
     return sent
-
-
