@@ -176,7 +176,7 @@ class MsgStream:
             raise trio.EndOfChannel
         if t == "overrun":
             self._eof = True
-            raise ctx._local_error
+            raise ctx._remote_error or ctx._local_error
         # the final outcome
         self._eof = True
         if t == "error":
@@ -206,6 +206,12 @@ class MsgStream:
             raise trio.EndOfChannel
         while True:
             msg = await ctx._next()
+            if msg["t"] == "overrun" and ctx._remote_error is None:
+                # This side overran: the sender was told and answers with its
+                # context's failure (as in tractor, that is what this side
+                # raises); without an answer within DRAIN_GRACE, the overrun.
+                with trio.move_on_after(DRAIN_GRACE):
+                    await ctx._final_ev.wait()
             if msg["t"] in _STREAM_KINDS:
                 return self._handle(msg)
 
@@ -471,7 +477,8 @@ class Context:
         self._overrun_sent = True
         where = "its stream" if self._stream_opened else "no stream open on it"
         err = StreamOverrun(
-            f"{self.fn_name}: actor {self._actor.name!r} ({self.side} side, {where}) had no room for a stream "
+            boxed_type=StreamOverrun,
+            message=f"{self.fn_name}: actor {self._actor.name!r} ({self.side} side, {where}) had no room for a stream "
             f"item: its msg_buffer_size={self._inbox.limit} was full and it does not allow overruns "
             f"(open it with allow_overruns=True to slow the sender instead)")
         self.chan.send_control({"t": "error", "cid": self.cid, "ovr": True,
@@ -506,7 +513,7 @@ class Context:
         if msg["t"] == "error":
             self._wake()
 
-    def _wake(self) -> None:
+    def _wake(self, entry: bool = False) -> None:
         """An error of the peer: a task blocked receiving gets it from its
         receive; otherwise the context's scope is cancelled so that tasks in
         it wake up (and the error is raised when the scope exits, or
@@ -514,10 +521,12 @@ class Context:
         scope = self._scope
         if scope is None or scope.cancel_called or self._receivers:
             return
-        if self._inbox.items and not self.cancel_acked:
-            # Stream items came before the error: the block may read them
-            # first (its stream raises the error after the last one), but
-            # a block that never reads them is woken all the same.
+        if self._inbox.items and not self.cancel_acked and (self._stream_opened or entry):
+            # Stream items came before the error, and the block reads (or,
+            # at its entry, may read) a stream: it may read them first (its
+            # stream raises the error after the last one), but a block that
+            # never reads them is woken all the same. A block without a
+            # stream is woken at once, as in tractor.
             scope.deadline = min(scope.deadline, trio.current_time() + DRAIN_GRACE)
             return
         scope.cancel()

@@ -279,7 +279,7 @@ class Portal:
             ctx._started = True
             ctx._scope = trio.CancelScope()
             if ctx._remote_error is not None:
-                ctx._wake()   # the error came with 'started', before there was a scope to wake
+                ctx._wake(entry=True)   # the error came with 'started', before there was a scope to wake
             token = _current_ctx.set(ctx)
             try:
                 with ctx._scope:
