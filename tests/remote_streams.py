@@ -73,6 +73,30 @@ async def slow_reader(ctx, key, delay, msg_buffer_size=None, overruns=None):
     return len(got)
 
 
+async def read_paced(s, pace, seconds, tally: dict) -> None:
+    """Read the stream to its end, one item per ``pace`` s for ``seconds``,
+    then at full speed; count into ``tally`` (got, last, in_order) as it
+    goes, so what was read is known also when the stream fails."""
+    until = trio.current_time() + seconds
+    async for v in s:
+        tally["in_order"] = tally["in_order"] and v == tally["last"] + 1
+        tally["last"] = v
+        tally["got"] += 1
+        if trio.current_time() < until:
+            await trio.sleep(pace)
+
+
+async def send_for(s, seconds) -> int:
+    """Send 0, 1, 2, ... as fast as the stream takes them for ``seconds``;
+    return how many."""
+    sent = 0
+    until = trio.current_time() + seconds
+    while trio.current_time() < until:
+        await s.send(sent)
+        sent += 1
+    return sent
+
+
 @subactor.context
 async def paced_reader(ctx, pace, seconds, overruns=True, key=None):
     """Read one item per ``pace`` s for ``seconds``, then the rest at full
@@ -82,22 +106,17 @@ async def paced_reader(ctx, pace, seconds, overruns=True, key=None):
     ``allow_overruns``: open_context takes that name for the parent's side."""
     await ctx.started(ctx._inbox.limit)
     seen = {"max": 0, "samples": 0}
-    got, last, in_order = 0, -1, True
+    tally = {"got": 0, "last": -1, "in_order": True}
     try:
         async with trio.open_nursery() as tn:
             tn.start_soon(_watch, ctx, seen)
             async with ctx.open_stream(allow_overruns=overruns) as s:
                 await s.send("ready")
-                until = trio.current_time() + seconds
-                async for v in s:
-                    in_order = in_order and v == last + 1
-                    last = v
-                    got += 1
-                    if trio.current_time() < until:
-                        await trio.sleep(pace)
+                await read_paced(s, pace, seconds, tally)
             tn.cancel_scope.cancel()
     finally:
-        result = {"got": got, "in_order": in_order, "max": seen["max"], "samples": seen["samples"]}
+        result = {"got": tally["got"], "in_order": tally["in_order"], "max": seen["max"],
+                  "samples": seen["samples"]}
         if key is not None:
             STASH[key] = result
     return result

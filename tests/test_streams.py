@@ -157,11 +157,7 @@ def test_fast_producer_to_child_is_held_memory_bounded(backend):
                 assert limit == DEFAULT_BUFFER
                 async with ctx.open_stream() as s:
                     assert await s.receive() == "ready"
-                    sent = 0
-                    until = trio.current_time() + SECONDS
-                    while trio.current_time() < until:
-                        await s.send(sent)
-                        sent += 1
+                    sent = await rs.send_for(s, SECONDS)
             r = await ctx.wait_for_result()
         assert r["got"] == sent and r["in_order"], (r, sent)
         assert r["samples"] > 100
@@ -174,7 +170,7 @@ def test_fast_producer_to_child_is_held_memory_bounded(backend):
 def test_fast_producer_to_parent_is_held_memory_bounded(backend, where):
     async def body(p):
         seen = {"max": 0, "samples": 0}
-        got, last, in_order = 0, -1, True
+        tally = {"got": 0, "last": -1, "in_order": True}
         kw = {"allow_overruns": True} if where == "open_context" else {}
         with trio.fail_after(SECONDS + 40):
             async with p.open_context(rs.flood, seconds=SECONDS, **kw) as (ctx, _):
@@ -183,16 +179,10 @@ def test_fast_producer_to_parent_is_held_memory_bounded(backend, where):
                     stream_kw = {"allow_overruns": True} if where == "open_stream" else {}
                     async with ctx.open_stream(**stream_kw) as s:
                         await s.send("go")
-                        until = trio.current_time() + SECONDS
-                        async for v in s:
-                            in_order = in_order and v == last + 1
-                            last = v
-                            got += 1
-                            if trio.current_time() < until:
-                                await trio.sleep(PACE)
+                        await rs.read_paced(s, PACE, SECONDS, tally)
                     tn.cancel_scope.cancel()
             sent = await ctx.wait_for_result()
-        assert got == sent and in_order, (got, sent)
+        assert tally["got"] == sent and tally["in_order"], (tally, sent)
         assert seen["samples"] > 100
         assert DEFAULT_BUFFER <= seen["max"] <= BOUND, seen
 
@@ -209,11 +199,7 @@ def test_fast_producer_without_allow_overruns_never_queues_past_the_buffer(backe
                                           overruns=False, key="unheld") as (ctx, _):
                     async with ctx.open_stream() as s:
                         assert await s.receive() == "ready"
-                        sent = 0
-                        until = trio.current_time() + SECONDS
-                        while trio.current_time() < until:
-                            await s.send(sent)
-                            sent += 1
+                        await rs.send_for(s, SECONDS)
         assert info.value.boxed_type is StreamOverrun
         assert f"msg_buffer_size={DEFAULT_BUFFER}" in str(info.value)
         seen = await stashed(p, "unheld")

@@ -157,13 +157,13 @@ class MsgStream:
         ctx = self._ctx
         if self._closed:
             raise trio.ClosedResourceError("this stream was closed by this side")
-        ctx._raise_if_over(sending=True)
+        ctx._raise_if_over()
         hold = ctx._peer_hold
         if hold is not None:
             # The peer's inbox is full and it allows overruns: wait until
             # it has read half of it (or the context ends).
             await hold.wait()
-            ctx._raise_if_over(sending=True)
+            ctx._raise_if_over()
         await ctx._send({"t": "yield", "v": value})
 
     def _handle(self, msg: dict) -> Any:
@@ -383,10 +383,6 @@ class Context:
     def _final_result_is_set(self) -> bool:
         return self._result is not Unresolved
 
-    def _is_self_cancelled(self) -> bool:
-        """This side's cancel() is why the context ended."""
-        return self.cancel_acked
-
     # -- plumbing --------------------------------------------------------
     async def _send(self, msg: dict) -> None:
         msg["cid"] = self.cid
@@ -402,7 +398,7 @@ class Context:
         msg["cid"] = self.cid
         await self.chan.send_cleanup(msg)
 
-    def _raise_if_over(self, sending: bool = False) -> None:
+    def _raise_if_over(self) -> None:
         """An operation on a context that has an error raises it. (Sending
         to a peer whose task is over is not an error: the item is dropped
         there, as in tractor.)"""

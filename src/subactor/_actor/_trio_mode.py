@@ -96,7 +96,6 @@ def _dispatch(rt: Runtime, chan: TrioChannel, nursery, msg: dict) -> Context | N
         ctx = None
         if t == "ctx":
             ctx = Context(chan, cid, "child", peer_uid=rt.parent_uid, fn_name=f"{msg['ns']}.{msg['fn']}")
-            ctx._scope = None
         call = _Call(cid, ctx)
         if ctx is not None:
             ctx._scope = call.scope
