@@ -317,11 +317,14 @@ def test_spawn_and_cancel_cycles_do_not_grow():
     th_before, th_after = int(words[words.index("threads") + 1]), int(words[words.index("threads") + 2])
     growth = float(words[words.index("rss_growth_per_cycle_kib") + 1])
     assert fd_after == fd_before and th_after == th_before
-    # Stated bound: CPython 3.12/3.13 leak ~1.7 MiB per isolated interpreter
-    # (gh-110411, gh-113055); subactor must add nothing of its own on top.
+    # Stated bound: CPython 3.12/3.13 leak ~1.7 MiB per bare isolated
+    # interpreter (gh-110411, gh-113055), more for what it imports: an
+    # actor here, with its runtime's modules, measured 2.65 MiB per cycle
+    # on 3.13.0 (2026-12-02), the same before and after the hub link came.
+    # subactor must add nothing of its own on top.
     # Under ASan freed memory waits in its quarantine (256 MiB by default)
     # before it can be reused, which adds up to ~1.3 MiB per cycle at 200.
-    assert growth < (4.0 if UNDER_ASAN else 2.5) * 1024, growth
+    assert growth < (4.0 if UNDER_ASAN else 3.0) * 1024, growth
 
 
 def test_pending_call_of_a_dead_actor_says_how_it_ended():

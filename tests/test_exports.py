@@ -32,7 +32,9 @@ PUBLIC = [
     "current_ipc_ctx",
     "debug_mode",
     "default_worker_pool",
+    "find_actor",
     "get_err_type",
+    "get_registry",
     "get_runtime_vars",
     "is_root_process",
     "list_actors",
@@ -40,11 +42,13 @@ PUBLIC = [
     "open_nursery",
     "open_root_actor",
     "open_worker_pool",
+    "query_actor",
     "reg_err_types",
     "run_in_subinterpreter",
     "run_sync",
     "spawn",
     "stream",
+    "wait_for_actor",
 ]
 
 

@@ -45,13 +45,17 @@ _LAZY = {
     "SubinterpreterImportError": "subactor._host",
     "live_counts": "subactor._host",
     "list_actors": "subactor._host",
+    "find_actor": "subactor.discovery._api",
+    "wait_for_actor": "subactor.discovery._api",
+    "query_actor": "subactor.discovery._api",
+    "get_registry": "subactor.discovery._api",
 }
 
 __all__ = ["ActorInterrupted", "AbandonedActorWarning", *_LAZY]
 
 # Public submodules, imported on first attribute access (``subactor.log``
 # after a bare ``import subactor``, as tractor programs write ``tractor.log``).
-_SUBMODULES = frozenset({"log", "trionics"})
+_SUBMODULES = frozenset({"log", "trionics", "discovery"})
 
 
 def __getattr__(name):

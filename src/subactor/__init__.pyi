@@ -13,8 +13,8 @@ from subactor._exceptions import (
     ActorTooSlowError as ActorTooSlowError,
     ContextCancelled as ContextCancelled,
     ModuleNotExposed as ModuleNotExposed,
-    NoRuntime as NoRuntime,
     MsgTypeError as MsgTypeError,
+    NoRuntime as NoRuntime,
     RemoteActorError as RemoteActorError,
     StreamOverrun as StreamOverrun,
     TransportClosed as TransportClosed,
@@ -59,6 +59,12 @@ from subactor._state import (
     get_runtime_vars as get_runtime_vars,
     is_root_process as is_root_process,
 )
+from subactor.discovery._api import (
+    find_actor as find_actor,
+    get_registry as get_registry,
+    query_actor as query_actor,
+    wait_for_actor as wait_for_actor,
+)
 
 __all__ = [
     "AbandonedActorWarning",
@@ -88,7 +94,9 @@ __all__ = [
     "current_ipc_ctx",
     "debug_mode",
     "default_worker_pool",
+    "find_actor",
     "get_err_type",
+    "get_registry",
     "get_runtime_vars",
     "is_root_process",
     "list_actors",
@@ -96,9 +104,11 @@ __all__ = [
     "open_nursery",
     "open_root_actor",
     "open_worker_pool",
+    "query_actor",
     "reg_err_types",
     "run_in_subinterpreter",
     "run_sync",
     "spawn",
     "stream",
+    "wait_for_actor",
 ]

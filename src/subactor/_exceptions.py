@@ -231,6 +231,8 @@ def check_findable(fn, where: str) -> None:
             raise TypeError(f"{qual} is defined in __main__, which is not a file here (an interactive "
                             f"session or -c): {where} cannot load it; define it in a module")
         return
+    if mod == "__mp_main__" and getattr(sys.modules.get(mod), "_subactor_parent_main", False):
+        return   # the parent's __main__, loaded in this actor (every actor of the tree can load it)
     module = sys.modules.get(mod)
     if module is None or getattr(module, "__spec__", None) is None:
         raise TypeError(f"{name} cannot be imported in {where}: its module {mod!r} has no import "

@@ -39,7 +39,8 @@ from typing import Any, Callable
 
 import trio
 
-from subactor import _ladder, _root, _spawn, _state
+from subactor import _ext, _ladder, _root, _spawn, _state
+from subactor.discovery import _hub
 from subactor._exceptions import ActorNotAvailable, ContextCancelled
 from subactor._ladder import DEFAULT_GRACE, DEFAULT_KILL_AFTER
 from subactor._portal import Portal, check_remote_fn, check_sendable
@@ -178,6 +179,14 @@ class _Child:
                 # not a silent end. (A call that heard it raised it.)
                 raise ActorNotAvailable(f"actor {portal.name!r} ended on its own{how}")
 
+    def _unregister(self) -> None:
+        """It said bye, or is gone: it serves no one any more, so it leaves
+        the registry now (its hub channel's end would say so too, a little
+        later)."""
+        hub = _hub.local()
+        if hub is not None and self.portal is not None:
+            hub.gone(self.portal.uid)
+
     async def _route_to_the_end(self, routed: trio.Event) -> None:
         """During the ladder: keep routing the actor's messages (the final
         messages of its cancelled calls) until it says bye, or its channel
@@ -187,6 +196,7 @@ class _Child:
                 # Bye: its calls are over. Told to the ladder at once, not
                 # through cooperate() below: on a starved loop that task may
                 # run only after the interrupt's deadline has passed.
+                self._unregister()
                 self.settled.set()
                 self.ladder.ack()
         finally:
@@ -225,6 +235,7 @@ class _Child:
                         await routed.wait()
                     router.cancel_scope.cancel()
         finally:
+            self._unregister()
             portal._actor_ended(_how_it_ended(self.handle))
             if self.is_ria:
                 self.set_result(False, ActorNotAvailable(
@@ -337,7 +348,19 @@ class ActorNursery:
             "sleep_wakes": bool(sleep_wakes_on_cancel),
             "loglevel": loglevel,
         }
-        handle, end = _spawn.spawn(backend, cfg)
+        hub = _hub.local() if backend != "process" else None
+        if hub is not None:
+            # Its own channel to the process's hub: its registration lives
+            # as long as the channel (see subactor.discovery).
+            cfg["hub"] = hub_id = _ext.channel()
+        try:
+            handle, end = _spawn.spawn(backend, cfg)
+        except BaseException:
+            if hub is not None:
+                _ext.channel_destroy(hub_id)
+            raise
+        if hub is not None:
+            hub.adopt(hub_id, name, uid, os.getpid())
         # No checkpoint from here on: the actor must have its supervisor
         # before anything can cancel this task.
         portal = Portal(name, (name, uid), TrioChannel(end), backend=backend)

@@ -13,6 +13,7 @@ gets :class:`ActorNotAvailable` at once: nothing waits on a dead actor.
 from __future__ import annotations
 
 import itertools
+import sys
 from contextlib import asynccontextmanager
 from typing import Any, Callable
 
@@ -27,6 +28,8 @@ from subactor._exceptions import (ActorNotAvailable, ActorTooSlowError, ContextC
 from subactor._transport import CLEANUP_WAIT, FROM_ACTOR, malformed
 
 _cids = itertools.count(1)
+# Seconds portal.cancel_actor() over a peer's portal waits for its bye.
+CANCEL_PEER_WAIT = 3.0
 
 
 def check_remote_fn(fn: Callable, *, want_context: bool | None = None) -> tuple[str, str]:
@@ -41,6 +44,8 @@ def check_remote_fn(fn: Callable, *, want_context: bool | None = None) -> tuple[
     qual = getattr(fn, "__qualname__", None)
     if not mod or not qual:
         raise TypeError(f"{fn!r} has no module-level name an actor could import")
+    if mod == "__mp_main__" and getattr(sys.modules.get(mod), "_subactor_parent_main", False):
+        mod = "__main__"   # the root's script, as this actor loaded it: its peers load it the same way
     if want_context is True and not is_context(fn):
         raise TypeError(f"{mod}.{qual} is not a context function: decorate it with @subactor.context")
     if want_context is False and is_context(fn):
@@ -376,6 +381,8 @@ class Portal:
         ``raise_on_timeout``); the ladder goes on regardless, so the actor
         still ends within its deadlines."""
         self.channel._cancel_called = True
+        if self._child is None:
+            return await self._cancel_peer(timeout, raise_on_timeout)
         if timeout is None:
             return await self._child.stop()
         if not (isinstance(timeout, (int, float)) and timeout >= 0):
@@ -389,6 +396,28 @@ class Portal:
             return self._child.rung < 3
         if raise_on_timeout:
             raise ActorTooSlowError(f"actor {self.name!r} did not acknowledge the cancel within {timeout} s")
+        return False
+
+    async def _cancel_peer(self, timeout: float | None, raise_on_timeout: bool) -> bool:
+        """``cancel_actor()`` over a peer's portal (from ``find_actor``): ask
+        in band and wait for the bye, at most ``timeout`` (default
+        CANCEL_PEER_WAIT) seconds. The actor's own parent ends it through
+        its ladder; this side can only ask."""
+        if timeout is not None and not (isinstance(timeout, (int, float)) and timeout >= 0):
+            raise ValueError(f"timeout must be a number >= 0 or None, got {timeout!r}")
+        if not self._usable_for_cancel():
+            await trio.lowlevel.checkpoint()
+            return not self._alive
+        await self.channel.send_cleanup({"t": "cancel_actor", "by": list(_state.current_actor().uid)})
+        done = getattr(self, "_pump_done", None)
+        with trio.move_on_after(CANCEL_PEER_WAIT if timeout is None else timeout) as scope:
+            scope.shield = True
+            if done is not None:
+                await done.wait()
+            return self._bye
+        if raise_on_timeout:
+            raise ActorTooSlowError(f"actor {self.name!r} did not acknowledge the cancel within "
+                                    f"{CANCEL_PEER_WAIT if timeout is None else timeout} s")
         return False
 
     async def wait_for_result(self) -> Any:

@@ -110,9 +110,10 @@ async def open_root_actor(**kwargs: Any):
     try:
         _apply_loglevel(actor, loglevel)
         _sigint.install()
+        _open_hub(actor)
         yield actor
     finally:
-        _state.close_root()
+        _close(actor)
 
 
 @asynccontextmanager
@@ -125,9 +126,28 @@ async def maybe_open_root(kwargs: dict, where: str):
     if _state.in_actor():
         yield
         return
-    _state.open_root(explicit=False, **cfg)
+    actor = _state.open_root(explicit=False, **cfg)
     try:
         _sigint.install()
+        _open_hub(actor)
         yield
     finally:
-        _state.close_root()
+        _close(actor)
+
+
+def _open_hub(actor) -> None:
+    """The first root block opens the process's hub (the registry of its
+    actors, see subactor.discovery)."""
+    from subactor.discovery import _hub
+
+    if _hub._hub is None:
+        _hub.open_hub(actor)
+
+
+def _close(actor) -> None:
+    """Leave a root block; the last one closes the hub, then ends the root."""
+    if _state._root_opened == 1:
+        from subactor.discovery import _hub
+
+        _hub.close_hub()
+    _state.close_root()

@@ -85,6 +85,9 @@ def drain(fd: int) -> bool:
         return False
 
 
+OTHER = {"t": "other"}  # BlockingChannel.recv: the other descriptor became readable
+
+
 class BlockingChannel:
     """A channel end used from a thread without an event loop (an actor that
     only runs sync functions). Blocking calls release the GIL."""
@@ -95,9 +98,10 @@ class BlockingChannel:
     def send(self, msg: dict) -> None:
         self.end.send(dumps(msg))
 
-    def recv(self) -> dict | None:
+    def recv(self, other_fd: int | None = None) -> dict | None:
         """The next message, or None at end-of-channel (peer closed or gone)
-        or when the actor's parent asked for a cancel.
+        or when the actor's parent asked for a cancel; ``OTHER`` when,
+        with nothing to receive, ``other_fd`` became readable.
 
         Waits in poll() with the GIL released, on the channel and on the
         actor's wake descriptor, so that a cancel request or an interrupt
@@ -131,9 +135,13 @@ class BlockingChannel:
                 poller.register(end.recv_fileno(), select.POLLIN)
                 if wake is not None:
                     poller.register(wake, select.POLLIN)
-            poller.poll()
+                if other_fd is not None:
+                    poller.register(other_fd, select.POLLIN)
+            ready = poller.poll()
             if wake is not None:
                 drain(wake)
+            if other_fd is not None and any(fd == other_fd for fd, _ in ready):
+                return OTHER
 
     def close(self) -> None:
         self.end.close()

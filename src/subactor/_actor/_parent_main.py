@@ -17,6 +17,7 @@ def load(path):
 
         mod = types.ModuleType("__mp_main__")
         mod.__dict__.update(runpy.run_path(path, run_name="__mp_main__"))
+        mod._subactor_parent_main = True   # its functions are known as __main__.<name> to the tree
         sys.modules["__mp_main__"] = mod
     return mod
 

@@ -25,6 +25,7 @@ import types
 from subactor import _ext, _state
 from subactor._decorators import is_context
 from subactor._exceptions import ModuleNotExposed, box_error
+from subactor import _transport
 from subactor._transport import FROM_PARENT, BlockingChannel, malformed
 
 _CO_ASYNC = 0x80 | 0x100  # CO_COROUTINE | CO_ITERABLE_COROUTINE
@@ -58,6 +59,17 @@ class Runtime:
         self.bye = False        # the parent asked it to leave
         self.said_bye = False   # ... and heard that its calls are over
         self.failing = False    # it leaves with an error of its own (not a cancel)
+        self.bye_to: list = []  # peers' channels that asked it to leave (they hear bye too)
+        self.spawn = None       # trio mode: start a task that lives as long as the actor serves
+        self.calls = None       # trio mode: the nursery of every call, of the parent and of peers
+        # This actor's link to the process's hub (its registry and the
+        # switchboard of peer channels; see subactor.discovery), if it has
+        # one: its end here, a HubLink once in trio mode (the discovery
+        # modules are not imported before: on 3.13 every module an
+        # interpreter imports adds to what CPython leaks when it ends).
+        self.hub_end = _ext.ChannelEnd(cfg["hub"], 1) if cfg.get("hub") else None
+        self.hub_stash: list = []   # hub messages that came in sync mode
+        self.hub = None
 
     # -- resolving what to call ------------------------------------------
     def import_enabled(self) -> None:
@@ -118,6 +130,28 @@ class Runtime:
                 f"themselves can be called)")
         return obj
 
+    def hub_pending(self) -> bool:
+        """Sync mode: True if a message from the hub came (it is kept for
+        trio mode). An end the hub closed is let go: its descriptor would
+        stay readable for good."""
+        if self.hub_stash:
+            return True
+        if self.hub_end is None:
+            return False
+        try:
+            m = self.hub_end.recv_nowait()
+        except BlockingIOError:
+            return False
+        except (_ext.EndOfChannel, _ext.BrokenError, _ext.ClosedError):
+            self.hub_end.close()
+            self.hub_end = None
+            return False
+        try:
+            self.hub_stash.append(_ext.loads(m))
+        finally:
+            m.release()
+        return True
+
     def say_bye(self) -> None:
         """Acknowledge the parent's cancel_actor (once): every call is over.
         The actor's lifetime stack is closed first: the parent hears bye
@@ -130,6 +164,8 @@ class Runtime:
             self.end.send(_ext.dumps({"t": "bye"}), timeout=1.0)
         except Exception:
             pass  # the parent is gone, or its end is full for a second: it hears the end instead
+        for chan in self.bye_to:
+            chan.send_control({"t": "bye"})
 
     def bad_message(self, what: str) -> RuntimeError:
         """The error the actor leaves with after a malformed message."""
@@ -166,12 +202,16 @@ class Runtime:
         """Serve until told to leave (returns None) or until a call needs
         trio (returns that call's message)."""
         while True:
+            if self.hub_pending():
+                return {"t": "hub"}   # a peer wants to connect: only trio mode serves more than one channel
             try:
-                msg = chan.recv()
+                msg = chan.recv(self.hub_end.recv_fileno() if self.hub_end is not None else None)
             except _ext.DecodeError as exc:
                 raise self.bad_message(f"bytes that are not a message ({exc})") from None
             if msg is None:
                 return None
+            if msg is _transport.OTHER:
+                continue
             what = malformed(msg, FROM_PARENT)
             if what is not None:
                 raise self.bad_message(what)

@@ -51,33 +51,43 @@ async def _watch_wake(calls: trio.CancelScope) -> None:
             return
 
 
+class _Link:
+    """One channel this actor serves calls on: the one to its parent, or one
+    a peer opened through the process's hub (see subactor.discovery). Call
+    ids are the caller's, so each link routes its own."""
+
+    __slots__ = ("chan", "peer_uid", "tasks", "is_parent")
+
+    def __init__(self, chan: TrioChannel, peer_uid: tuple[str, str], *, is_parent: bool):
+        self.chan = chan
+        self.peer_uid = tuple(peer_uid)
+        self.tasks: dict = {}   # cid -> _Call
+        self.is_parent = is_parent
+
+
 async def serve(rt: Runtime, end, first: dict) -> None:
     chan = TrioChannel(end)
     # The peer's (the parent's) identity on the channel, as tractor's Channel.aid.
     chan.aid = _state.Aid(rt.parent_uid[0], rt.parent_uid[1],
                           os.getppid() if _ext.current_actor() is None else os.getpid())
+    parent = _Link(chan, rt.parent_uid, is_parent=True)
     async with trio.open_nursery() as outer:
         chan.spawn = outer.start_soon
+        rt.spawn = outer.start_soon
         async with trio.open_nursery() as nursery:
+            rt.calls = nursery
             outer.start_soon(_watch_wake, nursery.cancel_scope)
-            _dispatch(rt, chan, nursery, first)
-            while True:
-                try:
-                    msg = await chan.recv()
-                except (trio.EndOfChannel, trio.BrokenResourceError, trio.ClosedResourceError):
-                    break
-                except _ext.DecodeError as exc:
-                    raise rt.bad_message(f"bytes that are not a message ({exc})") from None
-                what = malformed(msg, FROM_PARENT)
-                if what is not None:
-                    raise rt.bad_message(what)
-                if msg["t"] == "cancel_actor":
-                    rt.bye = True
-                    rt.cancel_by = tuple(msg["by"]) if msg.get("by") else rt.parent_uid
-                    break
-                full = _dispatch(rt, chan, nursery, msg)
-                if full is not None:
-                    await _make_room(full, msg)
+            if rt.hub_end is not None:
+                from subactor.discovery._client import HubLink
+
+                rt.hub = HubLink(rt.hub_end, rt.uid, rt.hub_stash)
+                rt.hub.start(outer.start_soon, lambda link_chan, aid: outer.start_soon(serve_peer, rt, link_chan, aid))
+            if first.get("t") in ("run", "ctx"):
+                _dispatch(rt, parent, nursery, first)
+            by = await _serve_link(rt, parent, nursery)
+            if by is not None:
+                rt.bye = True
+                rt.cancel_by = by
             nursery.cancel_scope.cancel()
         if rt.bye:
             # Every call has ended and sent its final message: say bye now,
@@ -87,7 +97,87 @@ async def serve(rt: Runtime, end, first: dict) -> None:
         outer.cancel_scope.cancel()
 
 
-def _dispatch(rt: Runtime, chan: TrioChannel, nursery, msg: dict) -> Context | None:
+async def _serve_link(rt: Runtime, link: _Link, nursery) -> tuple | None:
+    """Route one link's messages until it ends (None) or asks the actor to
+    leave (returns the uid of who asked)."""
+    chan = link.chan
+    while True:
+        try:
+            msg = await chan.recv()
+        except (trio.EndOfChannel, trio.BrokenResourceError, trio.ClosedResourceError):
+            return
+        except _ext.DecodeError as exc:
+            if link.is_parent:
+                raise rt.bad_message(f"bytes that are not a message ({exc})") from None
+            _drop_peer(link, f"bytes that are not a message ({exc})")
+            return
+        what = malformed(msg, FROM_PARENT)
+        if what is not None:
+            if link.is_parent:
+                raise rt.bad_message(what)
+            _drop_peer(link, what)
+            return
+        if msg["t"] == "cancel_actor":
+            # Asked to leave: the parent, or a peer (tractor's semantics: a
+            # peer may end the actor too). The caller decides what ends.
+            return tuple(msg["by"]) if msg.get("by") else link.peer_uid
+        full = _dispatch(rt, link, nursery, msg)
+        if full is not None:
+            await _make_room(full, msg)
+
+
+def _drop_peer(link: _Link, what: str) -> None:
+    """A peer sent something that is not a message: its link is closed and
+    its calls cancelled; the actor and its other links go on."""
+    from subactor import log
+
+    log.get_logger("subactor.discovery").warning(
+        "peer %r sent %s: its connection was closed", link.peer_uid[0], what)
+
+
+async def serve_peer(rt: Runtime, chan: TrioChannel, aid) -> None:
+    """Serve the calls of a peer that connected through the hub, until its
+    link ends; then its calls still running are cancelled."""
+    link = _Link(chan, aid.uid, is_parent=False)
+    chan.aid = aid
+    chan.spawn = rt.spawn
+    try:
+        by = await _serve_link(rt, link, rt.calls)
+        if by is not None and not rt.bye:
+            # Every call ends (the parent's too), then the parent and this
+            # peer hear bye.
+            rt.bye = True
+            rt.cancel_by = by
+            rt.bye_to.append(chan)
+            rt.calls.cancel_scope.cancel()
+    finally:
+        for call in list(link.tasks.values()):
+            call.scope.cancel()
+        if chan not in rt.bye_to:
+            chan.close()   # (one that asked for bye is closed once it is said, with the actor)
+
+
+async def serve_root_peer(rt: Runtime, chan: TrioChannel, aid) -> None:
+    """The root's side of a peer's channel (the root's enable_modules): the
+    same calls and contexts as an actor's. A peer's cancel_actor ends what
+    that peer runs in the root and is answered with bye; the root itself
+    goes on (it ends with its program)."""
+    link = _Link(chan, aid.uid, is_parent=False)
+    chan.aid = aid
+    by = None
+    try:
+        async with trio.open_nursery() as nursery:
+            chan.spawn = nursery.start_soon
+            by = await _serve_link(rt, link, nursery)
+            nursery.cancel_scope.cancel()
+        if by is not None:
+            chan.send_control({"t": "bye"})
+            await trio.lowlevel.checkpoint()
+    finally:
+        chan.close()
+
+
+def _dispatch(rt: Runtime, link: _Link, nursery, msg: dict) -> Context | None:
     """Start a call, or route a message to its call. Returns the context
     whose inbox had no room for a stream item (see _portal._make_room)."""
     t = msg.get("t")
@@ -95,20 +185,20 @@ def _dispatch(rt: Runtime, chan: TrioChannel, nursery, msg: dict) -> Context | N
     if t in ("run", "ctx"):
         ctx = None
         if t == "ctx":
-            ctx = Context(chan, cid, "child", peer_uid=rt.parent_uid, fn_name=f"{msg['ns']}.{msg['fn']}")
+            ctx = Context(link.chan, cid, "child", peer_uid=link.peer_uid, fn_name=f"{msg['ns']}.{msg['fn']}")
         call = _Call(cid, ctx)
         if ctx is not None:
             ctx._scope = call.scope
-        rt.tasks[cid] = call
-        nursery.start_soon(_run_call, rt, chan, call, msg)
+        link.tasks[cid] = call
+        nursery.start_soon(_run_call, rt, link, call, msg)
         return None
-    call = rt.tasks.get(cid)
+    call = link.tasks.get(cid)
     if call is None:
         return None  # the call already ended: a late stream item or cancel
     if call.ctx is not None:
         return None if call.ctx._deliver(msg) else call.ctx
     if t == "cancel":
-        call.cancel_by = tuple(msg["by"]) if msg.get("by") else rt.parent_uid
+        call.cancel_by = tuple(msg["by"]) if msg.get("by") else link.peer_uid
         call.scope.cancel()
     return None
 
@@ -161,7 +251,8 @@ async def _legacy(ctx: Context, fn, kw: dict):
     return None
 
 
-async def _run_call(rt: Runtime, chan: TrioChannel, call: _Call, msg: dict) -> None:
+async def _run_call(rt: Runtime, link: _Link, call: _Call, msg: dict) -> None:
+    chan = link.chan
     cid = call.cid
     ctx = call.ctx
     fn_name = f"{msg.get('ns')}.{msg.get('fn')}"
@@ -209,7 +300,7 @@ async def _run_call(rt: Runtime, chan: TrioChannel, call: _Call, msg: dict) -> N
     finally:
         if token is not None:
             _current_ctx.reset(token)
-        rt.tasks.pop(cid, None)
+        link.tasks.pop(cid, None)
 
 
 def _cancelled_final(rt: Runtime, call: _Call, fn_name: str, masked, actor: bool = False) -> dict:

@@ -1,0 +1,31 @@
+"""Discovery: actors that find each other by name (tractor's
+``tractor.discovery``). See :mod:`._api` for the functions and :mod:`._hub`
+for the registry they ask.
+
+Lazy: an actor imports ``subactor.discovery._client`` at its start, and an
+actor that only runs sync functions must not import trio."""
+from __future__ import annotations
+
+_API = ("find_actor", "wait_for_actor", "query_actor", "get_registry", "RegistryPortal")
+
+
+def check_addr(addr, where: str, label: str) -> None:
+    """A TypeError naming ``label`` when ``addr`` is no address form
+    (a ``(host, port)`` or ``(dir, file)`` tuple, or a URL string)."""
+    if isinstance(addr, str) and addr:
+        return
+    if isinstance(addr, (list, tuple)) and len(addr) == 2:
+        return
+    raise TypeError(f"{where}({label}=...): {addr!r} is not an address (a (host, port) tuple or "
+                    f"'tcp://host:port')")
+
+
+def __getattr__(name):
+    if name in _API:
+        from subactor.discovery import _api
+
+        return getattr(_api, name)
+    raise AttributeError(f"module 'subactor.discovery' has no attribute {name!r}")
+
+
+__all__ = list(_API)

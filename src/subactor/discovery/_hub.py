@@ -1,0 +1,271 @@
+"""The hub: the registry of one process's actors, and its switchboard.
+
+It lives in the root (the main interpreter, in the root runtime's trio
+run) while the root runtime is open. Every subinterpreter actor of the tree
+is a *member*: it has a channel straight to the hub, made when it was
+spawned (see :mod:`subactor.discovery._client` for the messages). A member
+is registered from its spawn until its channel ends, which happens when the
+actor ends however it ends (returns, fails, is interrupted or abandoned: the
+C host closes or breaks the ends an actor owns), and also when its parent
+says it is gone; so no entry outlives its actor.
+
+``connect`` is how a peer reaches a member: the hub makes a fresh C channel,
+gives one side to the member (``peer``), which serves it, and the other to
+the asker, which makes a portal of it. No socket, no copy through the root:
+after the handover the two actors talk directly. The root itself is a member
+too (its ``enable_modules`` can be called by peers).
+
+The hub's tasks are trio *system* tasks: they belong to no user nursery,
+so nothing they do ends up in a user's exception group; each catches its
+own errors and ends with the root runtime.
+"""
+from __future__ import annotations
+
+import trio
+
+from subactor import _ext, _state
+from subactor._transport import TrioChannel
+
+
+class Member:
+    __slots__ = ("name", "uuid", "pid", "chan", "addrs", "parent")
+
+    def __init__(self, name: str, uuid: str, pid: int, chan: TrioChannel | None, parent=None):
+        self.name = name
+        self.uuid = uuid
+        self.pid = pid
+        self.chan = chan          # its hub channel (None: the root itself)
+        self.addrs: list = []     # where other programs reach it (see subactor.discovery)
+        self.parent = parent      # the uid of the member that spawned it
+
+    @property
+    def uid(self) -> tuple[str, str]:
+        return (self.name, self.uuid)
+
+    def entry(self) -> dict:
+        return {"name": self.name, "uuid": self.uuid, "pid": self.pid, "addrs": list(self.addrs)}
+
+
+class Hub:
+    def __init__(self, root: _state.Actor):
+        self.root = root
+        self.members: dict[tuple[str, str], Member] = {}
+        self._scopes: set[trio.CancelScope] = set()
+        self._changed = trio.Event()   # set (and replaced) whenever a member registers
+        self._waiters: list[tuple[Member, int, str]] = []   # (member, rid, name) of 'wait' requests
+        self._root_rt = None           # the Runtime that serves peers' calls to the root
+        self.closed = False
+        self._add(Member(root.name, root.aid.uuid, root.aid.pid, None))
+
+    # -- registration ---------------------------------------------------------
+    def _add(self, m: Member) -> None:
+        self.members[m.uid] = m
+        changed, self._changed = self._changed, trio.Event()
+        changed.set()
+        for w in [w for w in self._waiters if w[2] == m.name]:
+            self._waiters.remove(w)
+            self._answer(w[0], w[1], m.entry())
+
+    def _remove(self, uid) -> bool:
+        m = self.members.pop(tuple(uid), None)
+        if m is None or m.chan is None:
+            if m is not None:
+                self.members[m.uid] = m   # the root is never removed
+            return False
+        self._waiters = [w for w in self._waiters if w[0] is not m]
+        m.chan.close()
+        return True
+
+    def adopt_end(self, end, name: str, uuid: str, pid: int, parent=None) -> None:
+        """A member spawned: ``end`` is the hub's side of its hub channel."""
+        if self.closed:
+            end.close()
+            return
+        chan = TrioChannel(end)
+        m = Member(name, uuid, pid, chan, parent)
+        self._add(m)
+        self._system(self._serve_member, m)
+
+    def _system(self, fn, *args) -> None:
+        scope = trio.CancelScope()
+        self._scopes.add(scope)
+
+        async def run():
+            try:
+                with scope:
+                    await fn(*args)
+            except Exception as exc:   # a hub task must never end the run
+                from subactor import log
+
+                log.get_logger("subactor.discovery").warning("hub task %s failed: %r", fn.__name__, exc)
+            finally:
+                self._scopes.discard(scope)
+
+        trio.lowlevel.spawn_system_task(run, name=f"subactor hub: {fn.__name__}")
+
+    def close(self) -> None:
+        """The root runtime ends: every hub task ends, every channel closes."""
+        self.closed = True
+        for scope in list(self._scopes):
+            scope.cancel()
+        for m in list(self.members.values()):
+            if m.chan is not None:
+                m.chan.close()
+        self.members = {k: v for k, v in self.members.items() if v.chan is None}
+
+    # -- serving a member's requests ----------------------------------------------
+    async def _serve_member(self, m: Member) -> None:
+        chan = m.chan
+        chan.spawn = lambda fn, *a: self._system(fn, *a)
+        try:
+            while True:
+                try:
+                    msg = await chan.recv()
+                except (trio.EndOfChannel, trio.BrokenResourceError, trio.ClosedResourceError,
+                        _ext.DecodeError):
+                    return
+                if isinstance(msg, dict):
+                    self._handle(m, msg)
+        finally:
+            if self.members.get(m.uid) is m:
+                self._remove(m.uid)
+
+    def _answer(self, m: Member, rid, value=None, err: str | None = None) -> None:
+        msg = {"t": "ans", "rid": rid}
+        if err is not None:
+            msg["err"] = err
+        else:
+            msg["v"] = value
+        m.chan.send_control(msg)
+
+    def _handle(self, m: Member, msg: dict) -> None:
+        t = msg.get("t")
+        rid = msg.get("rid")
+        try:
+            if t == "find":
+                self._answer(m, rid, self.find_now(msg["name"]))
+            elif t == "wait":
+                found = self.find_now(msg["name"])
+                if found:
+                    self._answer(m, rid, found[-1])
+                else:
+                    self._waiters.append((m, rid, msg["name"]))
+            elif t == "registry":
+                self._answer(m, rid, self.registry_now())
+            elif t == "connect":
+                cid, aid = self._connect(tuple(msg["uid"]), (m.name, m.uuid, m.pid))
+                self._answer(m, rid, {"chan": cid, "aid": aid})
+            elif t == "delete":
+                self._answer(m, rid, self._remove(tuple(msg["uid"])))
+            elif t == "adopt":
+                self.adopt_end(_ext.ChannelEnd(msg["chan"], 0), msg["name"], msg["uuid"], msg["pid"], m.uid)
+            elif t == "gone":
+                self.gone(msg["uid"])
+        except LookupError as exc:
+            if rid is not None:
+                self._answer(m, rid, err=str(exc).strip("'\""))
+        except (KeyError, TypeError, ValueError) as exc:
+            if rid is not None:
+                self._answer(m, rid, err=f"a malformed {t!r} request: {exc!r}")
+
+    # -- what a request does (also called directly in the root) ----------------------
+    def find_now(self, name: str) -> list[dict]:
+        return [m.entry() for m in self.members.values() if m.name == name]
+
+    def registry_now(self) -> dict:
+        return {f"{m.name}.{m.uuid}": m.entry()["addrs"] for m in self.members.values()}
+
+    def _connect(self, uid: tuple, asker: tuple) -> tuple[int, list]:
+        """A fresh channel to member ``uid``: its side 1 goes to the member,
+        the id is for the asker (side 0). Returns (id, the member's aid)."""
+        m = self.members.get(uid)
+        if m is None:
+            raise LookupError(f"no actor {uid[0]!r} with uuid {uid[1][:8]} is registered (it has ended?)")
+        cid = _ext.channel()
+        if m.chan is None:
+            self._serve_root_peer(_ext.ChannelEnd(cid, 1), asker)
+        else:
+            try:
+                m.chan.end.send_nowait(_ext.dumps({"t": "peer", "chan": cid, "aid": list(asker)}))
+            except BlockingIOError:
+                m.chan.send_control({"t": "peer", "chan": cid, "aid": list(asker)})
+            except (_ext.BrokenError, _ext.ClosedError):
+                _ext.channel_destroy(cid)
+                self._remove(uid)
+                raise LookupError(f"actor {uid[0]!r} has ended") from None
+        return cid, [m.name, m.uuid, m.pid]
+
+    def _serve_root_peer(self, end, asker: tuple) -> None:
+        from subactor._actor._runtime import Runtime
+        from subactor._actor._trio_mode import serve_root_peer
+
+        if self._root_rt is None:
+            root = self.root
+            self._root_rt = Runtime({"name": root.name, "uid": root.aid.uuid, "mods": root.enable_modules,
+                                     "parent_uid": list(root.uid)})
+        name, uuid, pid = asker
+        self._system(serve_root_peer, self._root_rt, TrioChannel(end), _state.Aid(name, uuid, pid))
+
+    def gone(self, uid) -> None:
+        self._remove(tuple(uid))
+
+    # -- the interface of a hub, for the root's own code (HubLink has the same) ---------
+    async def find(self, name: str) -> list[dict]:
+        await trio.lowlevel.checkpoint()
+        return self.find_now(name)
+
+    async def wait(self, name: str) -> dict:
+        while True:
+            found = self.find_now(name)
+            if found:
+                await trio.lowlevel.checkpoint()
+                return found[-1]
+            await self._changed.wait()
+
+    async def registry(self) -> dict:
+        await trio.lowlevel.checkpoint()
+        return self.registry_now()
+
+    async def delete(self, uid) -> bool:
+        await trio.lowlevel.checkpoint()
+        return self._remove(tuple(uid))
+
+    async def connect(self, uid):
+        root = self.root
+        cid, aid = self._connect(tuple(uid), (root.name, root.aid.uuid, root.aid.pid))
+        await trio.lowlevel.checkpoint()
+        name, uuid, pid = aid
+        return TrioChannel(_ext.ChannelEnd(cid, 0)), _state.Aid(name, uuid, pid)
+
+    def adopt(self, chan_id: int, name: str, uuid: str, pid: int) -> None:
+        self.adopt_end(_ext.ChannelEnd(chan_id, 0), name, uuid, pid, self.root.uid)
+
+
+_hub: Hub | None = None
+
+
+def open_hub(root: _state.Actor) -> Hub:
+    global _hub
+    _hub = Hub(root)
+    return _hub
+
+
+def close_hub() -> None:
+    global _hub
+    if _hub is not None:
+        _hub.close()
+        _hub = None
+
+
+def local():
+    """This interpreter's hub interface: the Hub in the root, the actor's
+    HubLink in an actor; None where there is none (no root runtime, a
+    pool worker, an actor spawned outside a tree)."""
+    if _hub is not None and not _state.in_actor():
+        return _hub
+    if _state._is_actor:
+        from subactor._actor import _runtime
+
+        rt = _runtime._current
+        return rt.hub if rt is not None else None
+    return None
