@@ -517,6 +517,12 @@ class Context:
         scope = self._scope
         if scope is None or scope.cancel_called or self._receivers:
             return
+        if self.cancel_acked and self.side == "parent":
+            # The confirmation of this side's own ctx.cancel(): nothing to
+            # wake the block for; it goes on, and its stream (if any) ends
+            # (tractor's semantics: the ContextCancelled is absorbed when the
+            # block exits).
+            return
         if self._inbox.items and not self.cancel_acked and (self._stream_opened or entry):
             # Stream items came before the error, and the block reads (or,
             # at its entry, may read) a stream: it may read them first (its
