@@ -111,3 +111,12 @@ async def registry_names():
 
 async def sleep_forever():
     await trio.sleep_forever()
+
+
+async def find_and_leave(name, n):
+    """Find ``name`` and leave at once, ``n`` times (the peer may not even
+    have attached its side of the channel yet)."""
+    for _ in range(n):
+        async with subactor.find_actor(name) as portal:
+            assert portal is not None
+    return n

@@ -304,3 +304,16 @@ def test_an_abandoned_actor_is_unregistered(tmp_path):
     out = run_child(code, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-2:] == ["['fine', 'root', 'stuck']", "['fine', 'root']"]
+
+
+def test_a_peer_that_leaves_before_the_actor_attached_costs_nothing():
+    async def main():
+        async with subactor.open_nursery() as an:
+            a = await an.start_actor("alice", enable_modules=[MOD])
+            b = await an.start_actor("bob", enable_modules=[MOD])
+            await a.run(rd.call_peer, name="alice", fn_name="whoami")   # trio mode: serves peers
+            assert await b.run(rd.find_and_leave, name="alice", n=200) == 200
+            assert await a.run(rd.whoami) == list(a.uid)
+            await an.cancel()
+
+    run(main)

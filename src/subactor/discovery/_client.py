@@ -91,7 +91,10 @@ class HubLink:
             from subactor._transport import TrioChannel
 
             name, uuid, pid = msg["aid"]
-            end = _ext.ChannelEnd(msg["chan"], 1)
+            try:
+                end = _ext.ChannelEnd(msg["chan"], 1)
+            except _ext.ClosedError:
+                return   # the peer left (closed its side) before this side attached: nothing to serve
             self._on_peer(TrioChannel(end), Aid(name, uuid, pid))
 
     def _check(self) -> None:
