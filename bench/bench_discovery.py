@@ -35,17 +35,6 @@ MOD = remote.__name__
 GOAL_PEER_RATIO = 1.5
 
 
-async def _lat(portal, n: int) -> list[float]:
-    for _ in range(100):
-        await portal.run(remote.async_add, a=1, b=2)
-    out = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        await portal.run(remote.async_add, a=1, b=2)
-        out.append(time.perf_counter() - t0)
-    return out
-
-
 async def measure(quick: bool) -> dict[str, list[float]]:
     reps = 3 if quick else 5
     n = 500 if quick else 2000
@@ -55,9 +44,9 @@ async def measure(quick: bool) -> dict[str, list[float]]:
         b = await an.start_actor("caller", enable_modules=[MOD])
         await a.run(remote.async_add, a=0, b=0)
         for _ in range(reps):
-            got["child"].append(statistics.median(await _lat(a, n)))
+            got["child"].append(statistics.median(await remote.timed_calls(a, n)))
             async with subactor.find_actor("target") as p:
-                got["root_peer"].append(statistics.median(await _lat(p, n)))
+                got["root_peer"].append(statistics.median(await remote.timed_calls(p, n)))
             got["actor_peer"].append(statistics.median(await b.run(remote.peer_latencies, name="target", n=n)))
             t = []
             for _ in range(50):

@@ -8,17 +8,22 @@ async def async_add(a, b):
     return a + b
 
 
-async def peer_latencies(name: str, n: int, warm: int = 100) -> list[float]:
-    """n round-trip times (s) of portal.run(async_add) to peer ``name``."""
-    async with subactor.wait_for_actor(name) as portal:
-        for _ in range(warm):
-            await portal.run(async_add, a=1, b=2)
-        lat = []
-        for _ in range(n):
-            t0 = time.perf_counter()
-            await portal.run(async_add, a=1, b=2)
-            lat.append(time.perf_counter() - t0)
+async def timed_calls(portal, n: int, warm: int = 100) -> list[float]:
+    """n round-trip times (s) of portal.run(async_add), after ``warm`` calls."""
+    for _ in range(warm):
+        await portal.run(async_add, a=1, b=2)
+    lat = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        await portal.run(async_add, a=1, b=2)
+        lat.append(time.perf_counter() - t0)
     return lat
+
+
+async def peer_latencies(name: str, n: int) -> list[float]:
+    """timed_calls to peer ``name``, found with wait_for_actor."""
+    async with subactor.wait_for_actor(name) as portal:
+        return await timed_calls(portal, n)
 
 
 async def find_times(name: str, n: int) -> list[float]:

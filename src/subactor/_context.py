@@ -328,6 +328,7 @@ class Context:
         self._cancel_called = False           # this side asked for the cancel
         self._canceller: tuple | None = None  # who asked for it, once known
         self._cancel_msg: dict | None = None  # child side: the parent's cancel request
+        self._quiet_cancel = False            # a legacy stream's aclose() cancelled it: its block goes on
         # Child: the call's task scope. Parent: the open_context block's scope.
         self._scope: trio.CancelScope | None = None
         self._receivers = 0                   # tasks blocked in _next() now
@@ -517,11 +518,10 @@ class Context:
         scope = self._scope
         if scope is None or scope.cancel_called or self._receivers:
             return
-        if self.cancel_acked and self.side == "parent":
-            # The confirmation of this side's own ctx.cancel(): nothing to
-            # wake the block for; it goes on, and its stream (if any) ends
-            # (tractor's semantics: the ContextCancelled is absorbed when the
-            # block exits).
+        if self._quiet_cancel and self.cancel_acked:
+            # The confirmation of a legacy stream's aclose(): the block goes
+            # on (its stream has ended), as in tractor; the ContextCancelled
+            # is absorbed when the block exits.
             return
         if self._inbox.items and not self.cancel_acked and (self._stream_opened or entry):
             # Stream items came before the error, and the block reads (or,

@@ -492,6 +492,7 @@ class _RecvOnly:
         ctx = self._s._ctx
         self._s._eof = True
         if not ctx._peer_done:
+            ctx._quiet_cancel = True
             await ctx.cancel()
         else:
             await trio.lowlevel.checkpoint()
