@@ -51,7 +51,7 @@ __all__ = ["ActorInterrupted", "AbandonedActorWarning", *_LAZY]
 
 # Public submodules, imported on first attribute access (``subactor.log``
 # after a bare ``import subactor``, as tractor programs write ``tractor.log``).
-_SUBMODULES = frozenset({"log", "trionics"})
+_SUBMODULES = frozenset({"log", "trionics", "ipc"})
 
 
 def __getattr__(name):
