@@ -31,6 +31,7 @@ not in a thread: they are on local directories and take microseconds.
 from __future__ import annotations
 
 import errno
+import math
 import os
 import socket as _pysocket
 import ssl
@@ -170,8 +171,8 @@ class Connection:
     ``end``: a :class:`SocketEnd` owning the socket, or (TLS) a
     :class:`StreamChannel`. ``hello``: the peer's hello. ``peer_addr``: the
     peer's TCP address, or for UDS the socket path the connection was made
-    on. ``local_addr``: this side's address (for a UDS client, the same
-    path). ``authenticated``: the peer proved the shared key. ``tls``: the
+    on. ``local_addr``: this side's address (on the server side, the
+    listener's; for a UDS client, the socket path). ``authenticated``: the peer proved the shared key. ``tls``: the
     connection runs over TLS. ``peer_cred``: for UDS, the peer's
     ``(pid, uid, gid)`` from the kernel; else None.
     """
@@ -471,14 +472,14 @@ def _unlink_if_ours(path: str, ino: int) -> None:
 # -- the client ----------------------------------------------------------------------------------
 
 async def connect(addr, hello: dict, *, authkey=KEY_FROM_ENV, ssl_context=None, server_hostname: str | None = None,
-                  timeout: float = HANDSHAKE_TIMEOUT, max_frame: int = DEFAULT_MAX_FRAME) -> Connection:
+                  timeout: float | None = HANDSHAKE_TIMEOUT, max_frame: int = DEFAULT_MAX_FRAME) -> Connection:
     """Connect to a listener at ``addr``, authenticate, exchange hellos
     (``hello`` is what this side says) and return the :class:`Connection`.
 
     ``authkey`` as for :func:`serve`: with a key the server must prove it,
     without one the server must not ask for one. ``ssl_context``: TLS
     (``server_hostname`` defaults to the TCP host). The whole of it is
-    bounded by ``timeout`` seconds.
+    bounded by ``timeout`` seconds (None: no bound).
 
     Errors, each naming the address: ConnectionRefusedError (nothing
     listens there), TimeoutError, AuthenticationError (a PermissionError:
@@ -492,6 +493,10 @@ async def connect(addr, hello: dict, *, authkey=KEY_FROM_ENV, ssl_context=None, 
     hello_frame = _hello_frame(hello)
     if ssl_context is not None and server_hostname is None and isinstance(addr, TCPAddress):
         server_hostname = addr.host
+    if timeout is None:
+        timeout = math.inf
+    elif not (isinstance(timeout, (int, float)) and timeout >= 0):
+        raise ValueError(f"timeout must be a number of seconds >= 0 or None, got {timeout!r}")
     stage = ["connecting"]
     sock = None
     with trio.move_on_after(timeout):
