@@ -12,9 +12,11 @@ process is the client, one trio task. Cases:
   over UDS. subactor: ``connect()`` + ``TrioChannel`` (a ``SocketEnd``)
   sending ``{"v": <64 bytes>}`` over TCP without a key, with a key (the
   key only changes the handshake: goal <= 10% over no key), over UDS, and
-  over TLS (``StreamChannel``), if ``openssl`` can make a certificate.
+  over TLS (``StreamChannel``; anchor: a raw ``trio.SSLStream``), if
+  ``openssl`` can make a certificate.
 - one way, 1 MiB items over TCP: N items sent, then one answer; raw
-  ``SocketStream.send_all`` of the same bytes as the anchor.
+  ``SocketStream.send_all`` (and ``SSLStream.send_all``) of the same bytes
+  as the anchors.
 - connection set-up: ``connect()`` to its first usable channel (TCP
   connect, authentication, hellos), p50.
 
@@ -71,9 +73,11 @@ def _make_cert(tmp: str) -> tuple[str, str] | None:
 
 # -- raw trio sockets -----------------------------------------------------------------------
 
-async def _raw_open(addr):
+async def _raw_open(addr, ssl_context=None):
     if isinstance(addr, str):
         return await trio.open_unix_socket(addr)
+    if ssl_context is not None:
+        return await trio.open_ssl_over_tcp_stream(*addr, ssl_context=ssl_context)
     return await trio.open_tcp_stream(*addr)
 
 
@@ -86,8 +90,8 @@ async def _recv_n(stream, n: int) -> None:
         got += len(b)
 
 
-async def raw_rtt(addr, n: int) -> list[float]:
-    stream = await _raw_open(addr)
+async def raw_rtt(addr, n: int, ssl_context=None) -> list[float]:
+    stream = await _raw_open(addr, ssl_context)
     try:
         await stream.send_all(b"e")
         lat = []
@@ -102,8 +106,8 @@ async def raw_rtt(addr, n: int) -> list[float]:
         await stream.aclose()
 
 
-async def raw_tput(addr, n: int, size: int) -> float:
-    stream = await _raw_open(addr)
+async def raw_tput(addr, n: int, size: int, ssl_context=None) -> float:
+    stream = await _raw_open(addr, ssl_context)
     blob = b"x" * size
     try:
         await stream.send_all(b"s" + n.to_bytes(8, "little") + size.to_bytes(8, "little"))
@@ -192,8 +196,12 @@ def run(quick: bool = False) -> list[dict]:
                 ("UDS, no key", lambda: ipc_setup(a["ipc_uds"], n_setup, authkey=None)),
             ]
             if cert:
+                rtt_cases.append(("raw trio SSLStream, TLS over TCP", lambda: raw_rtt(
+                    tuple(a["raw_tls"]), n_rtt, ssl_context=client_tls)))
                 rtt_cases.append(("ipc StreamChannel, TLS over TCP", lambda: ipc_rtt(
                     a["ipc_tls"], n_rtt, authkey=None, ssl_context=client_tls)))
+                tput_cases.append(("raw trio SSLStream, TLS over TCP", lambda: raw_tput(
+                    tuple(a["raw_tls"]), n_mib, MIB, ssl_context=client_tls)))
                 tput_cases.append(("ipc StreamChannel, TLS over TCP", lambda: ipc_tput(
                     a["ipc_tls"], n_mib, MIB, authkey=None, ssl_context=client_tls)))
                 setup_cases.append(("TLS over TCP, no key", lambda: ipc_setup(
@@ -237,14 +245,18 @@ def run(quick: bool = False) -> list[dict]:
             note += f"; vs no key {r:.3f}x (goal <= {GOAL_AUTH:.2f}x: {'met' if r <= GOAL_AUTH else 'NOT met'})"
         if "UDS" in name and not name.startswith("raw"):
             note += f"; vs raw UDS {med[name] / raw_uds:.2f}x"
+        if name.startswith("ipc") and "TLS" in name:
+            note += f"; vs raw SSLStream {med[name] / med['raw trio SSLStream, TLS over TCP']:.2f}x"
         rows.append(dict(group=g, case=name, median=med[name], unit="us", ratio=med[name] / raw_tcp,
                          note=note + "; ratio to raw TCP"))
     g = f"one way, 1 MiB items over TCP loopback (GB/s; median of {reps} runs of {n_mib} items)"
     base = statistics.median(tput["raw trio SocketStream, TCP"])
     for name, _ in tput_cases:
         m = statistics.median(tput[name])
-        rows.append(dict(group=g, case=name, median=m, unit="GB/s", ratio=m / base,
-                         note=f"{m * 1e9 / MIB:.0f} items/s; ratio to raw (higher is faster)"))
+        note = f"{m * 1e9 / MIB:.0f} items/s; ratio to raw TCP (higher is faster)"
+        if name.startswith("ipc") and "TLS" in name:
+            note += f"; vs raw SSLStream {m / statistics.median(tput['raw trio SSLStream, TLS over TCP']):.2f}x"
+        rows.append(dict(group=g, case=name, median=m, unit="GB/s", ratio=m / base, note=note))
     g = f"connection set-up: connect() to a usable channel (p50 in us; median of {reps} runs of {n_setup})"
     base = statistics.median(setup["TCP, no key"])
     for name, _ in setup_cases:

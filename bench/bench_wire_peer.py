@@ -2,7 +2,8 @@
 prints its addresses (one JSON line), then runs until killed.
 
 Listeners:
-- raw_tcp / raw_uds: trio SocketStreams. A connection starts with one
+- raw_tcp / raw_uds / raw_tls (if given a certificate): trio SocketStreams
+  (SSLStreams). A connection starts with one
   byte: b"e" echoes 64-byte pings; b"s" then an 8-byte count N and an
   8-byte size: it reads N * size bytes and answers b"k".
 - ipc_tcp, ipc_tcp_key, ipc_uds, ipc_tls (if given a certificate):
@@ -95,6 +96,8 @@ async def main():
             ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             ctx.load_cert_chain(sys.argv[3], sys.argv[4])
             out["ipc_tls"] = str(await start("tcp://127.0.0.1:0", authkey=None, ssl_context=ctx))
+            tls = await n.start(functools.partial(trio.serve_ssl_over_tcp, raw_handler, 0, ctx, host="127.0.0.1"))
+            out["raw_tls"] = list(tls[0].transport_listener.socket.getsockname())
         print(json.dumps(out), flush=True)
 
 

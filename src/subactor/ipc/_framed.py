@@ -35,7 +35,9 @@ from subactor._transport import CLEANUP_WAIT
 
 _HDR = 4
 _MARKER = b"\0\0\0\0"
-_CHUNK = 256 * 1024
+_CHUNK = 256 * 1024          # bytes asked of the stream per read, at least
+_SMALL_WRITE = 64 * 1024     # below this, header and payload are joined into one write
+_COMPACT = 1 << 20           # delivered bytes kept at the front of the buffer before it is compacted
 
 
 class StreamChannel:
@@ -58,7 +60,12 @@ class StreamChannel:
         self._stream = stream
         self._transport = transport
         self._max_frame = max_frame
-        self._buf = bytearray(initial)       # received, not yet delivered
+        # Received, not yet delivered: _buf[_pos:], or a frame larger than
+        # _CHUNK being read into its own buffer (_big, _big_got bytes so far).
+        self._buf = bytearray(initial)
+        self._pos = 0
+        self._big: bytearray | None = None
+        self._big_got = 0
         self._closed = False                 # close()/aclose() was called
         self._peer_closed = False            # the close marker arrived
         self._error: BaseException | None = None  # the end of the stream as the receiver will see it
@@ -78,22 +85,28 @@ class StreamChannel:
         return f"<StreamChannel {self.side} {'closed' if self._closed else 'open'}>"
 
     # -- sending -----------------------------------------------------------------------
-    def _frame(self, msg: dict) -> bytes:
+    def _frame(self, msg: dict) -> tuple[bytes, ...]:
+        """The frame of a message, as one or two buffers (a large payload
+        is not copied to put its header in front)."""
         data = _ext.dumps(msg)
-        if len(data) > self._max_frame:
+        n = len(data)
+        if n > self._max_frame:
             raise ValueError(f"a message must hold 1 to {self._max_frame} bytes (this channel's max_frame), "
-                             f"got {len(data)}")
-        return len(data).to_bytes(_HDR, "little") + data
+                             f"got {n}")
+        hdr = n.to_bytes(_HDR, "little")
+        return (hdr + data,) if n <= _SMALL_WRITE else (hdr, data)
 
-    async def _write(self, frame: bytes) -> None:
+    async def _write(self, frame: tuple[bytes, ...]) -> None:
         if self._closed:
             raise trio.ClosedResourceError(f"this end ({self.side}) of the channel is closed")
         async with self._send_lock:
             try:
                 # Control messages queued before this one go first: order is kept.
                 while self._ctl:
-                    await self._stream.send_all(self._ctl.popleft())
-                await self._stream.send_all(frame)
+                    for part in self._ctl.popleft():
+                        await self._stream.send_all(part)
+                for part in frame:
+                    await self._stream.send_all(part)
             except trio.BrokenResourceError as exc:
                 raise trio.BrokenResourceError(f"the peer of this end ({self.side}) has gone: {exc}") from exc
 
@@ -117,7 +130,8 @@ class StreamChannel:
             if self._ctl and not self._closed:
                 async with self._send_lock:
                     while self._ctl:
-                        await self._stream.send_all(self._ctl.popleft())
+                        for part in self._ctl.popleft():
+                            await self._stream.send_all(part)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             self._ctl.clear()
         finally:
@@ -136,27 +150,71 @@ class StreamChannel:
 
     # -- receiving -----------------------------------------------------------------------
     def _parse(self):
-        """The next whole payload from the buffer, or None."""
-        buf = self._buf
-        if len(buf) < _HDR:
+        """The next whole payload received (a bytearray), or None."""
+        big = self._big
+        if big is not None:
+            if self._big_got < len(big):
+                return None
+            self._big = None
+            return big
+        buf, pos = self._buf, self._pos
+        have = len(buf) - pos
+        if have < _HDR:
             return None
-        n = int.from_bytes(buf[:_HDR], "little")
+        n = int.from_bytes(buf[pos:pos + _HDR], "little")
         if n == 0:
+            # The close marker: whatever follows it is not ours to read.
             self._peer_closed = True
-            buf.clear()
+            self._drop()
             return None
         if n > self._max_frame:
             self._error = trio.BrokenResourceError(
                 f"the peer of this end ({self.side}) sent a frame of {n} bytes, above the limit of "
                 f"{self._max_frame} (max_frame)")
-            buf.clear()
+            self._drop()
             self._kill_transport()
             return None
-        if len(buf) < _HDR + n:
-            return None
-        payload = bytes(buf[_HDR:_HDR + n])
-        del buf[:_HDR + n]
-        return payload
+        end = pos + _HDR + n
+        if end <= len(buf):
+            payload = buf[pos + _HDR:end]
+            if end == len(buf):
+                self._drop()
+            elif end > _COMPACT:
+                del buf[:end]
+                self._pos = 0
+            else:
+                self._pos = end
+            return payload
+        if n > _CHUNK:
+            # Read the rest of it straight into its own buffer.
+            big = bytearray(n)
+            got = have - _HDR
+            big[:got] = buf[pos + _HDR:]
+            self._big, self._big_got = big, got
+            self._drop()
+        return None
+
+    def _drop(self) -> None:
+        self._buf.clear()
+        self._pos = 0
+
+    def _feed(self, data: bytes) -> None:
+        big = self._big
+        if big is not None:
+            got = self._big_got
+            take = min(len(data), len(big) - got)
+            big[got:got + take] = data if take == len(data) else memoryview(data)[:take]
+            self._big_got = got + take
+            if take == len(data):
+                return
+            data = memoryview(data)[take:]
+        self._buf += data
+
+    def _want(self) -> int:
+        """How much to ask of the stream: the rest of a large frame, else _CHUNK."""
+        if self._big is not None:
+            return max(1, min(16 * _CHUNK, len(self._big) - self._big_got))
+        return _CHUNK
 
     def _next_nowait(self):
         """A decoded message if one is buffered; raises the stream's end if
@@ -180,12 +238,8 @@ class StreamChannel:
             if msg is not None:
                 await trio.lowlevel.cancel_shielded_checkpoint()
                 return msg
-            want = _CHUNK
-            if len(self._buf) >= _HDR:
-                # The rest of a large frame in few reads.
-                want = max(want, min(16 * _CHUNK, _HDR + int.from_bytes(self._buf[:_HDR], "little") - len(self._buf)))
             try:
-                data = await self._stream.receive_some(want)
+                data = await self._stream.receive_some(self._want())
             except trio.BrokenResourceError as exc:
                 data = None
                 self._error = trio.BrokenResourceError(f"the peer of this end ({self.side}) has gone: {exc}")
@@ -195,13 +249,14 @@ class StreamChannel:
                 continue
             if not data:
                 if self._error is None:
-                    middle = len(self._buf) > 0
+                    middle = len(self._buf) > self._pos or self._big is not None
                     self._error = trio.BrokenResourceError(
                         f"the peer of this end ({self.side}) ended in the middle of a message" if middle else
                         f"the peer of this end ({self.side}) ended without closing it")
-                    self._buf.clear()
+                    self._drop()
+                    self._big = None
                 continue
-            self._buf += data
+            self._feed(data)
 
     async def recv_some(self, limit: int = 64) -> list[dict]:
         """The next message and up to ``limit - 1`` more already received;
@@ -245,7 +300,7 @@ class StreamChannel:
             with trio.CancelScope(shield=True) as scope:
                 scope.deadline = trio.current_time() + CLEANUP_WAIT
                 try:
-                    await self._write(_MARKER)
+                    await self._write((_MARKER,))
                 except (trio.BrokenResourceError, trio.ClosedResourceError):
                     pass
                 self._closed = True
