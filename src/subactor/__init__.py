@@ -55,7 +55,7 @@ __all__ = ["ActorInterrupted", "AbandonedActorWarning", *_LAZY]
 
 # Public submodules, imported on first attribute access (``subactor.log``
 # after a bare ``import subactor``, as tractor programs write ``tractor.log``).
-_SUBMODULES = frozenset({"log", "trionics", "discovery"})
+_SUBMODULES = frozenset({"log", "trionics", "discovery", "ipc"})
 
 
 def __getattr__(name):

@@ -7,7 +7,7 @@ import os
 import sys
 import time
 
-BENCHES = ["host", "chan", "codec", "api", "cancel", "process", "pool", "ladder", "sigint_fuzz", "streams"]
+BENCHES = ["host", "chan", "codec", "api", "cancel", "process", "pool", "ladder", "sigint_fuzz", "streams", "wire"]
 
 
 def _bench_dir() -> str:

@@ -1,9 +1,12 @@
-"""One end of a process actor's transport: framed messages over a socket.
+"""One end of a framed-message socket: a process actor's transport, and a
+network connection's (``subactor.ipc``).
 
 :class:`SocketEnd` speaks the interface of ``subactor._ext.ChannelEnd`` that
 :class:`subactor._transport.TrioChannel` and ``BlockingChannel`` use, over
-one end of a ``socketpair(AF_UNIX, SOCK_STREAM)`` shared with a child
-process, so that the actor runtime and the portal work unchanged on it.
+any connected SOCK_STREAM socket: one end of a ``socketpair(AF_UNIX)``
+shared with a child process, a Unix socket connection or a TCP connection
+(AF_INET or AF_INET6; TCP_NODELAY is turned on), so that the actor runtime
+and the portal work unchanged on it.
 
 Wire format: each message is a 4-byte little-endian length followed by that
 many payload bytes (exactly what ``_ext.dumps`` made). A frame of length 0
@@ -16,6 +19,13 @@ a break, not an end:
   ECONNRESET / EPIPE                   -> BrokenError
 
 Frames already received are always delivered before either error.
+
+Frame size limit (``max_frame``, 64 MiB by default): a received length
+prefix above it breaks the connection at once (BrokenError naming the size
+and the limit; the frame is never allocated, the socket is shut down), and
+a message above it is refused by ``send_nowait`` with ValueError. A peer
+with a smaller limit than ours breaks the connection when we send it
+something above its limit: agreeing on limits is the peers' business.
 
 Readiness, without a helper thread. The end never blocks in its
 non-blocking calls; what the socket cannot take at once is kept in a
@@ -61,6 +71,8 @@ _SNDBUF = 1 << 20
 _FLAGS = _socket.MSG_NOSIGNAL  # EPIPE instead of SIGPIPE, whatever the signal setup
 
 DEFAULT_LIMIT = 64 * 1024 * 1024
+DEFAULT_MAX_FRAME = 64 * 1024 * 1024
+_INET = (_socket.AF_INET, _socket.AF_INET6)
 
 
 class Message(bytearray):
@@ -80,23 +92,43 @@ class Message(bytearray):
 class SocketEnd:
     """One end of a framed-message socket; see the module docstring.
 
-    ``fd``: a connected SOCK_STREAM socket descriptor, owned from now on
-    (closed by :meth:`close`). ``side``: a label for messages ("parent" or
-    "child"). ``limit``: bytes the send queue may hold before
+    ``fd``: a connected SOCK_STREAM socket descriptor (AF_UNIX, AF_INET or
+    AF_INET6), owned from now on (closed by :meth:`close`, or handed back
+    by :meth:`detach`). ``side``: a label for messages ("parent", "child",
+    a peer's address). ``limit``: bytes the send queue may hold before
     ``send_nowait`` pushes back. ``linger``: seconds :meth:`close` may wait
     (blocking) to hand queued bytes and the close marker to the kernel.
+    ``max_frame``: the largest message sent or accepted (1 to 4 GiB - 1).
+    ``family``: the socket's address family; by default asked of the socket
+    (SO_DOMAIN). ValueError for a descriptor that is not a stream socket of
+    one of those families (the descriptor is then not taken).
     """
 
-    def __init__(self, fd: int, *, side: str = "?", limit: int = DEFAULT_LIMIT, linger: float = 0.0):
+    def __init__(self, fd: int, *, side: str = "?", limit: int = DEFAULT_LIMIT, linger: float = 0.0,
+                 max_frame: int = DEFAULT_MAX_FRAME, family: int | None = None):
+        if type(max_frame) is not int or not 1 <= max_frame <= _MAX_MSG:
+            raise ValueError(f"max_frame must be an int from 1 to {_MAX_MSG}, got {max_frame!r}")
+        if family is None:
+            family = _sock_family(fd)
+        if family not in (_socket.AF_UNIX, *_INET):
+            raise ValueError(f"SocketEnd needs an AF_UNIX, AF_INET or AF_INET6 socket, got family {family}")
         self.side = side
-        self._sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM, 0, fd)
+        self._sock = _socket.socket(family, _socket.SOCK_STREAM, 0, fd)
         self._sock.setblocking(False)
-        try:
-            self._sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_SNDBUF, _SNDBUF)
-        except OSError:
-            pass
+        if family in _INET:
+            # Small messages go out at once: a round trip must not wait for
+            # Nagle's timer. (TCP keeps its send-buffer autotuning.)
+            self._sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
+        else:
+            try:
+                self._sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_SNDBUF, _SNDBUF)
+            except OSError:
+                pass
+        self.family = family
         self._fd = fd
         self._limit = limit
+        self._max_frame = max_frame
+        self._error: BrokenError | None = None  # why the connection was broken by this end
         self._linger = linger
         self._closed = False
         # Receive state. Bytes rbuf[rlo:rhi] are received and not yet
@@ -162,10 +194,10 @@ class SocketEnd:
         message is larger than 4 GiB - 1."""
         self._check_open()
         if self._wbroken:
-            raise BrokenError(f"the peer of this end ({self.side}) has gone")
+            raise self._error or BrokenError(f"the peer of this end ({self.side}) has gone")
         n = len(data) if type(data) is bytes else memoryview(data).nbytes
-        if n > _MAX_MSG or n == 0:
-            raise ValueError(f"a message must hold 1 to {_MAX_MSG} bytes, got {n}")
+        if n > self._max_frame or n == 0:
+            raise ValueError(f"a message must hold 1 to {self._max_frame} bytes (this end's max_frame), got {n}")
         out = self._out
         if out:
             self._flush()
@@ -259,8 +291,8 @@ class SocketEnd:
         """The next message without waiting. BlockingIOError if no whole
         message has arrived (wait on recv_fileno()); EndOfChannel once the
         peer closed its end and everything it sent was received; BrokenError
-        (after the same draining) if the peer died; ClosedError if this end
-        is closed."""
+        (after the same draining) if the peer died or sent a frame larger
+        than ``max_frame``; ClosedError if this end is closed."""
         self._check_open()
         if self._out:
             try:
@@ -306,6 +338,10 @@ class SocketEnd:
             self._peer_closed = True
             self._rlo = self._rhi = 0
             return None
+        if n > self._max_frame:
+            self._break(BrokenError(f"the peer of this end ({self.side}) sent a frame of {n} bytes, "
+                                    f"above the limit of {self._max_frame} (max_frame)"))
+            return None
         end = lo + _HDR + n
         if end <= hi:
             msg = Message(self._rmv[lo + _HDR:end])
@@ -349,7 +385,22 @@ class SocketEnd:
         if k == 0:
             self._reof = True
 
+    def _break(self, error: BrokenError) -> None:
+        """Break the connection from this end: nothing more is read or sent
+        (the peer sees it go), and every later call raises `error`."""
+        self._error = error
+        self._reof = True
+        self._rlo = self._rhi = 0
+        self._big = None
+        self._write_failed()
+        try:
+            self._sock.shutdown(_socket.SHUT_RDWR)
+        except OSError:
+            pass
+
     def _eof_error(self) -> BrokenError:
+        if self._error is not None:
+            return self._error
         if self._big is not None or self._rhi > self._rlo:
             return BrokenError(f"the peer of this end ({self.side}) ended in the middle of a message")
         if self._reset:
@@ -403,6 +454,22 @@ class SocketEnd:
             self._sock.close()
             self._rbuf = self._rmv = None
 
+    def detach(self) -> int:
+        """Give up the socket descriptor without closing it and return it
+        (to be wrapped by another ``SocketEnd``, perhaps in another
+        interpreter); this end is closed. ValueError if bytes were received
+        and not delivered, or accepted for sending and not yet sent: they
+        would be lost with this end."""
+        self._check_open()
+        if self._rhi > self._rlo or self._big is not None or self._out:
+            raise ValueError(f"this end ({self.side}) has bytes in flight: {self._rhi - self._rlo} received, "
+                             f"{self._out_bytes} to send; it cannot be detached")
+        self._closed = True
+        self._rep.close()
+        self._wep.close()
+        self._rbuf = self._rmv = None
+        return self._sock.detach()
+
     def abort(self) -> None:
         """Close this end without the close marker: queued messages are
         dropped and the peer sees a break (BrokenError), as when this
@@ -419,3 +486,18 @@ class SocketEnd:
                 self.abort()
             except Exception:
                 pass
+
+
+def _sock_family(fd: int) -> int:
+    """The address family of a socket descriptor (SO_DOMAIN); ValueError if
+    it is not a stream socket."""
+    try:
+        probe = _socket.socket(fileno=fd)
+    except OSError as exc:
+        raise ValueError(f"descriptor {fd} is not a socket: {exc}") from None
+    try:
+        if probe.type != _socket.SOCK_STREAM:
+            raise ValueError(f"descriptor {fd} is not a SOCK_STREAM socket (type {probe.type})")
+        return probe.family
+    finally:
+        probe.detach()
