@@ -317,3 +317,29 @@ def test_a_peer_that_leaves_before_the_actor_attached_costs_nothing():
             await an.cancel()
 
     run(main)
+
+
+def test_channels_handed_to_an_actor_that_never_attached_them_go_with_it():
+    # An actor that ends before attaching its hub channel (interrupted while
+    # starting) leaves that channel, and a peer channel the hub handed it,
+    # with messages queued toward a side nobody will attach: the hub must
+    # close those sides when the actor is gone (the leak fixture checks).
+    from subactor import _ext
+    from subactor.discovery import _hub
+
+    async def main():
+        async with subactor.open_nursery():
+            hub = _hub.local()
+            hub_chan = _ext.channel()
+            hub.adopt(hub_chan, "starting", "u" * 32, 1)
+            cid, aid = hub._connect(("starting", "u" * 32), ("asker", "a" * 32, 1))
+            assert aid[0] == "starting"
+            asker = _ext.ChannelEnd(cid, 0)
+            asker.send(_ext.dumps({"t": "run", "cid": 1, "ns": MOD, "fn": "whoami"}))
+            asker.close()
+            hub.gone(("starting", "u" * 32))
+            await trio.sleep(0)
+            for c in (hub_chan, cid):
+                assert _ext._chan_info(c) is None, (c, _ext._chan_info(c))
+
+    run(main)

@@ -67,7 +67,12 @@ class Runtime:
         # one: its end here, a HubLink once in trio mode (the discovery
         # modules are not imported before: on 3.13 every module an
         # interpreter imports adds to what CPython leaks when it ends).
-        self.hub_end = _ext.ChannelEnd(cfg["hub"], 1) if cfg.get("hub") else None
+        self.hub_end = None
+        if cfg.get("hub"):
+            try:
+                self.hub_end = _ext.ChannelEnd(cfg["hub"], 1)
+            except _ext.ClosedError:
+                pass   # it was unregistered before it started: it goes on unfindable
         self.hub_stash: list = []   # hub messages that came in sync mode
         self.hub = None
 

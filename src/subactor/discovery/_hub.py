@@ -27,8 +27,16 @@ from subactor import _ext, _state
 from subactor._transport import TrioChannel
 
 
+def _unattached(cid: int) -> bool:
+    try:
+        info = _ext._chan_info(cid)
+        return info is not None and info["state"][1] == "unattached"
+    except Exception:   # the channel is gone
+        return False
+
+
 class Member:
-    __slots__ = ("name", "uuid", "pid", "chan", "addrs", "parent")
+    __slots__ = ("name", "uuid", "pid", "chan", "addrs", "parent", "handed")
 
     def __init__(self, name: str, uuid: str, pid: int, chan: TrioChannel | None, parent=None):
         self.name = name
@@ -37,6 +45,22 @@ class Member:
         self.chan = chan          # its hub channel (None: the root itself)
         self.addrs: list = []     # where other programs reach it (see subactor.discovery)
         self.parent = parent      # the uid of the member that spawned it
+        # Channels whose side 1 went to it (its hub channel, peers') and
+        # that it may not have attached yet (see release()).
+        self.handed: list[int] = [chan.end.id] if chan is not None else []
+
+    def hand(self, cid: int) -> None:
+        if len(self.handed) >= 64:   # drop those it has attached by now
+            self.handed = [c for c in self.handed if _unattached(c)]
+        self.handed.append(cid)
+
+    def release(self) -> None:
+        """It is gone: a channel it never attached would stay for ever once
+        something is queued toward it (a peer's first call, a hub answer),
+        so every such side is closed now. One it attached closes with it."""
+        for cid in self.handed:
+            _ext._chan_close_unattached(cid, 1)
+        self.handed = []
 
     @property
     def uid(self) -> tuple[str, str]:
@@ -74,6 +98,7 @@ class Hub:
             return False
         self._waiters = [w for w in self._waiters if w[0] is not m]
         m.chan.close()
+        m.release()
         return True
 
     def adopt_end(self, end, name: str, uuid: str, pid: int, parent=None) -> None:
@@ -111,6 +136,7 @@ class Hub:
         for m in list(self.members.values()):
             if m.chan is not None:
                 m.chan.close()
+                m.release()
         self.members = {k: v for k, v in self.members.items() if v.chan is None}
 
     # -- serving a member's requests ----------------------------------------------
@@ -193,6 +219,7 @@ class Hub:
                 _ext.channel_destroy(cid)
                 self._remove(uid)
                 raise LookupError(f"actor {uid[0]!r} has ended") from None
+            m.hand(cid)
         return cid, [m.name, m.uuid, m.pid]
 
     def _serve_root_peer(self, end, asker: tuple) -> None:
