@@ -16,6 +16,12 @@ def whoami():
     return [a.name, a.aid.uuid]
 
 
+def pid():
+    import os
+
+    return os.getpid()
+
+
 def boom(msg):
     raise ValueError(msg)
 

@@ -79,6 +79,24 @@ class Actor:
         # The parent's __main__ script this actor may load to find functions
         # defined there ({} when it has none, or inherit_parent_main=False).
         self._parent_main_data: dict = {"path": parent_main} if parent_main else {}
+        self._net = None   # the root's discovery._net.Node, when it is on the network
+
+    @property
+    def accept_addrs(self) -> list:
+        """Where other programs reach this actor's root (tractor's tuples:
+        ``(host, port)``, ``(directory, socket name)``); empty when the root
+        is not on the network (it was given no registry_addrs nor
+        enable_transports) and in actors (their root listens for them)."""
+        return self._net.addrs() if self._net is not None else []
+
+    @property
+    def registry_addrs(self) -> list:
+        """The registry addresses the root was given (tractor's tuples)."""
+        if self._net is None:
+            return []
+        from subactor import ipc
+
+        return [ipc.wrap_address(a).unwrap() for a in self._net.registry_addrs]
 
     @property
     def uid(self) -> tuple[str, str]:

@@ -79,6 +79,7 @@ class Hub:
         self._waiters: list[tuple[Member, int, str]] = []   # (member, rid, name) of 'wait' requests
         self._root_rt = None           # the Runtime that serves peers' calls to the root
         self.closed = False
+        self.node = None               # its presence on the network (discovery._net), if any
         self._add(Member(root.name, root.aid.uuid, root.aid.pid, None))
 
     # -- registration ---------------------------------------------------------
@@ -86,6 +87,8 @@ class Hub:
         self.members[m.uid] = m
         changed, self._changed = self._changed, trio.Event()
         changed.set()
+        if self.node is not None:
+            self.node.added(m)
         for w in [w for w in self._waiters if w[2] == m.name]:
             self._waiters.remove(w)
             self._answer(w[0], w[1], m.entry())
@@ -99,6 +102,8 @@ class Hub:
         self._waiters = [w for w in self._waiters if w[0] is not m]
         m.chan.close()
         m.release()
+        if self.node is not None:
+            self.node.removed(m)
         return True
 
     def adopt_end(self, end, name: str, uuid: str, pid: int, parent=None) -> None:
@@ -138,6 +143,8 @@ class Hub:
                 m.chan.close()
                 m.release()
         self.members = {k: v for k, v in self.members.items() if v.chan is None}
+        if self.node is not None:
+            self.node.close()
 
     # -- serving a member's requests ----------------------------------------------
     async def _serve_member(self, m: Member) -> None:
@@ -168,7 +175,9 @@ class Hub:
         t = msg.get("t")
         rid = msg.get("rid")
         try:
-            if t == "find":
+            if self.node is not None and t in ("find", "wait", "registry", "delete", "connect"):
+                self._system(self._answer_net, m, rid, msg)   # it may ask other programs
+            elif t == "find":
                 self._answer(m, rid, self.find_now(msg["name"]))
             elif t == "wait":
                 found = self.find_now(msg["name"])
@@ -195,11 +204,14 @@ class Hub:
                 self._answer(m, rid, err=f"a malformed {t!r} request: {exc!r}")
 
     # -- what a request does (also called directly in the root) ----------------------
+    def _entry(self, m: Member) -> dict:
+        return self.node.entry(m) if self.node is not None else m.entry()
+
     def find_now(self, name: str) -> list[dict]:
-        return [m.entry() for m in self.members.values() if m.name == name]
+        return [self._entry(m) for m in self.members.values() if m.name == name]
 
     def registry_now(self) -> dict:
-        return {f"{m.name}.{m.uuid}": m.entry()["addrs"] for m in self.members.values()}
+        return {f"{m.name}.{m.uuid}": self._entry(m)["addrs"] for m in self.members.values()}
 
     def _connect(self, uid: tuple, asker: tuple) -> tuple[int, list]:
         """A fresh channel to member ``uid``: its side 1 goes to the member,
@@ -222,26 +234,63 @@ class Hub:
             m.hand(cid)
         return cid, [m.name, m.uuid, m.pid]
 
-    def _serve_root_peer(self, end, asker: tuple) -> None:
+    async def _answer_net(self, m: Member, rid, msg: dict) -> None:
+        """An actor's request while the root is on the network."""
+        t = msg["t"]
+        try:
+            if t == "find":
+                v = await self.find(msg["name"])
+            elif t == "wait":
+                v = await self.wait(msg["name"])
+            elif t == "registry":
+                v = await self.registry()
+            elif t == "delete":
+                v = await self.delete(msg["uid"])
+            else:
+                uid, entry = tuple(msg["uid"]), msg.get("entry")
+                if uid in self.members or not entry:
+                    cid, aid = self._connect(uid, (m.name, m.uuid, m.pid))
+                    v = {"chan": cid, "aid": aid}
+                else:
+                    # The root connects (and authenticates) for the actor and
+                    # hands it the socket: the actor then talks to the peer
+                    # directly.
+                    conn = await self.node.connect(entry, (m.name, m.uuid, m.pid))
+                    v = {"fd": conn.detach_fd(), "aid": [entry["name"], entry["uuid"], entry["pid"]]}
+        except (LookupError, OSError, ConnectionError) as exc:
+            if rid is not None:
+                self._answer(m, rid, err=str(exc).strip("'\""))
+            return
+        self._answer(m, rid, v)
+
+    def root_runtime(self):
+        """The Runtime that serves peers' calls to the root's enable_modules."""
         from subactor._actor._runtime import Runtime
-        from subactor._actor._trio_mode import serve_root_peer
 
         if self._root_rt is None:
             root = self.root
             self._root_rt = Runtime({"name": root.name, "uid": root.aid.uuid, "mods": root.enable_modules,
                                      "parent_uid": list(root.uid)})
+        return self._root_rt
+
+    def _serve_root_peer(self, end, asker: tuple) -> None:
+        from subactor._actor._trio_mode import serve_root_peer
+
         name, uuid, pid = asker
-        self._system(serve_root_peer, self._root_rt, TrioChannel(end), _state.Aid(name, uuid, pid))
+        self._system(serve_root_peer, self.root_runtime(), TrioChannel(end), _state.Aid(name, uuid, pid))
 
     def gone(self, uid) -> None:
         self._remove(tuple(uid))
 
     # -- the interface of a hub, for the root's own code (HubLink has the same) ---------
+    # Each also reaches other programs when the root is on the network: the
+    # entries of this process come last (find_actor takes the last one).
     async def find(self, name: str) -> list[dict]:
         await trio.lowlevel.checkpoint()
-        return self.find_now(name)
+        remote = await self.node.find_remote(name) if self.node is not None else []
+        return remote + self.find_now(name)
 
-    async def wait(self, name: str) -> dict:
+    async def _wait_here(self, name: str) -> dict:
         while True:
             found = self.find_now(name)
             if found:
@@ -249,17 +298,44 @@ class Hub:
                 return found[-1]
             await self._changed.wait()
 
+    async def wait(self, name: str) -> dict:
+        found = self.find_now(name)
+        if found or self.node is None:
+            return await self._wait_here(name)
+        got: list = []
+        async with trio.open_nursery() as n:
+            async def first(fn):
+                try:
+                    got.append(await fn(name))
+                except ConnectionError:   # the registrar is gone: this process's own may still come
+                    await trio.sleep_forever()
+                n.cancel_scope.cancel()
+            n.start_soon(first, self._wait_here)
+            n.start_soon(first, self.node.wait_remote)
+        return got[0]
+
     async def registry(self) -> dict:
         await trio.lowlevel.checkpoint()
-        return self.registry_now()
+        remote = await self.node.registry_remote() if self.node is not None else {}
+        return dict(remote, **self.registry_now())
 
     async def delete(self, uid) -> bool:
         await trio.lowlevel.checkpoint()
-        return self._remove(tuple(uid))
+        if self._remove(tuple(uid)):
+            return True
+        return await self.node.delete_remote(uid) if self.node is not None else False
 
-    async def connect(self, uid):
+    async def connect(self, uid, entry: dict | None = None, asker: tuple | None = None):
+        """(a channel to the actor ``uid``, its Aid): a C channel to one of
+        this process, a connection to one of another program (``entry``
+        says where its root listens)."""
         root = self.root
-        cid, aid = self._connect(tuple(uid), (root.name, root.aid.uuid, root.aid.pid))
+        asker = asker or (root.name, root.aid.uuid, root.aid.pid)
+        uid = tuple(uid)
+        if uid not in self.members and entry is not None and entry.get("addrs") and self.node is not None:
+            conn = await self.node.connect(entry, asker)
+            return conn.channel(), _state.Aid(entry["name"], entry["uuid"], entry["pid"])
+        cid, aid = self._connect(uid, asker)
         await trio.lowlevel.checkpoint()
         name, uuid, pid = aid
         return TrioChannel(_ext.ChannelEnd(cid, 0)), _state.Aid(name, uuid, pid)
