@@ -189,7 +189,12 @@ async def _open_node(actor, registry_addrs, net: dict) -> None:
         return
     from subactor.discovery._net import Node
 
-    transports = net["transports"] or ["tcp"]
+    if net["transports"]:
+        transports = net["transports"]
+    else:   # the registry addresses' own transports
+        from subactor import ipc
+
+        transports = sorted({ipc.wrap_address(a).proto for a in registry_addrs or ()}) or ["tcp"]
     node = Node(hub, registry_addrs or (), transports, net["bind"] or ())
     try:
         await node.start()

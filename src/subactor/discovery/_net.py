@@ -157,10 +157,17 @@ class Node:
     async def start(self) -> None:
         from subactor import ipc
 
-        for raw in self.registry_addrs:
-            addr = ipc.wrap_address(raw)
+        regs = [ipc.wrap_address(raw) for raw in self.registry_addrs]
+        for addr in regs:
             try:
                 bound = await self._listen(addr)
+            except PermissionError as exc:
+                # It may not listen there (no key for a non-loopback
+                # address), but a registrar may: ask it.
+                try:
+                    await self._register_with(addr)
+                except ConnectionRefusedError:
+                    raise exc from None
             except OSError as exc:
                 if exc.errno not in (errno.EADDRINUSE, errno.EADDRNOTAVAIL) and not isinstance(exc, FileExistsError):
                     raise
@@ -168,20 +175,32 @@ class Node:
             else:
                 self.is_registrar = True
                 self.accept_addrs.append(bound)
-        if not self.is_registrar:
-            for raw in self.bind_addrs or [self._default_addr(t) for t in self.transports]:
-                self.accept_addrs.append(await self._listen(ipc.wrap_address(raw)))
+        # What else it listens on: the bind addresses it was given (a
+        # registrar adds them to its registry addresses), else a random
+        # address of each transport next to the registry's.
+        if self.bind_addrs:
+            wanted = [ipc.wrap_address(raw) for raw in self.bind_addrs]
+        elif self.is_registrar:
+            wanted = []
+        else:
+            wanted = [self._default_addr(t, regs) for t in self.transports]
+        for addr in wanted:
+            if addr not in self.accept_addrs:
+                self.accept_addrs.append(await self._listen(addr))
         for link in self.links:
             for m in list(self.hub.members.values()):
                 link.tell({"t": "reg", "e": self.entry(m)})
 
-    def _default_addr(self, proto: str):
+    def _default_addr(self, proto: str, regs: list):
+        """A random address of ``proto``, in the bindspace of the first
+        registry address of that transport (loopback / the runtime directory
+        when there is none)."""
         from subactor import ipc
 
+        near = next((a.bindspace for a in regs if a.proto == proto), None)
         if proto == "uds":
-            root = self.hub.root
-            return ipc.uds_address(f"{root.name}@{root.aid.uuid[:12]}.sock")
-        return ipc.TCPAddress("127.0.0.1", 0)
+            return ipc.UDSAddress.get_random(near)
+        return ipc.TCPAddress.get_random(near)
 
     async def _listen(self, addr):
         """Listen at ``addr`` (a system task); returns the bound address."""
@@ -221,7 +240,13 @@ class Node:
         from subactor import ipc
 
         root = self.hub.root
-        conn = await ipc.connect(addr, {"t": "registry", "aid": [root.name, root.aid.uuid, root.aid.pid]})
+        try:
+            conn = await ipc.connect(addr, {"t": "registry", "aid": [root.name, root.aid.uuid, root.aid.pid]})
+        except (PermissionError, ConnectionRefusedError):
+            raise   # the key was refused (AuthenticationError); nothing listens there
+        except (ConnectionError, TimeoutError) as exc:
+            raise RuntimeError(f"the registry address {addr} is occupied but did not answer as a subactor "
+                               f"registrar: {exc}") from None
         link = _Link(conn, addr)
         self.links.append(link)
         _system(self._scopes, link.read, name=f"registrar link {addr}")
