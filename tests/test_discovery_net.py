@@ -260,3 +260,31 @@ def test_bad_input_to_the_daemon_and_the_root_gets_clear_errors():
                 pass
 
     run(main)
+
+
+def test_a_waiting_finder_finds_again_through_a_restarted_registrar(programs):
+    port = free_port()
+    first = programs.daemon(port)
+
+    async def main():
+        async with subactor.open_root_actor(registry_addrs=[("127.0.0.1", port)]):
+            found = []
+
+            async def finder():
+                async with subactor.wait_for_actor("alice") as portal:
+                    found.append(await portal.run(rd.pid))
+
+            async with trio.open_nursery() as n:
+                n.start_soon(finder)
+                await trio.sleep(0.3)
+                first.send_signal(signal.SIGKILL)   # the registrar dies...
+                first.wait(10)
+                programs.daemon(port)                # ...and another takes its address
+                other = programs.program(port, "alice", wait=False)
+            assert found == [other.pid]
+            # This root registered again with the new registrar too.
+            async with subactor.get_registry() as reg:
+                names = {k.split(".")[0] for k in await reg.run_from_ns("self", "get_registry")}
+            assert {"root", "alice", "daemon"} <= names, names
+
+    run(main)

@@ -152,6 +152,8 @@ class Node:
         self._changed = trio.Event()
         self._scopes: set[trio.CancelScope] = set()
         self._listeners: dict = {}          # address -> the scope of its listener
+        self._relinked = trio.Event()       # set (and replaced) when a broken registrar link is made again
+        self.closed = False
 
     # -- start and stop ---------------------------------------------------------
     async def start(self) -> None:
@@ -249,9 +251,40 @@ class Node:
                                f"registrar: {exc}") from None
         link = _Link(conn, addr)
         self.links.append(link)
-        _system(self._scopes, link.read, name=f"registrar link {addr}")
+        _system(self._scopes, self._keep_link, link, name=f"registrar link {addr}")
+
+    async def _keep_link(self, link: _Link) -> None:
+        """Serve the link to a registrar; when it breaks (the registrar
+        ended or restarts), connect again until it answers, and register
+        this tree again (waiting finders then get their answer from it)."""
+        while True:
+            await link.read()
+            self._bump()
+            if self.closed:
+                return
+            delay = 0.05
+            while True:
+                await trio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+                try:
+                    await self._reconnect(link)
+                    break
+                except (OSError, ConnectionError, RuntimeError, TimeoutError):
+                    continue
+            self._relinked.set()
+            self._relinked = trio.Event()
+
+    async def _reconnect(self, link: _Link) -> None:
+        from subactor import ipc
+
+        root = self.hub.root
+        conn = await ipc.connect(link.addr, {"t": "registry", "aid": [root.name, root.aid.uuid, root.aid.pid]})
+        link.__init__(conn, link.addr)
+        for m in list(self.hub.members.values()):
+            link.tell({"t": "reg", "e": self.entry(m)})
 
     def close(self) -> None:
+        self.closed = True
         for scope in list(self._scopes):
             scope.cancel()
         for link in self.links:
@@ -308,10 +341,16 @@ class Node:
                 if found:
                     return found[-1]
                 await self._changed.wait()
-        links = [link for link in self.links if not link.dead]
-        if not links:
-            await trio.sleep_forever()
-        return await links[0].request({"t": "wait", "name": name})
+        while True:
+            links = [link for link in self.links if not link.dead]
+            if not links:
+                await self._relinked.wait()
+                continue
+            try:
+                return await links[0].request({"t": "wait", "name": name})
+            except RegistrarGone:
+                await trio.sleep(0.01)
+                continue   # it restarts: ask it again once it is back
 
     async def registry_remote(self) -> dict:
         if self.is_registrar:
