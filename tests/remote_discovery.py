@@ -22,6 +22,13 @@ def pid():
     return os.getpid()
 
 
+def netns():
+    """This process's network namespace (its inode)."""
+    import os
+
+    return str(os.stat("/proc/self/ns/net").st_ino)
+
+
 def boom(msg):
     raise ValueError(msg)
 
