@@ -8,6 +8,8 @@ in the peer and only that, a peer's cancel_actor ends the peer);
 registration from spawn to end, whatever the end (cancel, an error of its
 own, an abandon); bad input.
 """
+import os
+
 import pytest
 import trio
 
@@ -341,5 +343,43 @@ def test_channels_handed_to_an_actor_that_never_attached_them_go_with_it():
             await trio.sleep(0)
             for c in (hub_chan, cid):
                 assert _ext._chan_info(c) is None, (c, _ext._chan_info(c))
+
+    run(main)
+
+
+def test_process_actors_are_registered_and_reach_and_are_reached_by_peers():
+    # A process actor's hub link is a socket pair; peers reach it on its own
+    # Unix socket, and it reaches this process's actors through the root's.
+    async def main():
+        async with subactor.open_root_actor(enable_modules=[MOD]), subactor.open_nursery() as an:
+            p = await an.start_actor("proc", enable_modules=[MOD], backend="process")
+            q = await an.start_actor("proc2", enable_modules=[MOD], backend="process")
+            s = await an.start_actor("sub", enable_modules=[MOD])
+            ppid = await p.run(rd.pid)
+            assert ppid != os.getpid()
+            assert {"proc", "proc2", "sub", "root"} <= set(await names())
+            async with subactor.find_actor("proc") as portal:          # root -> process actor
+                assert await portal.run(rd.pid) == ppid
+            assert await s.run(rd.call_peer, name="proc", fn_name="pid") == ppid        # subint -> process
+            assert await p.run(rd.call_peer, name="sub", fn_name="pid") == os.getpid()  # process -> subint
+            assert await q.run(rd.call_peer, name="proc", fn_name="pid") == ppid        # process -> process
+            assert await p.run(rd.call_peer, name="root", fn_name="pid") == os.getpid()  # process -> root
+            err = await s.run(rd.peer_error, name="proc", msg="from a peer")
+            assert err["type"] == "ValueError" and err["src"][0] == "proc" and "from a peer" in err["msg"]
+            await an.cancel()
+
+    run(main)
+
+
+def test_a_killed_process_actor_leaves_the_registry():
+    async def main():
+        async with subactor.open_root_actor():
+            with pytest.raises(subactor.ActorNotAvailable, match="SIGKILL"):
+                async with subactor.open_nursery() as an:
+                    p = await an.start_actor("doomed", enable_modules=[MOD], backend="process")
+                    assert "doomed" in await names()
+                    os.kill(await p.run(rd.pid), 9)
+                    await trio.sleep_forever()   # the nursery fails with it
+            assert "doomed" not in await names()
 
     run(main)

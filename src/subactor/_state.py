@@ -226,6 +226,11 @@ def set_current(actor: Actor) -> None:
     _is_actor = True
 
 
+def in_child_process() -> bool:
+    """True in a process-backend child."""
+    return _child_process
+
+
 def mark_child_process() -> None:
     """Called first thing in a process-backend child: nothing in it is the
     root, also before (or without) its actor record."""

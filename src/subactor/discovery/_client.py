@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import collections
 import itertools
+import os
 
 from subactor import _ext
 
@@ -157,6 +158,13 @@ class HubLink:
         from subactor._transport import TrioChannel
 
         v = await self.request({"t": "connect", "uid": list(uid), "entry": entry})
+        if "entry" in v:   # this is a process actor: it connects itself
+            from subactor.discovery._net import connect_peer
+
+            e = v["entry"]
+            a = self.uid
+            conn = await connect_peer(e, (a[0], a[1], os.getpid()))
+            return conn.channel(), Aid(e["name"], e["uuid"], e["pid"])
         name, uuid, pid = v["aid"]
         if "fd" in v:
             end = _socket_end(v["fd"], name)
@@ -164,6 +172,12 @@ class HubLink:
                 raise LookupError(f"the connection to actor {name!r} was lost while it was handed over")
             return TrioChannel(end), Aid(name, uuid, pid)
         return TrioChannel(_ext.ChannelEnd(v["chan"], 0)), Aid(name, uuid, pid)
+
+    async def serve_processes(self) -> None:
+        await self.request({"t": "listen"})
+
+    def adopt_process(self, fd: int, name: str, uuid: str, pid: int, addr) -> None:
+        self.tell({"t": "adopt", "fd": fd, "name": name, "uuid": uuid, "pid": pid, "addr": list(addr)})
 
     def adopt(self, chan_id: int, name: str, uuid: str, pid: int) -> None:
         self.tell({"t": "adopt", "chan": chan_id, "name": name, "uuid": uuid, "pid": pid})

@@ -36,18 +36,21 @@ def _unattached(cid: int) -> bool:
 
 
 class Member:
-    __slots__ = ("name", "uuid", "pid", "chan", "addrs", "parent", "handed")
+    __slots__ = ("name", "uuid", "pid", "chan", "addrs", "parent", "handed", "proc")
 
-    def __init__(self, name: str, uuid: str, pid: int, chan: TrioChannel | None, parent=None):
+    def __init__(self, name: str, uuid: str, pid: int, chan: TrioChannel | None, parent=None, addrs=None):
         self.name = name
         self.uuid = uuid
         self.pid = pid
         self.chan = chan          # its hub channel (None: the root itself)
-        self.addrs: list = []     # where other programs reach it (see subactor.discovery)
+        # A process actor's own listener (its hub channel is a socket);
+        # [] for a subinterpreter actor: its root's listener reaches it.
+        self.addrs: list = list(addrs or [])
+        self.proc = bool(addrs)
         self.parent = parent      # the uid of the member that spawned it
         # Channels whose side 1 went to it (its hub channel, peers') and
         # that it may not have attached yet (see release()).
-        self.handed: list[int] = [chan.end.id] if chan is not None else []
+        self.handed: list[int] = [chan.end.id] if chan is not None and not self.proc else []
 
     def hand(self, cid: int) -> None:
         if len(self.handed) >= 64:   # drop those it has attached by now
@@ -61,6 +64,13 @@ class Member:
         for cid in self.handed:
             _ext._chan_close_unattached(cid, 1)
         self.handed = []
+        if self.proc:   # its socket file (it may not have removed it: killed)
+            import os
+
+            try:
+                os.unlink(os.path.join(*self.addrs[0]))
+            except OSError:
+                pass
 
     @property
     def uid(self) -> tuple[str, str]:
@@ -106,13 +116,14 @@ class Hub:
             self.node.removed(m)
         return True
 
-    def adopt_end(self, end, name: str, uuid: str, pid: int, parent=None) -> None:
-        """A member spawned: ``end`` is the hub's side of its hub channel."""
+    def adopt_end(self, end, name: str, uuid: str, pid: int, parent=None, addrs=None) -> None:
+        """A member spawned: ``end`` is the hub's side of its hub channel
+        (a process actor's: a SocketEnd, and ``addrs`` its listener)."""
         if self.closed:
             end.close()
             return
         chan = TrioChannel(end)
-        m = Member(name, uuid, pid, chan, parent)
+        m = Member(name, uuid, pid, chan, parent, addrs)
         self._add(m)
         self._system(self._serve_member, m)
 
@@ -192,10 +203,14 @@ class Hub:
                 self._answer(m, rid, {"chan": cid, "aid": aid})
             elif t == "delete":
                 self._answer(m, rid, self._remove(tuple(msg["uid"])))
+            elif t == "adopt" and "fd" in msg:   # a process actor an actor of this process spawned
+                self.adopt_process(msg["fd"], msg["name"], msg["uuid"], msg["pid"], msg["addr"], m.uid)
             elif t == "adopt":
                 self.adopt_end(_ext.ChannelEnd(msg["chan"], 0), msg["name"], msg["uuid"], msg["pid"], m.uid)
             elif t == "gone":
                 self.gone(msg["uid"])
+            elif t == "listen":
+                self._system(self._answer_listen, m, rid)
         except LookupError as exc:
             if rid is not None:
                 self._answer(m, rid, err=str(exc).strip("'\""))
@@ -205,7 +220,7 @@ class Hub:
 
     # -- what a request does (also called directly in the root) ----------------------
     def _entry(self, m: Member) -> dict:
-        return self.node.entry(m) if self.node is not None else m.entry()
+        return self.node.entry(m) if self.node is not None and not m.proc else m.entry()
 
     def find_now(self, name: str) -> list[dict]:
         return [self._entry(m) for m in self.members.values() if m.name == name]
@@ -248,9 +263,20 @@ class Hub:
                 v = await self.delete(msg["uid"])
             else:
                 uid, entry = tuple(msg["uid"]), msg.get("entry")
-                if uid in self.members or not entry:
+                target = self.members.get(uid)
+                if target is not None:
+                    entry = self._entry(target)
+                if m.proc:
+                    # A process actor connects itself (a C channel or a
+                    # descriptor of this process is of no use to it).
+                    if not entry or not entry.get("addrs"):
+                        raise LookupError(f"actor {uid[0]!r} cannot be reached from a process actor")
+                    v = {"entry": entry}
+                elif target is not None and not target.proc:
                     cid, aid = self._connect(uid, (m.name, m.uuid, m.pid))
                     v = {"chan": cid, "aid": aid}
+                elif not entry:
+                    raise LookupError(f"no actor {uid[0]!r} with uuid {uid[1][:8]} is registered (it has ended?)")
                 else:
                     # The root connects (and authenticates) for the actor and
                     # hands it the socket: the actor then talks to the peer
@@ -262,6 +288,14 @@ class Hub:
                 self._answer(m, rid, err=str(exc).strip("'\""))
             return
         self._answer(m, rid, v)
+
+    async def _answer_listen(self, m: Member, rid) -> None:
+        try:
+            await self.serve_processes()
+        except OSError as exc:
+            self._answer(m, rid, err=f"cannot listen for process actors: {exc}")
+            return
+        self._answer(m, rid, True)
 
     def root_runtime(self):
         """The Runtime that serves peers' calls to the root's enable_modules."""
@@ -332,7 +366,11 @@ class Hub:
         root = self.root
         asker = asker or (root.name, root.aid.uuid, root.aid.pid)
         uid = tuple(uid)
-        if uid not in self.members and entry is not None and entry.get("addrs") and self.node is not None:
+        m = self.members.get(uid)
+        if m is not None and m.proc:   # a process actor: over its own Unix socket
+            conn = await self.node.connect(m.entry(), asker)
+            return conn.channel(), _state.Aid(m.name, m.uuid, m.pid)
+        if m is None and entry is not None and entry.get("addrs") and self.node is not None:
             conn = await self.node.connect(entry, asker)
             return conn.channel(), _state.Aid(entry["name"], entry["uuid"], entry["pid"])
         cid, aid = self._connect(uid, asker)
@@ -342,6 +380,32 @@ class Hub:
 
     def adopt(self, chan_id: int, name: str, uuid: str, pid: int) -> None:
         self.adopt_end(_ext.ChannelEnd(chan_id, 0), name, uuid, pid, self.root.uid)
+
+    def adopt_process(self, fd: int, name: str, uuid: str, pid: int, addr, parent=None) -> None:
+        """A process actor spawned: ``fd`` is the hub's side of its socket
+        pair, ``addr`` its listener (a UDS address's tuple)."""
+        from subactor._spawn._sockend import SocketEnd
+
+        self.adopt_end(SocketEnd(int(fd), side=f"hub member {name}"), name, uuid, pid, parent or self.root.uid,
+                       [tuple(addr)])
+
+    async def serve_processes(self) -> None:
+        """Process actors reach this process's actors through a listener:
+        start one (a Unix socket in the private runtime directory) unless
+        the root already listens."""
+        if self.node is not None:
+            await trio.lowlevel.checkpoint()
+            return
+        from subactor.discovery._net import Node
+
+        node = Node(self, (), ["uds"], ())
+        try:
+            await node.start()
+        except BaseException:
+            node.close()
+            raise
+        self.node = node
+        self.root._net = node
 
 
 _hub: Hub | None = None

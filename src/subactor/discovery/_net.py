@@ -298,7 +298,9 @@ class Node:
         return [a.unwrap() for a in self.accept_addrs]
 
     def entry(self, m) -> dict:
-        return dict(m.entry(), addrs=self.addrs())
+        """A member's entry: where it is reached (its root's listener; a
+        process actor's own)."""
+        return m.entry() if m.proc else dict(m.entry(), addrs=self.addrs())
 
     def added(self, m) -> None:
         for link in self.links:
@@ -381,30 +383,7 @@ class Node:
         return False
 
     async def connect(self, entry: dict, asker: tuple):
-        """A connection to the actor of ``entry`` in another program: its
-        root answers ok (the connection is then the peer's channel) or why
-        not (LookupError). ``asker`` is (name, uuid, pid)."""
-        from subactor import ipc
-
-        last: Exception | None = None
-        for raw in entry.get("addrs") or ():
-            try:
-                conn = await ipc.connect(ipc.wrap_address(raw), {"t": "peer", "uid": [entry["name"], entry["uuid"]],
-                                                                   "aid": list(asker)})
-            except (OSError, ConnectionError) as exc:
-                last = exc
-                continue
-            try:
-                with trio.fail_after(10):
-                    first = await _first_message(conn)
-            except BaseException:
-                conn.close()
-                raise
-            if first.get("t") != "ok":
-                conn.close()
-                raise LookupError(first.get("err") or f"actor {entry['name']!r} is not served at {raw}")
-            return conn
-        raise LookupError(f"actor {entry['name']!r} could not be reached at {entry.get('addrs')}: {last}")
+        return await connect_peer(entry, asker)
 
     # -- serving connections ---------------------------------------------------------
     async def _on_conn(self, conn) -> None:
@@ -429,6 +408,9 @@ class Node:
         if m is None:
             _send_now(conn, {"t": "err", "err": f"no actor {uid[0]!r} with uuid {uid[1][:8]} is registered here "
                                                 f"(it has ended?)"})
+            return
+        if m.proc:
+            _send_now(conn, {"t": "err", "err": f"actor {uid[0]!r} is a process actor: reach it at {m.addrs}"})
             return
         if not _send_now(conn, {"t": "ok"}):
             return
@@ -540,3 +522,31 @@ async def _first_message(conn) -> dict:
         finally:
             m.release()
         return msg if isinstance(msg, dict) else {"t": "err", "err": "a malformed answer"}
+
+
+async def connect_peer(entry: dict, asker: tuple):
+    """A connection to the actor of ``entry`` (in another program, or a
+    process actor): the root (or process actor) at its address answers ok
+    (the connection is then the peer's channel) or why not (LookupError).
+    ``asker`` is (name, uuid, pid)."""
+    from subactor import ipc
+
+    last: Exception | None = None
+    for raw in entry.get("addrs") or ():
+        try:
+            conn = await ipc.connect(ipc.wrap_address(raw), {"t": "peer", "uid": [entry["name"], entry["uuid"]],
+                                                               "aid": list(asker)})
+        except (OSError, ConnectionError) as exc:
+            last = exc
+            continue
+        try:
+            with trio.fail_after(10):
+                first = await _first_message(conn)
+        except BaseException:
+            conn.close()
+            raise
+        if first.get("t") != "ok":
+            conn.close()
+            raise LookupError(first.get("err") or f"actor {entry['name']!r} is not served at {raw}")
+        return conn
+    raise LookupError(f"actor {entry['name']!r} could not be reached at {entry.get('addrs')}: {last}")
