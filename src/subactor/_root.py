@@ -124,11 +124,14 @@ async def open_root_actor(**kwargs: Any):
 
     Takes tractor's keywords: ``name`` (the root's name, "root" by
     default), ``loglevel``, ``enable_modules`` / ``rpc_module_paths``
-    (kept on the actor record) and ``debug_mode`` (``True`` is a
-    NotImplementedError: no debugger integration yet); ``registry_addrs``,
-    ``arbiter_addr``, ``enable_transports``, ``tpt_bind_addrs``,
-    ``start_method``, ``hide_tb`` and the debugger's helpers are accepted
-    and ignored (one process, no registry). Any other keyword is a
+    (what it serves to peers) and ``debug_mode`` (``True`` is a
+    NotImplementedError: no debugger integration yet);
+    ``registry_addrs``, ``enable_transports`` (['tcp'], ['uds']) and
+    ``tpt_bind_addrs`` put the root on the network: it listens, and it is
+    the registrar at the first registry address it can bind, or registers
+    its tree with the registrar there (see subactor.discovery._net);
+    ``arbiter_addr``, ``start_method``, ``hide_tb`` and the debugger's
+    helpers are accepted and ignored. Any other keyword is a
     TypeError naming it. Only the root process opens it, once at a time:
     inside an actor, or inside an open root runtime, it is a RuntimeError.
     """

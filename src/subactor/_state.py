@@ -56,8 +56,10 @@ class Actor:
     ``name`` is the name given at spawn ("root" for the root, unless
     ``open_root_actor(name=...)``); ``aid`` its identity (``.name``,
     ``.uuid``, ``.uid``, ``.pid``); ``uid`` is ``(name, uuid)``, as in
-    tractor. ``is_registrar`` is True for the root (where discovery would
-    live; subactor has no registry yet). ``lifetime_stack`` is an
+    tractor. ``is_registrar`` is True for a root that holds the registry
+    (its process's, and the registrar's role at a registry address it
+    bound; False for a root that registered with another program's
+    registrar, and in actors). ``lifetime_stack`` is an
     :class:`contextlib.ExitStack` closed when the actor ends, also when it
     ends with an error (after its calls are over, before it acknowledges
     its parent's cancel).
@@ -71,7 +73,7 @@ class Actor:
         self.name = name
         self.aid = Aid(name, uid, os.getpid())
         self.is_root = is_root
-        self.is_registrar = is_root
+        self.is_registrar = is_root   # a networked root: set by its node (subactor._root)
         self.parent = parent
         self.enable_modules: list[str] = []
         self.loglevel = loglevel
@@ -178,8 +180,7 @@ def debug_mode() -> bool:
 def get_runtime_vars() -> dict:
     """A copy of this actor's runtime variables, by tractor's names:
     ``_is_root``, ``_debug_mode``, ``_is_infected_aio``,
-    ``_registry_addrs`` (what ``open_root_actor`` was given; subactor has
-    no registry yet)."""
+    ``_registry_addrs`` (what ``open_root_actor`` was given)."""
     return {
         "_is_root": is_root_process(),
         "_debug_mode": debug_mode(),
