@@ -127,6 +127,9 @@ def test_a_root_finds_and_calls_an_actor_of_another_program(programs):
             async with subactor.find_actor("alice") as portal:
                 assert portal is not None
                 assert await portal.run(rd.pid) == other.pid
+                assert portal.actor is root   # tractor's Portal.actor: the actor using it
+                assert portal.chan.raddr[0] == "127.0.0.1" and portal.chan.raddr[1] != port
+                assert portal.chan.laddr[0] == "127.0.0.1"
                 with pytest.raises(subactor.RemoteActorError, match="far away"):
                     await portal.run(rd.boom, msg="far away")
             async with subactor.find_actor("nobody") as portal:
