@@ -216,3 +216,13 @@ async def count_forever(ctx):
 @subactor.context
 async def started_unsendable(ctx):
     await ctx.started(object())
+
+
+@subactor.context
+async def stream_then_fail(ctx, n):
+    """Stream n items, close the stream, then fail."""
+    await ctx.started()
+    async with ctx.open_stream() as stream:
+        for i in range(n):
+            await stream.send(i)
+    raise RuntimeError("after the stream")

@@ -257,3 +257,33 @@ def test_an_unsendable_first_value_is_a_typeerror_of_the_child():
         assert "first value cannot be sent" in str(info.value)
 
     with_actor(body)
+
+
+def test_the_peers_close_ends_the_stream_block_and_its_error_follows():
+    # A receive that meets the peer's close raises EndOfChannel; the
+    # stream's block absorbs it (as tractor's does), and the context's
+    # outcome comes next: here the error the child raised after closing
+    # (at the stream block's exit if it has come, else at the context's).
+    async def body(p):
+        got = []
+        with pytest.raises(RemoteActorError, match="after the stream") as info:
+            async with p.open_context(remote.stream_then_fail, n=3) as (ctx, _):
+                async with ctx.open_stream() as stream:
+                    while True:
+                        got.append(await stream.receive())
+        assert got == [0, 1, 2]
+        assert info.value.boxed_type is RuntimeError
+
+    with_actor(body)
+
+
+def test_an_end_of_channel_of_another_stream_is_not_absorbed():
+    async def body(p):
+        send, recv = trio.open_memory_channel(1)
+        await send.aclose()
+        with pytest.raises(trio.EndOfChannel):
+            async with p.open_context(remote.echo_stream) as (ctx, _):
+                async with ctx.open_stream():
+                    await recv.receive()   # not this context's stream
+
+    with_actor(body)

@@ -128,8 +128,8 @@ def test_a_root_finds_and_calls_an_actor_of_another_program(programs):
                 assert portal is not None
                 assert await portal.run(rd.pid) == other.pid
                 assert portal.actor is root   # tractor's Portal.actor: the actor using it
-                assert portal.chan.raddr[0] == "127.0.0.1" and portal.chan.raddr[1] != port
-                assert portal.chan.laddr[0] == "127.0.0.1"
+                assert portal.chan.raddr.unwrap()[0] == "127.0.0.1" and portal.chan.raddr.unwrap()[1] != port
+                assert portal.chan.laddr.unwrap()[0] == "127.0.0.1"
                 with pytest.raises(subactor.RemoteActorError, match="far away"):
                     await portal.run(rd.boom, msg="far away")
             async with subactor.find_actor("nobody") as portal:

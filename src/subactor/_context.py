@@ -173,7 +173,7 @@ class MsgStream:
             return msg["v"]
         if t == "stop":
             self._eof = True
-            raise trio.EndOfChannel
+            raise self._end_of_channel()
         if t == "overrun":
             self._eof = True
             raise ctx._remote_error or ctx._local_error
@@ -181,7 +181,7 @@ class MsgStream:
         self._eof = True
         if t == "error":
             raise ctx._remote_error
-        raise trio.EndOfChannel
+        raise self._end_of_channel()
 
     @trio.lowlevel.enable_ki_protection
     async def receive(self) -> Any:
@@ -200,10 +200,17 @@ class MsgStream:
         self._adopted(value, None)
         return value
 
+    def _end_of_channel(self) -> trio.EndOfChannel:
+        """The peer closed the stream: an EndOfChannel marked as this
+        stream's, which its ``open_stream()`` block absorbs."""
+        eoc = trio.EndOfChannel()
+        eoc._subactor_stream = self
+        return eoc
+
     async def _receive(self) -> Any:
         ctx = self._ctx
         if self._eof:
-            raise trio.EndOfChannel
+            raise self._end_of_channel()
         while True:
             msg = await ctx._next()
             if msg["t"] == "overrun" and ctx._remote_error is None:
@@ -242,7 +249,7 @@ class MsgStream:
         """The next item if one is already here, else ``trio.WouldBlock``."""
         ctx = self._ctx
         if self._eof:
-            raise trio.EndOfChannel
+            raise self._end_of_channel()
         while True:
             msg = ctx._inbox.get_nowait()
             ctx._consumed(msg)
@@ -579,6 +586,13 @@ class Context:
         self._stream_opened = True
         try:
             yield stream
+        except trio.EndOfChannel as eoc:
+            # The peer closed this stream and the block let the receive's
+            # EndOfChannel out: absorbed here, as in tractor (the context's
+            # outcome, say the error that follows the peer's close, is what
+            # the block raises next).
+            if getattr(eoc, "_subactor_stream", None) is not stream:
+                raise
         finally:
             await stream.aclose()
         if self._remote_error is not None:
@@ -630,10 +644,11 @@ class Context:
 
     # -- parent side -----------------------------------------------------
     @trio.lowlevel.enable_ki_protection
-    async def wait_for_result(self) -> Any:
+    async def wait_for_result(self, hide_tb: bool = True) -> Any:
         """The child's return value; its error raised here. A
         ContextCancelled this side asked for is returned, not raised.
-        Stream items not yet read are dropped."""
+        Stream items not yet read are dropped. (``hide_tb``: tractor's
+        traceback-hiding flag, accepted and ignored.)"""
         if self.side != "parent":
             raise RuntimeError("wait_for_result() is for the parent side of a context")
         while not self._peer_done and self._remote_error is None:

@@ -432,9 +432,10 @@ class Portal:
                                     f"{CANCEL_PEER_WAIT if timeout is None else timeout} s")
         return False
 
-    async def wait_for_result(self) -> Any:
+    async def wait_for_result(self, hide_tb: bool = True) -> Any:
         """The return value of a ``run_in_actor`` actor's function (its error
-        re-raised). A ``start_actor`` actor has none: ``NoResult``, at once."""
+        re-raised). A ``start_actor`` actor has none: ``NoResult``, at once.
+        (``hide_tb``: tractor's traceback-hiding flag, accepted and ignored.)"""
         child = self._child
         if child is None or not child.is_ria:
             # As tractor: only a run_in_actor actor has a result to wait for.

@@ -170,9 +170,10 @@ class TrioChannel:
 
     @property
     def raddr(self):
-        """The far side's address, tractor's tuple: ``(host, port)`` or
-        ``(directory, socket)`` for a socket; ``("inproc", uuid)`` for a
-        channel inside this process (or a socket pair to a process actor)."""
+        """The far side's address, as tractor's (``.unwrap()`` gives its
+        tuple): a ``subactor.ipc.TCPAddress`` / ``UDSAddress`` for a
+        connection, an ``InprocAddress`` (``("inproc", uuid)``) for a
+        channel inside this process or a socket pair to a process actor."""
         return self._addr("getpeername")
 
     @property
@@ -181,6 +182,8 @@ class TrioChannel:
         return self._addr("getsockname")
 
     def _addr(self, which: str):
+        from subactor.ipc import _addr
+
         sock = getattr(self.end, "_sock", None)
         if sock is not None:
             try:
@@ -188,12 +191,10 @@ class TrioChannel:
             except OSError:
                 a = None
             if isinstance(a, tuple) and len(a) >= 2:
-                return (a[0], a[1])
+                return _addr.TCPAddress(a[0], a[1])
             if isinstance(a, str) and a:
-                import os
-
-                return os.path.split(a)
-        return ("inproc", self.aid.uuid if self.aid is not None else "")
+                return _addr.UDSAddress(a)
+        return _addr.InprocAddress(self.aid.uuid if self.aid is not None else "")
 
     async def send(self, msg: dict) -> None:
         """Send one message; a full checkpoint (a cancel point before, a

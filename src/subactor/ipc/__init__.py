@@ -59,7 +59,7 @@ hellos to ``HELLO_MAX`` (64 KiB); a peer that breaks the protocol, sends
 too much or too slowly costs the server that connection only.
 """
 from subactor._spawn._sockend import DEFAULT_MAX_FRAME, SocketEnd
-from subactor.ipc._addr import (Address, TCPAddress, UDSAddress, check_private_dir, runtime_dir, uds_address,
+from subactor.ipc._addr import (Address, InprocAddress, TCPAddress, UDSAddress, check_private_dir, runtime_dir, uds_address,
                                 wrap_address)
 from subactor.ipc._auth import (AUTHKEY_ENV, AUTHKEY_FILE_ENV, AuthenticationError, get_authkey,
                                 new_authkey_file, read_authkey_file)
@@ -67,7 +67,7 @@ from subactor.ipc._conn import HANDSHAKE_TIMEOUT, HELLO_MAX, KEY_FROM_ENV, Conne
 from subactor.ipc._framed import StreamChannel
 
 __all__ = [
-    "Address", "TCPAddress", "UDSAddress", "wrap_address", "runtime_dir", "uds_address", "check_private_dir",
+    "Address", "InprocAddress", "TCPAddress", "UDSAddress", "wrap_address", "runtime_dir", "uds_address", "check_private_dir",
     "AUTHKEY_ENV", "AUTHKEY_FILE_ENV", "AuthenticationError", "get_authkey", "new_authkey_file",
     "read_authkey_file",
     "DEFAULT_MAX_FRAME", "HANDSHAKE_TIMEOUT", "HELLO_MAX", "KEY_FROM_ENV",

@@ -112,6 +112,26 @@ class UDSAddress:
         return cls(os.path.join(bindspace or runtime_dir(), f"subactor-{os.getpid()}-{secrets.token_hex(4)}.sock"))
 
 
+@dataclass(frozen=True)
+class InprocAddress:
+    """Where an actor of this process is: no socket, a C channel (what
+    ``TrioChannel.raddr`` names for one)."""
+
+    uuid: str
+    proto: ClassVar[str] = "inproc"
+    proto_key = proto
+
+    def __str__(self) -> str:
+        return f"inproc://{self.uuid}"
+
+    def unwrap(self) -> tuple[str, str]:
+        return ("inproc", self.uuid)
+
+    @property
+    def bindspace(self) -> str:
+        return "inproc"
+
+
 Address = TCPAddress | UDSAddress
 
 
