@@ -16,6 +16,7 @@ import pytest
 import trio
 
 import subactor
+from subactor import RemoteActorError
 
 from . import remote_discovery as rd
 from .conftest import ROOT, child_argv
@@ -289,5 +290,94 @@ def test_a_waiting_finder_finds_again_through_a_restarted_registrar(programs):
             async with subactor.get_registry() as reg:
                 names = {k.split(".")[0] for k in await reg.run_from_ns("self", "get_registry")}
             assert {"root", "alice", "daemon"} <= names, names
+
+    run(main)
+
+
+KEY = "remote-spawn-test-key-0123456789"
+
+
+def test_a_remote_nursery_spawns_on_a_daemon(programs, monkeypatch):
+    port = free_port()
+    daemon = programs.daemon(port, env={"SUBACTOR_AUTHKEY": KEY})
+    monkeypatch.setenv("SUBACTOR_AUTHKEY", KEY)
+    host = f"tcp://127.0.0.1:{port}"
+
+    async def main():
+        async with subactor.open_nursery() as an:
+            far = await an.start_actor("far", enable_modules=[MOD], host=host)
+            proc = await an.start_actor("farproc", enable_modules=[MOD], host=host, backend="process")
+            assert await far.run(rd.pid) == daemon.pid          # a subinterpreter there
+            ppid = await proc.run(rd.pid)
+            assert ppid not in (daemon.pid, os.getpid())        # a process there
+            with pytest.raises(RemoteActorError, match="over there"):
+                await far.run(rd.boom, msg="over there")
+            async with far.open_context(rd.ticker, n=5) as (ctx, first):
+                assert first == "ready"
+                async with ctx.open_stream() as stream:
+                    await stream.send("a")
+                    assert await stream.receive() == "far:a"
+                    await stream.send("done")
+                    assert [await stream.receive() for _ in range(5)] == list(range(5))
+                assert await ctx.wait_for_result() == 1
+            with trio.fail_after(15):
+                await an.cancel()
+            assert far.rung == 1 and proc.rung == 1   # each acknowledged its cancel
+        # The daemon let them go: none is registered there any more.
+        async with subactor.open_root_actor(registry_addrs=[("127.0.0.1", port)]):
+            with trio.fail_after(15):
+                while True:
+                    async with subactor.get_registry() as reg:
+                        names = {k.split(".")[0] for k in await reg.run_from_ns("self", "get_registry")}
+                    if not {"far", "farproc"} & names:
+                        break
+                    await trio.sleep(0.1)
+
+    run(main)
+
+
+def test_a_daemon_ends_the_actors_of_a_parent_that_died(programs, monkeypatch):
+    port = free_port()
+    programs.daemon(port, env={"SUBACTOR_AUTHKEY": KEY})
+    monkeypatch.setenv("SUBACTOR_AUTHKEY", KEY)
+    code = f"""
+        import trio, subactor
+        async def main():
+            async with subactor.open_nursery() as an:
+                p = await an.start_actor("orphan", enable_modules=[{MOD!r}], host="tcp://127.0.0.1:{port}")
+                await p.run_from_ns({MOD!r}, "pid")
+                print("ready", flush=True)
+                await trio.sleep_forever()
+        trio.run(main)
+    """
+    parent = subprocess.Popen(child_argv(code), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              cwd=str(ROOT), env={**os.environ, "SUBACTOR_AUTHKEY": KEY})
+    programs.procs.append(parent)
+    wait_line(parent, parent.stdout, "ready")
+
+    async def main():
+        async with subactor.open_root_actor(registry_addrs=[("127.0.0.1", port)]):
+            async with subactor.find_actor("orphan") as p:
+                assert p is not None
+            parent.send_signal(signal.SIGKILL)
+            # Its ladder's deadlines (1 s / 3 s by default) and some slack.
+            with trio.fail_after(15):
+                while True:
+                    async with subactor.find_actor("orphan") as p:
+                        if p is None:
+                            break
+                    await trio.sleep(0.1)
+
+    run(main)
+
+
+def test_a_daemon_refuses_to_spawn_for_an_unauthenticated_parent(programs):
+    port = free_port()
+    programs.daemon(port)
+
+    async def main():
+        async with subactor.open_nursery() as an:
+            with pytest.raises(RuntimeError, match="authenticated"):
+                await an.start_actor("nope", enable_modules=[MOD], host=f"tcp://127.0.0.1:{port}")
 
     run(main)

@@ -309,6 +309,7 @@ class ActorNursery:
         bind_addrs: list | None = None,
         inherit_parent_main: bool = True,
         proc_kwargs: dict | None = None,
+        host=None,
     ) -> Portal:
         """Start a long-lived actor that serves calls to the functions of
         ``enable_modules`` until it is cancelled.
@@ -322,7 +323,10 @@ class ActorNursery:
         by default the nursery's, else this actor's own. ``enable_transports`` and ``bind_addrs`` are accepted and mean
         nothing here (no sockets); ``debug_mode=True``,
         ``infect_asyncio=True`` and a non-empty ``proc_kwargs`` are
-        NotImplementedError.
+        NotImplementedError. ``host``: the address of a daemon (a networked
+        root, ``python -m subactor daemon``), ``"tcp://HOST:PORT"`` or a
+        tuple: the actor runs there (``backend`` there), with the same portal
+        and ladder (see subactor.discovery._remote).
         """
         if not isinstance(name, str) or not name:
             raise TypeError(f"actor name must be a non-empty str, got {name!r}")
@@ -337,6 +341,12 @@ class ActorNursery:
         await trio.lowlevel.checkpoint()
         if self.cancel_called:
             raise RuntimeError("this actor nursery was cancelled: it starts no more actors")
+        if host is not None:
+            from subactor.discovery import _remote, check_addr
+
+            check_addr(host, "start_actor", "host")
+            return await _remote.start_actor(self, name, host, mods=mods, backend=backend, loglevel=loglevel,
+                                             grace=grace, kill_after=kill_after, sleep_wakes=sleep_wakes_on_cancel)
         uid = uuid.uuid4().hex
         cfg = {
             "name": name,

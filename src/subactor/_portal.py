@@ -110,6 +110,7 @@ class Portal:
         self._bye = False            # the actor said bye (or closed its end)
         self._failed: str | None = None  # what malformed message failed its channel
         self._told = False           # a call waiting on the actor was told it ended
+        self._remote = None          # a remote-spawned actor's RemoteHandle (subactor.discovery._remote)
 
     @property
     def chan(self):
@@ -159,15 +160,39 @@ class Portal:
                         return self._fail_channel(what)
                     if msg["t"] == "bye":
                         self._bye = True
+                        if self._remote is not None:
+                            self.channel.spawn(self._drain_remote)
                         return True
+                    if msg["t"] == "gone":   # the daemon of a remote-spawned actor: how it ended
+                        if self._remote is not None:
+                            self._remote.gone(str(msg.get("how") or ""))
+                        continue
                     call = self._calls.get(msg["cid"])
                     if call is not None and not call._deliver(msg):
                         await _make_room(call, msg)
         except trio.EndOfChannel:
             self._bye = True
+            if self._remote is not None:
+                self._remote.gone()
             return True
         except (trio.BrokenResourceError, trio.ClosedResourceError):
+            if self._remote is not None:
+                self._remote.gone()
             return False
+
+    async def _drain_remote(self) -> None:
+        """After a remote actor's bye: read the connection to its end (the
+        daemon's ``gone``, then the close), so that its handle is done."""
+        h = self._remote
+        with trio.CancelScope(shield=True), trio.move_on_after(30):
+            try:
+                while True:
+                    msg = await self.channel.recv()
+                    if isinstance(msg, dict) and msg.get("t") == "gone":
+                        h.gone(str(msg.get("how") or ""))
+            except (trio.EndOfChannel, trio.BrokenResourceError, trio.ClosedResourceError, _ext.DecodeError):
+                pass
+        h.gone()
 
     def _fail_channel(self, what: str) -> bool:
         """A malformed message: close the channel (the actor's sends fail,

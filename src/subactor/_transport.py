@@ -35,7 +35,7 @@ loads = _ext.loads
 FROM_PARENT = {"run": True, "ctx": True, "yield": True, "stop": True, "cancel": True, "error": True,
                "hold": True, "go": True, "cancel_actor": False}
 FROM_ACTOR = {"started": True, "yield": True, "stop": True, "return": True, "error": True,
-              "hold": True, "go": True, "bye": False}
+              "hold": True, "go": True, "bye": False, "gone": False}   # gone: a daemon's (remote spawn)
 
 
 def malformed(msg, kinds: dict) -> str | None:

@@ -394,6 +394,10 @@ class Node:
                 await self._serve_peer(conn, hello)
             elif t == "registry" and self.is_registrar:
                 await self._serve_client(conn, hello)
+            elif t == "spawn":
+                from subactor.discovery._remote import serve_spawn
+
+                await serve_spawn(self, conn, hello)
             else:
                 _send_now(conn, {"t": "err", "err": f"this root does not serve {t!r} connections"})
         except Exception as exc:   # one connection's failure is only its own
