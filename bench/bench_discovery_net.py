@@ -18,6 +18,12 @@ throughput anchor). This program's root registers with it. Cases:
   against raw ``SocketStream`` reads of the same bytes.
 - ``find_actor`` to a yielded portal (ask the registrar, connect,
   authenticate, the far root hands the connection to the actor), p50.
+- a remote spawn through the far program (a daemon): ``start_actor(...,
+  host=...)`` to the first answer of ``portal.run``, against a local
+  spawn to its first answer, p50 of 5 per repetition.
+
+Both programs share a key (SUBACTOR_AUTHKEY, set here): a daemon starts
+actors only for authenticated parents.
 
 Medians of 5 interleaved repetitions (3 with --quick). Both programs share
 the machine's 2 cores: compare figures of one run only.
@@ -53,7 +59,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+KEY = "bench-discovery-net-key-0123456789"
+
+
 def _start_far(port: int, uds: str):
+    os.environ["SUBACTOR_AUTHKEY"] = KEY
     proc = subprocess.Popen([sys.executable, os.path.join(HERE, "bench_discovery_net_peer.py"), str(port), uds],
                             cwd=HERE, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     if not select.select([proc.stdout], [], [], 60)[0]:
@@ -134,7 +144,8 @@ async def measure(quick: bool, port: int, uds: str, far: dict) -> dict[str, list
     reps = 3 if quick else 5
     n = 300 if quick else 1000
     items = 20 if quick else 50
-    keys = ("child", "raw_tcp", "tcp_peer", "uds_peer", "raw_blast", "stream_tcp", "find")
+    keys = ("child", "raw_tcp", "tcp_peer", "uds_peer", "raw_blast", "stream_tcp", "find", "spawn_local",
+            "spawn_remote")
     got: dict[str, list[float]] = {k: [] for k in keys}
     async with subactor.open_root_actor(registry_addrs=[("127.0.0.1", port)]) as root:
         assert not root.is_registrar
@@ -154,6 +165,15 @@ async def measure(quick: bool, port: int, uds: str, far: dict) -> dict[str, list
                     async with subactor.find_actor("target") as p:
                         t.append(time.perf_counter() - t0)
                 row["find"] = statistics.median(t)
+                for where, host in (("spawn_local", None), ("spawn_remote", f"tcp://127.0.0.1:{port}")):
+                    t = []
+                    for i in range(5):
+                        t0 = time.perf_counter()
+                        p = await an.start_actor(f"sp{i}", enable_modules=[MOD], host=host)
+                        await p.run(remote.async_add, a=1, b=2)
+                        t.append(time.perf_counter() - t0)
+                        await p.cancel_actor()
+                    row[where] = statistics.median(t)
                 if _ > 0:
                     for k, v in row.items():
                         got[k].append(v)
@@ -176,6 +196,7 @@ def run(quick: bool = False) -> list[dict]:
             proc.wait()
     med = {k: statistics.median(v) for k, v in got.items()}
     us = {k: med[k] * 1e6 for k in ("child", "raw_tcp", "tcp_peer", "uds_peer", "find")}
+    ms = {k: med[k] * 1e3 for k in ("spawn_local", "spawn_remote")}
     rt = "round trip to another program (p50)"
     return [
         dict(group=rt, case="parent -> child, this process (anchor)", median=us["child"], unit="us", ratio=1.0),
@@ -192,6 +213,10 @@ def run(quick: bool = False) -> list[dict]:
              note="higher is faster"),
         dict(group="find_actor to a portal, through the registrar", case="actor of another program (TCP)",
              median=us["find"], unit="us", ratio=us["find"] / us["child"], note="ratio to the anchor call"),
+        dict(group="spawn to the first answer", case="local subinterpreter actor (anchor)", median=ms["spawn_local"],
+             unit="ms", ratio=1.0),
+        dict(group="spawn to the first answer", case="remote spawn through a daemon (TCP)",
+             median=ms["spawn_remote"], unit="ms", ratio=ms["spawn_remote"] / ms["spawn_local"]),
     ]
 
 

@@ -381,3 +381,25 @@ def test_a_daemon_refuses_to_spawn_for_an_unauthenticated_parent(programs):
                 await an.start_actor("nope", enable_modules=[MOD], host=f"tcp://127.0.0.1:{port}")
 
     run(main)
+
+
+def test_a_program_killed_mid_stream_fails_the_stream(programs):
+    port = free_port()
+    programs.daemon(port)
+    other = programs.program(port, "alice")
+
+    async def main():
+        async with subactor.open_root_actor(registry_addrs=[("127.0.0.1", port)]):
+            async with subactor.find_actor("alice") as portal:
+                with trio.fail_after(15):   # an error, never a hang
+                    with pytest.raises(Exception) as info:
+                        async with portal.open_context(rd.ticker, n=0) as (ctx, first):
+                            async with ctx.open_stream() as stream:
+                                for i in range(1000):
+                                    await stream.send(i)
+                                    assert await stream.receive() == f"alice:{i}"
+                                    if i == 5:
+                                        other.send_signal(signal.SIGKILL)
+        assert "alice" in str(info.value), repr(info.value)
+
+    run(main)
