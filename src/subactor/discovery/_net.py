@@ -511,6 +511,21 @@ def _send_now(conn, msg: dict) -> bool:
     return True
 
 
+async def first_answer(conn, timeout: float) -> dict:
+    """The far side's first message on a fresh connection, ``ok`` or
+    ``err`` (bounded by ``timeout``); the connection is closed unless it
+    is ``ok``."""
+    try:
+        with trio.fail_after(timeout):
+            first = await _first_message(conn)
+    except BaseException:
+        conn.close()
+        raise
+    if first.get("t") != "ok":
+        conn.close()
+    return first
+
+
 async def _first_message(conn) -> dict:
     end = conn.end
     while True:
@@ -543,14 +558,8 @@ async def connect_peer(entry: dict, asker: tuple):
         except (OSError, ConnectionError) as exc:
             last = exc
             continue
-        try:
-            with trio.fail_after(10):
-                first = await _first_message(conn)
-        except BaseException:
-            conn.close()
-            raise
+        first = await first_answer(conn, 10)
         if first.get("t") != "ok":
-            conn.close()
             raise LookupError(first.get("err") or f"actor {entry['name']!r} is not served at {raw}")
         return conn
     raise LookupError(f"actor {entry['name']!r} could not be reached at {entry.get('addrs')}: {last}")

@@ -283,8 +283,7 @@ async def start_actor(nursery, name: str, host, *, mods: list, backend: str, log
     from subactor import ipc
     from subactor._nursery import _Child
     from subactor._portal import Portal
-    from subactor._transport import TrioChannel  # noqa: F401  (the channel is the connection's)
-    from subactor.discovery._net import _first_message
+    from subactor.discovery._net import first_answer
 
     addr = ipc.wrap_address(host)
     uid = _uuid.uuid4().hex
@@ -292,14 +291,8 @@ async def start_actor(nursery, name: str, host, *, mods: list, backend: str, log
     conn = await ipc.connect(addr, {"t": "spawn", "name": name, "uid": uid, "mods": mods, "backend": backend,
                                     "loglevel": loglevel, "sleep_wakes": sleep_wakes, "grace": grace,
                                     "kill_after": kill_after, "aid": [me.name, me.aid.uuid, os.getpid()]})
-    try:
-        with trio.fail_after(60):
-            first = await _first_message(conn)
-    except BaseException:
-        conn.close()
-        raise
+    first = await first_answer(conn, 60)
     if first.get("t") != "ok":
-        conn.close()
         raise RuntimeError(f"the daemon at {addr} did not start actor {name!r}: {first.get('err')}")
     handle = RemoteHandle(conn, first.get("pid"), addr)
     portal = Portal(name, (name, uid), conn.channel(), backend="remote")
