@@ -86,6 +86,13 @@ class Programs:
             wait_line(proc, proc.stdout, "ready")
         return proc
 
+    def daemon_and_alice(self):
+        """A daemon (the registrar) at a free port and a program running
+        actor "alice" registered with it: (port, that program)."""
+        port = free_port()
+        self.daemon(port)
+        return port, self.program(port, "alice")
+
     def end(self):
         for p in self.procs:
             if p.poll() is None:
@@ -117,9 +124,7 @@ def run(main, limit=60):
 
 
 def test_a_root_finds_and_calls_an_actor_of_another_program(programs):
-    port = free_port()
-    programs.daemon(port)
-    other = programs.program(port, "alice")
+    port, other = programs.daemon_and_alice()
 
     async def main():
         async with subactor.open_root_actor(registry_addrs=[("127.0.0.1", port)]) as root:
@@ -141,9 +146,7 @@ def test_a_root_finds_and_calls_an_actor_of_another_program(programs):
 
 def test_an_actor_calls_an_actor_of_another_program(programs):
     # The root connects for its actor and hands it the socket.
-    port = free_port()
-    programs.daemon(port)
-    other = programs.program(port, "alice")
+    port, other = programs.daemon_and_alice()
 
     async def main():
         async with subactor.open_nursery(registry_addrs=[("127.0.0.1", port)]) as an:
@@ -193,9 +196,7 @@ def test_the_first_root_at_the_address_is_the_registrar(programs):
 
 
 def test_a_killed_program_fails_its_callers_and_leaves_the_registry(programs):
-    port = free_port()
-    programs.daemon(port)
-    other = programs.program(port, "alice")
+    port, other = programs.daemon_and_alice()
 
     async def main():
         async with subactor.open_root_actor(registry_addrs=[("127.0.0.1", port)]):
@@ -384,9 +385,7 @@ def test_a_daemon_refuses_to_spawn_for_an_unauthenticated_parent(programs):
 
 
 def test_a_program_killed_mid_stream_fails_the_stream(programs):
-    port = free_port()
-    programs.daemon(port)
-    other = programs.program(port, "alice")
+    port, other = programs.daemon_and_alice()
 
     async def main():
         async with subactor.open_root_actor(registry_addrs=[("127.0.0.1", port)]):
