@@ -34,6 +34,11 @@ demo: $(VENV)/.built
 	$(VPY) -m subactor demo
 
 test: $(VENV)/.built
+	@# The multi-host tests make network namespaces with iproute2's `ip`
+	@# (as root); Debian's package is installed when it is missing.
+	@command -v ip >/dev/null 2>&1 || { test "$$(id -u)" = 0 && command -v apt-get >/dev/null 2>&1 && \
+		{ apt-get install -y -q iproute2 >/dev/null 2>&1 || \
+		  { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q iproute2 >/dev/null 2>&1; }; }; } || true
 	$(VPY) -m pytest -q
 
 bench: $(VENV)/.built

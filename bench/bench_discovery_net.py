@@ -10,7 +10,8 @@ trio echo (64 B ping-pong anchor) and a raw blast of 1 MiB writes (the
 throughput anchor). This program's root registers with it. Cases:
 
 - round trip, ``portal.run(async_add)``, p50: parent -> child in this
-  process (anchor of the in-process figures); the far actor through the
+  process (anchor of the in-process figures); the same child through the
+  portal ``find_actor`` yields (a peer in this process); the far actor through the
   portal ``find_actor`` yields (TCP), the same through its UDS address;
   raw ``trio.SocketStream`` 64 B ping-pong to the far program (anchor of
   the network rows).
@@ -145,7 +146,7 @@ async def measure(quick: bool, port: int, uds: str, far: dict) -> dict[str, list
     reps = 3 if quick else 5
     n = 300 if quick else 1000
     items = 20 if quick else 50
-    keys = ("child", "raw_tcp", "tcp_peer", "uds_peer", "raw_blast", "stream_tcp", "find", "spawn_local",
+    keys = ("child", "local_peer", "raw_tcp", "tcp_peer", "uds_peer", "raw_blast", "stream_tcp", "find", "spawn_local",
             "spawn_remote")
     got: dict[str, list[float]] = {k: [] for k in keys}
     async with subactor.open_root_actor(registry_addrs=[("127.0.0.1", port)]) as root:
@@ -154,6 +155,8 @@ async def measure(quick: bool, port: int, uds: str, far: dict) -> dict[str, list
             child = await an.start_actor("local", enable_modules=[MOD])
             for _ in range(reps + 1):   # the first repetition warms up, untimed
                 row = {"child": await _timed_calls(child, n), "raw_tcp": await _raw_pingpong(far["echo"], n)}
+                async with subactor.find_actor("local") as p:
+                    row["local_peer"] = await _timed_calls(p, n)
                 async with subactor.find_actor("target") as p:
                     row["tcp_peer"] = await _timed_calls(p, n)
                     row["stream_tcp"] = await _stream_items(p, items)
@@ -196,11 +199,13 @@ def run(quick: bool = False) -> list[dict]:
             proc.kill()
             proc.wait()
     med = {k: statistics.median(v) for k, v in got.items()}
-    us = {k: med[k] * 1e6 for k in ("child", "raw_tcp", "tcp_peer", "uds_peer", "find")}
+    us = {k: med[k] * 1e6 for k in ("child", "local_peer", "raw_tcp", "tcp_peer", "uds_peer", "find")}
     ms = {k: med[k] * 1e3 for k in ("spawn_local", "spawn_remote")}
-    rt = "round trip to another program (p50)"
+    rt = "portal.run round trip (p50)"
     return [
         dict(group=rt, case="parent -> child, this process (anchor)", median=us["child"], unit="us", ratio=1.0),
+        dict(group=rt, case="portal.run, peer in this process (find_actor)", median=us["local_peer"], unit="us",
+             ratio=us["local_peer"] / us["child"], note="goal <= 1.5x"),
         dict(group=rt, case="raw trio SocketStream 64 B ping-pong, TCP", median=us["raw_tcp"], unit="us",
              ratio=us["raw_tcp"] / us["child"], note="anchor of the network rows"),
         dict(group=rt, case="portal.run, peer in another program, TCP", median=us["tcp_peer"], unit="us",
