@@ -402,3 +402,36 @@ def test_a_program_killed_mid_stream_fails_the_stream(programs):
         assert "alice" in str(info.value), repr(info.value)
 
     run(main)
+
+
+def test_run_daemon_serves_its_modules(programs):
+    port = free_port()
+    code = f"""
+        import sys, subactor
+        print("ready", flush=True)
+        try:
+            subactor.run_daemon([{MOD!r}], name="rd", registry_addrs=[("127.0.0.1", {port})])
+        except KeyboardInterrupt:
+            pass
+    """
+    proc = subprocess.Popen(child_argv(code), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=str(ROOT))
+    programs.procs.append(proc)
+    wait_line(proc, proc.stdout, "ready")
+
+    async def main():
+        with trio.fail_after(30):
+            while True:   # until it listens (a bare TCP connect: no root here yet)
+                try:
+                    await (await trio.open_tcp_stream("127.0.0.1", port)).aclose()
+                    break
+                except OSError:
+                    await trio.sleep(0.1)
+            async with subactor.open_root_actor(registry_addrs=[("127.0.0.1", port)]) as root:
+                assert not root.is_registrar
+                async with subactor.wait_for_actor("rd") as portal:
+                    assert await portal.run(rd.pid) == proc.pid
+
+    run(main)
+    with pytest.raises(TypeError, match="enable_moduls"):
+        subactor.run_daemon([MOD], enable_moduls=[MOD])
