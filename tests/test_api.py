@@ -310,3 +310,19 @@ def test_an_actor_that_fails_on_its_own_is_an_error_of_the_nursery(how):
     with pytest.raises(ActorNotAvailable) as info:
         trio.run(main)
     assert "tests.remote_badimport" in str(info.value), str(info.value)
+
+
+def test_portal_run_by_module_path_and_name_as_tractors_older_form():
+    async def main():
+        with trio.fail_after(60):
+            async with subactor.open_nursery() as an:
+                p = await an.start_actor("named", enable_modules=[remote.__name__])
+                with pytest.warns(DeprecationWarning, match="run_from_ns"):
+                    assert await p.run(remote.__name__, "add", a=1, b=2) == 3
+                with pytest.raises(TypeError, match="module path"):
+                    await p.run(remote.add, "add")
+                with pytest.raises(TypeError, match="as a str"):
+                    await p.run(remote.__name__)
+                await an.cancel()
+
+    trio.run(main)

@@ -241,8 +241,22 @@ class Portal:
                                     f"any more") from None
 
     # -- RPC ---------------------------------------------------------------
-    async def run(self, fn: Callable, **kwargs: Any) -> Any:
-        """Call ``fn(**kwargs)`` (sync or async, module-level) in the actor."""
+    async def run(self, fn: Callable, fn_name: str | None = None, **kwargs: Any) -> Any:
+        """Call ``fn(**kwargs)`` (sync or async, module-level) in the actor.
+        tractor's older form ``run("module.path", "fn_name", **kw)`` works
+        too (a DeprecationWarning, as in tractor: use run_from_ns)."""
+        if isinstance(fn, str):
+            if not isinstance(fn_name, str) or not fn_name:
+                raise TypeError(f"portal.run({fn!r}, fn_name): the function's name must be given as a str "
+                                f"with its module path, got {fn_name!r}")
+            import warnings
+
+            warnings.warn("portal.run(module_path, fn_name) is deprecated (as in tractor): pass the function, "
+                          "or use portal.run_from_ns()", DeprecationWarning, stacklevel=2)
+            return await self.run_from_ns(fn, fn_name, **kwargs)
+        if fn_name is not None:
+            raise TypeError(f"portal.run({getattr(fn, '__name__', fn)!r}, {fn_name!r}): a second positional "
+                            f"argument goes with a module path only; pass the function's arguments by keyword")
         ns, name = check_remote_fn(fn, want_context=False)
         return await self.run_from_ns(ns, name, **kwargs)
 
