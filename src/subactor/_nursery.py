@@ -85,9 +85,8 @@ def _check_actor_config(where: str, *, debug_mode=None, infect_asyncio=False, en
     what subactor does not do yet is a NotImplementedError, what it has no
     use for (transports, addresses: one process, no sockets) is accepted."""
     _root.check_debug_mode(debug_mode, where)
-    if infect_asyncio:
-        raise NotImplementedError(f"{where}(infect_asyncio=True): subactor cannot run an actor's trio "
-                                  f"as asyncio's guest yet (issue 15)")
+    if not isinstance(infect_asyncio, bool):
+        raise TypeError(f"{where}(infect_asyncio=...) must be a bool, got {infect_asyncio!r}")
     if enable_transports is not None and (isinstance(enable_transports, str)
                                           or not all(isinstance(t, str) for t in enable_transports)):
         raise TypeError(f"{where}(enable_transports=...) must be a list of transport names, "
@@ -319,9 +318,10 @@ class ActorNursery:
         ``inherit_parent_main=False``: the actor never loads the parent's
         ``__main__`` script (functions defined there cannot be called in
         it). ``loglevel``: the actor's log level (see :mod:`subactor.log`);
-        by default the nursery's, else this actor's own. ``enable_transports`` and ``bind_addrs`` are accepted and mean
-        nothing here (no sockets); ``debug_mode=True``,
-        ``infect_asyncio=True`` and a non-empty ``proc_kwargs`` are
+        by default the nursery's, else this actor's own. ``infect_asyncio=True``: the actor runs an
+        asyncio loop with trio as its guest, so that its code can use :mod:`subactor.to_asyncio`
+        (see :mod:`subactor._aio`). ``enable_transports`` and ``bind_addrs`` are accepted and mean
+        nothing here (no sockets); ``debug_mode=True`` and a non-empty ``proc_kwargs`` are
         NotImplementedError.
         """
         if not isinstance(name, str) or not name:
@@ -348,6 +348,8 @@ class ActorNursery:
             "sleep_wakes": bool(sleep_wakes_on_cancel),
             "loglevel": loglevel,
         }
+        if infect_asyncio:
+            cfg["aio"] = True   # its trio runs as the guest of an asyncio loop (see subactor._aio)
         hub = _hub.local() if backend != "process" else None
         if hub is not None:
             # Its own channel to the process's hub: its registration lives
