@@ -78,9 +78,11 @@ async def echo(chan, key=None):
         n += 1
 
 
-async def push(chan, count, exit_at=None, fail_at=None, key=None):
+async def push(chan, count, exit_at=None, fail_at=None, key=None, fail_on_cancel=False):
     """Send 0..count-1, returning early at exit_at or raising at fail_at;
-    record in STASH[key] how it ended."""
+    record in STASH[key] how it ended, and what the channel says after a
+    cancel (``send_nowait()`` and ``get()``). ``fail_on_cancel``: a cancel
+    ends it with an error of its own."""
     chan.started_nowait(count)
     try:
         for i in range(count):
@@ -92,11 +94,18 @@ async def push(chan, count, exit_at=None, fail_at=None, key=None):
                 raise KeyError(i)
         STASH[key] = "returned"
     except asyncio.CancelledError:
-        STASH[key] = "CancelledError"
+        seen = ["CancelledError"]
         try:
             chan.send_nowait("late")
         except (to_asyncio.TrioTaskExited, to_asyncio.TrioCancelled) as exc:
-            STASH[key] = f"CancelledError, then {type(exc).__name__}"
+            seen.append(type(exc).__name__)
+        try:
+            await asyncio.wait_for(chan.get(), 5)   # raises at once: the trio side is over
+        except (to_asyncio.TrioTaskExited, to_asyncio.TrioCancelled, TimeoutError) as exc:
+            seen.append(type(exc).__name__)
+        STASH[key] = ", then ".join(seen)
+        if fail_on_cancel:
+            raise OSError("asyncio cleanup failed")
         raise
     return "pushed"
 
@@ -189,8 +198,9 @@ async def open_with(target_name):
         return first
 
 
-async def trio_fails_while_asyncio_runs(key):
-    async with to_asyncio.open_channel_from(push, count=10 ** 6, key=key) as (chan, first):
+async def trio_fails_while_asyncio_runs(key, fail_on_cancel=False):
+    async with to_asyncio.open_channel_from(push, count=10 ** 6, key=key,
+                                            fail_on_cancel=fail_on_cancel) as (chan, first):
         await chan.receive()
         raise LookupError("trio side")
 

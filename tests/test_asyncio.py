@@ -210,22 +210,24 @@ def test_trio_leaves_early_cancels_the_asyncio_task(suppress):
 
     out = run(body)
     if suppress:
-        assert out == [list(range(6)), "CancelledError, then TrioTaskExited"]
+        assert out == [list(range(6)), "CancelledError, then TrioTaskExited, then TrioTaskExited"]
     else:
         info, how = out
         assert boxed(info) is to_asyncio.TrioTaskExited
-        assert how == "CancelledError, then TrioTaskExited"
+        assert how == "CancelledError, then TrioTaskExited, then TrioTaskExited"
 
 
-def test_trio_error_cancels_the_asyncio_task_and_wins():
+@pytest.mark.parametrize("fail_on_cancel", [False, True])
+def test_trio_error_cancels_the_asyncio_task_and_wins(fail_on_cancel):
+    # Also over an error the asyncio task raises once cancelled.
     async def body(p):
         with pytest.raises(RemoteActorError) as info:
-            await p.run(ra.trio_fails_while_asyncio_runs, key="k")
+            await p.run(ra.trio_fails_while_asyncio_runs, key="k", fail_on_cancel=fail_on_cancel)
         return info, await p.run(ra.stash_pop, key="k")
 
     info, how = run(body)
     assert boxed(info) is LookupError
-    assert how == "CancelledError, then TrioCancelled"
+    assert how == "CancelledError, then TrioCancelled, then TrioCancelled"
 
 
 def test_asyncio_task_that_ends_before_started():
