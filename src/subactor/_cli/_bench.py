@@ -7,7 +7,7 @@ import os
 import sys
 import time
 
-BENCHES = ["host", "chan", "codec", "api", "cancel", "process", "pool", "ladder", "sigint_fuzz", "streams", "wire"]
+BENCHES = ["host", "chan", "codec", "api", "cancel", "process", "pool", "ladder", "sigint_fuzz", "streams", "wire", "asyncio"]
 
 
 def _bench_dir() -> str:
