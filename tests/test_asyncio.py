@@ -372,3 +372,27 @@ def test_httpx_in_an_infected_subinterpreter_actor():
         return out
 
     assert to_asyncio.run_as_asyncio_guest(trio_main) == [[200, f"hello /a{i}", "test-asyncio"] for i in range(3)]
+
+
+def test_an_asyncio_loop_stopped_under_trio_is_a_translation_error():
+    # asyncio code that stops the loop hosting trio abandons trio's run:
+    # said as AsyncioRuntimeTranslationError (a child: the abandoned run
+    # is left to the garbage collector).
+    r = run_child("""
+        import asyncio, warnings
+        warnings.simplefilter("ignore")
+        from subactor import to_asyncio
+
+        async def stop_the_loop():
+            asyncio.get_running_loop().stop()
+            await asyncio.sleep(3600)
+
+        async def trio_main():
+            await to_asyncio.run_task(stop_the_loop)
+
+        try:
+            to_asyncio.run_as_asyncio_guest(trio_main)
+        except to_asyncio.AsyncioRuntimeTranslationError as exc:
+            print("translation error:", "loop.stop()" in str(exc))
+    """, timeout=60)
+    assert r.stdout.strip() == "translation error: True", (r.stdout, r.stderr)
