@@ -30,16 +30,16 @@ outlives the trio block that started the pair:
   :class:`AsyncioTaskExited` with ``suppress_graceful_exits=False``), and
   ``wait_for_result()`` its value. The trio block goes on.
 
-Why the guest run needs its own I/O thread: trio's guest mode waits for
-I/O in a helper thread, which its thread cache makes a daemon thread. An
-own-GIL subinterpreter refuses daemon threads (and one would outlive the
-interpreter). :class:`_IoThread` is one ordinary thread per guest run,
-joined when the run ends; trio's guest tick is pointed at it while the run
-lasts (trio is pinned, see pyproject.toml).
+No helper thread: trio's guest mode waits for I/O in a thread of trio's
+thread cache, a daemon thread, which an own-GIL subinterpreter refuses (and
+which would outlive the interpreter); and every wake-up would cross two
+threads. Here the asyncio loop does that wait itself
+(:class:`_LoopIoWait`): trio's guest tick is pointed at it, in the
+interpreter that hosts the run and for guest runs of ours only (trio is
+pinned, see pyproject.toml).
 """
 from __future__ import annotations
 
-import _thread
 import collections
 import inspect
 import threading
@@ -58,9 +58,6 @@ __all__ = ["LinkedTaskChannel", "run_task", "open_channel_from", "run_as_asyncio
 # Values an open_channel_from's asyncio task may send ahead of its trio
 # task before send_nowait() raises trio.WouldBlock (as tractor's).
 CHANNEL_BUFFER = 2 ** 8
-# How long the end of a guest run waits for its I/O thread (it is woken
-# first, so this is only a bound).
-IO_JOIN_WAIT = 5.0
 
 
 class _Host(threading.local):
@@ -68,7 +65,7 @@ class _Host(threading.local):
 
     loop = None       # the asyncio loop hosting trio here
     token = None      # the trio run it hosts (its TrioToken)
-    io = None         # that run's _IoThread
+    io = None         # that run's _LoopIoWait
 
 
 _host = _Host()
@@ -76,52 +73,60 @@ _host = _Host()
 
 # -- the guest run ----------------------------------------------------------
 
-class _IoThread:
-    """Runs trio's guest-mode I/O waits, one at a time, on one non-daemon
-    thread (see the module's doc). ``start_soon`` is called on the host
-    thread only; the worker calls ``deliver`` (which hands the events back
-    to the host loop) and takes the next job."""
+class _LoopIoWait:
+    """trio's guest-mode I/O waits, done by the host loop itself (see the
+    module's doc): trio's epoll descriptor is readable once trio has
+    events, so the asyncio loop watches it, with a timer for trio's
+    timeout, where trio would block a thread in ``epoll_wait``. When either
+    fires, the events are taken without waiting and handed to trio's
+    ``deliver``, which schedules trio's next tick on the loop. One wait at
+    a time (trio asks for the next one from the tick it delivers to)."""
 
-    def __init__(self):
-        self._jobs: collections.deque = collections.deque()  # (fn, deliver) waiting to run
-        self._cv = threading.Condition()
-        self._stopping = False       # no more jobs: the worker leaves once idle
-        self._thread = None          # its _thread handle, once started
+    def __init__(self, loop):
+        self._loop = loop
+        self._fd: int | None = None    # trio's epoll descriptor, watched now
+        self._timer = None             # the asyncio timer of trio's timeout
+        self._fire = None              # what the reader and the timer call
 
     def start_soon(self, fn, deliver, name=None) -> None:
-        with self._cv:
-            self._jobs.append((fn, deliver))
-            if self._thread is None:
-                # Not a threading.Thread: its join() would register the
-                # actor's own thread as a dummy thread of the threading
-                # module, whose finalizer complains when the interpreter ends.
-                self._thread = _thread.start_joinable_thread(self._work, daemon=False)
-            self._cv.notify()
-
-    def _work(self) -> None:
         import outcome
 
-        while True:
-            with self._cv:
-                while not self._jobs and not self._stopping:
-                    self._cv.wait()
-                if not self._jobs:
-                    return
-                fn, deliver = self._jobs.popleft()
-            result = outcome.capture(fn)
-            try:
-                deliver(result)
-            except Exception:
-                pass  # the host loop is closed: the run was abandoned (an interrupt)
+        timeout, io_manager = _guest_wait_of(fn)
+        fd = io_manager._epoll.fileno()
 
-    def stop(self) -> None:
-        """Let the worker leave and join it (bounded: it was woken)."""
-        with self._cv:
-            self._stopping = True
-            self._cv.notify()
-            thread = self._thread
-        if thread is not None:
-            thread.join(IO_JOIN_WAIT)
+        def fire() -> None:
+            if self._fire is not fire:
+                return
+            self.close()
+            deliver(outcome.capture(io_manager.get_events, 0))
+
+        self._fire = fire
+        self._fd = fd
+        self._loop.add_reader(fd, fire)
+        self._timer = self._loop.call_later(timeout, fire)
+
+    def close(self) -> None:
+        """Stop watching (the run ended, or was abandoned)."""
+        self._fire = None
+        if self._fd is not None:
+            self._loop.remove_reader(self._fd)
+            self._fd = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+
+def _guest_wait_of(fn) -> tuple[float, Any]:
+    """(timeout, io manager) of the I/O wait trio's guest tick hands to
+    ``start_thread_soon``: a closure over the tick's ``timeout`` and its
+    guest state (trio 0.35, pinned in pyproject.toml)."""
+    try:
+        cells = dict(zip(fn.__code__.co_freevars, (c.cell_contents for c in fn.__closure__)))
+        return float(cells["timeout"]), cells["self"].runner.io_manager
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        raise AsyncioRuntimeTranslationError(
+            f"trio's guest mode is not the one subactor._aio knows (trio {trio.__version__}): {exc!r}; "
+            f"subactor pins the trio it was written for") from None
 
 
 _trio_start_thread_soon = None  # trio's own, while a guest run of ours points the tick elsewhere
@@ -195,7 +200,7 @@ def run_guest(async_fn: Callable, *args: Any, collapse: bool = False) -> Any:
     _point_trio_at_io_threads()
     loop = asyncio.new_event_loop()
     done = loop.create_future()
-    io = _IoThread()
+    io = _LoopIoWait(loop)
 
     async def guest():
         _host.token = trio.lowlevel.current_trio_token()
@@ -222,20 +227,14 @@ def run_guest(async_fn: Callable, *args: Any, collapse: bool = False) -> Any:
         ended = True
         _finish_loop(loop)
     finally:
-        token = _host.token
         _host.loop = _host.token = _host.io = None
         asyncio.set_event_loop(None)
+        io.close()
         if not ended:
-            # Abandoned: trio's I/O wait may go on for long; wake it, so
-            # that its thread sees the stop.
+            # Abandoned (an interrupt): the tasks of either loop that are
+            # left say nothing when they are collected.
             loop.set_exception_handler(lambda loop, context: None)
-            if token is not None:
-                try:
-                    token.run_sync_soon(lambda: None)
-                except trio.RunFinishedError:
-                    pass
         loop.close()
-        io.stop()
     error = getattr(result, "error", None)
     if collapse and error is not None:
         lone = _lone(error)
