@@ -9,7 +9,8 @@ Cases, in one run, the repetitions interleaved:
   ``to_asyncio.run_task`` of an asyncio function that returns at once, and
   64 B to an asyncio task and back over ``open_channel_from``; anchor: 64 B
   from a trio task to another and back over trio memory channels, in the
-  same actor;
+  same actor (and, for what guest mode costs trio itself, the same in a
+  plain actor);
 - 64 B messages one way (time per message, n in a row): asyncio -> trio
   (``chan.send_nowait``, the trio side receiving) and trio -> asyncio
   (``chan.send``, ``chan.get()``); anchor: a trio memory channel between
@@ -64,8 +65,11 @@ async def measure(quick: bool) -> dict[str, list[float]]:
 
     async with subactor.open_nursery() as an:
         p = await an.start_actor("infected", enable_modules=[MOD], infect_asyncio=True)
+        plain = await an.start_actor("plain", enable_modules=[MOD])
         await p.run(remote.chan_rtt, n=100)   # warm: the loop, the imports
+        await plain.run(remote.memchan_rtt, n=100)
         for _ in range(reps):
+            add("rtt_mem_plain", statistics.median(await plain.run(remote.memchan_rtt, n=n_rtt)))
             for key, fn in (("rtt_mem", remote.memchan_rtt), ("rtt_task", remote.run_task_rtt),
                             ("rtt_chan", remote.chan_rtt)):
                 add(key, statistics.median(await p.run(fn, n=n_rtt)))
@@ -73,6 +77,7 @@ async def measure(quick: bool) -> dict[str, list[float]]:
                             ("way_t2a", remote.trio_to_aio)):
                 add(key, await p.run(fn, n=n_way))
         await p.cancel_actor()
+        await plain.cancel_actor()
     for _ in range(reps):
         for backend in SPAWN_BACKENDS:
             for infect in (False, True):
@@ -87,6 +92,8 @@ def run(quick: bool = False) -> list[dict]:
     g = "round trip in one infected actor, 64 B (p50)"
     rows.append(dict(group=g, case="trio memory channels, trio task <-> trio task (anchor)",
                      median=med["rtt_mem"], unit="us", ratio=1.0))
+    rows.append(dict(group=g, case="the same in a plain (trio.run) actor", median=med["rtt_mem_plain"],
+                     unit="us", ratio=med["rtt_mem_plain"] / med["rtt_mem"]))
     rows.append(dict(group=g, case="to_asyncio.run_task(asyncio fn that returns)", median=med["rtt_task"],
                      unit="us", ratio=med["rtt_task"] / med["rtt_mem"]))
     rows.append(dict(group=g, case="open_channel_from: send, asyncio get + send_nowait, receive",
