@@ -151,6 +151,7 @@ async def sleep_in_asyncio(key):
 async def echo_through(values):
     async with to_asyncio.open_channel_from(echo) as (chan, first):
         assert first == "ready"
+        assert not chan.closed()
         out = []
         for v in [*values, None]:
             await chan.send(v)
@@ -161,6 +162,7 @@ async def echo_through(values):
             pass
         else:
             raise AssertionError("no EndOfChannel after the asyncio task returned")
+        assert chan.closed()
         return [out, await chan.wait_for_result()]
 
 

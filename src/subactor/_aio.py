@@ -313,6 +313,8 @@ class LinkedTaskChannel(trio.abc.Channel):
     def __init__(self, loop, *, buffer: int = CHANNEL_BUFFER, suppress_graceful_exits: bool = True):
         self._loop = loop
         self._send_trio, self._recv_trio = trio.open_memory_channel(buffer)  # asyncio -> trio
+        self._buffer = buffer
+        self._recv_closed = False             # this side stopped receiving (aclose)
         self._to_aio: collections.deque = collections.deque()                 # trio -> asyncio
         self._aio_waiters: list = []          # asyncio futures of get()s waiting for a value
         self._suppress = suppress_graceful_exits
@@ -424,11 +426,12 @@ class LinkedTaskChannel(trio.abc.Channel):
     async def aclose(self) -> None:
         """Stop receiving (the asyncio side's ``send_nowait()`` then raises
         ``trio.BrokenResourceError``)."""
+        self._recv_closed = True
         await self._recv_trio.aclose()
 
     def closed(self) -> bool:
         """True once this side stopped receiving, or the asyncio task ended."""
-        return self._aio_done.is_set() or self._recv_trio._closed
+        return self._aio_done.is_set() or self._recv_closed
 
     @asynccontextmanager
     async def subscribe(self):
@@ -438,8 +441,7 @@ class LinkedTaskChannel(trio.abc.Channel):
         from subactor.trionics import broadcast_receiver
 
         if self._broadcaster is None:
-            self._broadcaster = broadcast_receiver(self, self._recv_trio._state.max_buffer_size,
-                                                   receive_afunc=self._receive)
+            self._broadcaster = broadcast_receiver(self, self._buffer, receive_afunc=self._receive)
         async with self._broadcaster.subscribe() as view:
             yield view
 
