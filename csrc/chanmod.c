@@ -2,7 +2,8 @@
  *
  * Owns: the module functions `channel` and `channel_destroy`, the test
  * hooks `_chan_info`, `_chan_close_owned_by`, `_chan_break_owned_by`,
- * `_chan_close_unattached`, `_chan_spin` and `_chan_pool`, the exception
+ * `_chan_close_unattached` (also the hub's, for the channels it handed to an
+ * actor that ended without attaching them), `_chan_spin` and `_chan_pool`, the exception
  * `EndOfChannel`, the tick function that lets an interrupt raise between
  * the wait slices of endobj.c, and the per-interpreter state of the concern
  * (sa_chan_state_t): its init (sa_chan_module_init, which also adds the

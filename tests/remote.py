@@ -211,3 +211,8 @@ async def count_forever(ctx):
             import trio
 
             await trio.sleep(0.001)
+
+
+@subactor.context
+async def started_unsendable(ctx):
+    await ctx.started(object())

@@ -231,6 +231,34 @@ def test_contexts_in_several_actors_at_once():
     trio.run(main)
 
 
+def test_an_error_unwinding_through_a_finally_that_cancels_the_context_is_kept():
+    # The cancel's confirmation wakes the block (its scope is cancelled);
+    # a checkpoint in the `finally` then raises Cancelled, which must not
+    # hide the error on its way out (nor be absorbed with the confirmation).
+    async def body(p):
+        with pytest.raises(TypeError, match="mine"):
+            async with p.open_context(remote.count_forever) as (ctx, _):
+                async with ctx.open_stream():
+                    try:
+                        raise TypeError("mine")
+                    finally:
+                        await ctx.cancel()
+                        await trio.sleep(0.05)
+
+    with_actor(body)
+
+
+def test_an_unsendable_first_value_is_a_typeerror_of_the_child():
+    async def body(p):
+        with pytest.raises(RemoteActorError) as info:
+            async with p.open_context(remote.started_unsendable):
+                pass
+        assert info.value.boxed_type is TypeError
+        assert "first value cannot be sent" in str(info.value)
+
+    with_actor(body)
+
+
 def test_actor_cancel_of_a_context_whose_nursery_sleeps_says_context_cancelled():
     # Its call ends with a group of cancellations, not one: still the
     # actor's cancel, so the caller hears ContextCancelled, not that the

@@ -8,6 +8,8 @@ in the peer and only that, a peer's cancel_actor ends the peer);
 registration from spawn to end, whatever the end (cancel, an error of its
 own, an abandon); bad input.
 """
+import os
+
 import pytest
 import trio
 
@@ -315,5 +317,73 @@ def test_a_peer_that_leaves_before_the_actor_attached_costs_nothing():
             assert await b.run(rd.find_and_leave, name="alice", n=200) == 200
             assert await a.run(rd.whoami) == list(a.uid)
             await an.cancel()
+
+    run(main)
+
+
+def test_channels_handed_to_an_actor_that_never_attached_them_go_with_it():
+    # An actor that ends before attaching its hub channel (interrupted while
+    # starting) leaves that channel, and a peer channel the hub handed it,
+    # with messages queued toward a side nobody will attach: the hub must
+    # close those sides when the actor is gone (the leak fixture checks).
+    from subactor import _ext
+    from subactor.discovery import _hub
+
+    async def main():
+        async with subactor.open_nursery():
+            hub = _hub.local()
+            hub_chan = _ext.channel()
+            hub.adopt(hub_chan, "starting", "u" * 32, 1)
+            cid, aid = hub._connect(("starting", "u" * 32), ("asker", "a" * 32, 1))
+            assert aid[0] == "starting"
+            asker = _ext.ChannelEnd(cid, 0)
+            asker.send(_ext.dumps({"t": "run", "cid": 1, "ns": MOD, "fn": "whoami"}))
+            asker.close()
+            hub.gone(("starting", "u" * 32))
+            await trio.sleep(0)
+            for c in (hub_chan, cid):
+                assert _ext._chan_info(c) is None, (c, _ext._chan_info(c))
+
+    run(main)
+
+
+def test_process_actors_are_registered_and_reach_and_are_reached_by_peers():
+    # A process actor's hub link is a socket pair; peers reach it on its own
+    # Unix socket, and it reaches this process's actors through the root's.
+    async def main():
+        async with subactor.open_root_actor(enable_modules=[MOD]), subactor.open_nursery() as an:
+            p = await an.start_actor("proc", enable_modules=[MOD], backend="process")
+            q = await an.start_actor("proc2", enable_modules=[MOD], backend="process")
+            s = await an.start_actor("sub", enable_modules=[MOD])
+            ppid = await p.run(rd.pid)
+            assert ppid != os.getpid()
+            assert {"proc", "proc2", "sub", "root"} <= set(await names())
+            async with subactor.find_actor("proc") as portal:          # root -> process actor
+                assert await portal.run(rd.pid) == ppid
+                assert portal.chan.raddr[1].endswith(".sock")           # over its Unix socket
+            async with subactor.find_actor("sub") as portal:
+                assert portal.chan.raddr == ("inproc", portal.chan.aid.uuid)
+                assert portal.actor is subactor.current_actor()
+            assert await s.run(rd.call_peer, name="proc", fn_name="pid") == ppid        # subint -> process
+            assert await p.run(rd.call_peer, name="sub", fn_name="pid") == os.getpid()  # process -> subint
+            assert await q.run(rd.call_peer, name="proc", fn_name="pid") == ppid        # process -> process
+            assert await p.run(rd.call_peer, name="root", fn_name="pid") == os.getpid()  # process -> root
+            err = await s.run(rd.peer_error, name="proc", msg="from a peer")
+            assert err["type"] == "ValueError" and err["src"][0] == "proc" and "from a peer" in err["msg"]
+            await an.cancel()
+
+    run(main)
+
+
+def test_a_killed_process_actor_leaves_the_registry():
+    async def main():
+        async with subactor.open_root_actor():
+            with pytest.raises(subactor.ActorNotAvailable, match="SIGKILL"):
+                async with subactor.open_nursery() as an:
+                    p = await an.start_actor("doomed", enable_modules=[MOD], backend="process")
+                    assert "doomed" in await names()
+                    os.kill(await p.run(rd.pid), 9)
+                    await trio.sleep_forever()   # the nursery fails with it
+            assert "doomed" not in await names()
 
     run(main)

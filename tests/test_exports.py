@@ -44,6 +44,7 @@ PUBLIC = [
     "open_worker_pool",
     "query_actor",
     "reg_err_types",
+    "run_daemon",
     "run_in_subinterpreter",
     "run_sync",
     "spawn",

@@ -33,6 +33,7 @@ _LAZY = {
     "get_runtime_vars": "subactor._state",
     "debug_mode": "subactor._state",
     "open_root_actor": "subactor._root",
+    "run_daemon": "subactor._root",
     "NoRuntime": "subactor._exceptions",
     "RemoteActorError": "subactor._exceptions",
     "ContextCancelled": "subactor._exceptions",

@@ -51,6 +51,7 @@ from subactor._portal import (
 )
 from subactor._root import (
     open_root_actor as open_root_actor,
+    run_daemon as run_daemon,
 )
 from subactor._state import (
     Actor as Actor,
@@ -106,6 +107,7 @@ __all__ = [
     "open_worker_pool",
     "query_actor",
     "reg_err_types",
+    "run_daemon",
     "run_in_subinterpreter",
     "run_sync",
     "spawn",

@@ -45,7 +45,7 @@ from typing import Any
 import trio
 
 from subactor import _state
-from subactor._exceptions import ContextCancelled, MsgTypeError, StreamOverrun, box_error, unbox_error
+from subactor._exceptions import ContextCancelled, StreamOverrun, box_error, unbox_error
 
 
 class _Unresolved:
@@ -391,9 +391,11 @@ class Context:
             await self.chan.send(msg)
         except TypeError as exc:
             # The codec refused the value (its error names the type and
-            # where it was): nothing was sent.
+            # where it was): nothing was sent. A plain TypeError, as
+            # tractor's codec raises: it is this side's own error (the
+            # peer then gets it boxed with that type).
             what = "first value" if msg["t"] == "started" else "stream item"
-            raise MsgTypeError(f"{self.fn_name}: the {what} cannot be sent: {exc}") from exc
+            raise TypeError(f"{self.fn_name}: the {what} cannot be sent: {exc}") from exc
 
     async def _send_cleanup(self, msg: dict) -> None:
         msg["cid"] = self.cid

@@ -350,18 +350,39 @@ class ActorNursery:
         }
         if infect_asyncio:
             cfg["aio"] = True   # its trio runs as the guest of an asyncio loop (see subactor._aio)
-        hub = _hub.local() if backend != "process" else None
-        if hub is not None:
-            # Its own channel to the process's hub: its registration lives
-            # as long as the channel (see subactor.discovery).
+        # Its own link to the process's hub: its registration lives as long
+        # as the link (see subactor.discovery). A subinterpreter's is a C
+        # channel; a process actor's is a socket pair, and it listens on a
+        # Unix socket of its own for peers. (A process actor's own children
+        # are not registered: they are in another process than the hub.)
+        hub = _hub.local() if not _state.in_child_process() else None
+        hub_sock = listen = None
+        if hub is not None and backend == "process":
+            import socket
+
+            from subactor import ipc
+
+            await hub.serve_processes()   # process actors reach this process's actors through it
+            listen = ipc.UDSAddress.get_random()
+            ours, hub_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            cfg["hub_fd"] = hub_sock.fileno()
+            cfg["listen"] = listen.path
+        elif hub is not None:
             cfg["hub"] = hub_id = _ext.channel()
         try:
-            handle, end = _spawn.spawn(backend, cfg)
+            handle, end = _spawn.spawn(backend, cfg, pass_fds=(hub_sock.fileno(),) if hub_sock else ())
         except BaseException:
-            if hub is not None:
+            if hub_sock is not None:
+                ours.close()
+            elif hub is not None:
                 _ext.channel_destroy(hub_id)
             raise
-        if hub is not None:
+        finally:
+            if hub_sock is not None:
+                hub_sock.close()
+        if listen is not None:
+            hub.adopt_process(ours.detach(), name, uid, handle.pid, listen.unwrap())
+        elif hub is not None:
             hub.adopt(hub_id, name, uid, os.getpid())
         # No checkpoint from here on: the actor must have its supervisor
         # before anything can cancel this task.

@@ -116,6 +116,12 @@ class Portal:
         """The parent's end of the actor's channel (tractor's name)."""
         return self.channel
 
+    @property
+    def actor(self):
+        """The actor this portal is used from (tractor's name): the
+        current actor, not the one it reaches (that is ``channel.aid``)."""
+        return _state.current_actor()
+
     # -- the actor's life, as the nursery tracks it ----------------------------------
     @property
     def rung(self) -> int:
@@ -288,7 +294,13 @@ class Portal:
             token = _current_ctx.set(ctx)
             try:
                 with ctx._scope:
-                    yield ctx, first
+                    try:
+                        yield ctx, first
+                    except trio.Cancelled as cancelled:
+                        hidden = _hidden_error(cancelled, ctx)
+                        if hidden is not None:
+                            raise hidden from None
+                        raise
             except BaseException as exc:
                 if _only(exc, ctx._remote_error):
                     # A group (a nursery in the block) of nothing but the
@@ -438,6 +450,22 @@ class Portal:
 
     def __repr__(self) -> str:
         return f"<Portal {self.name!r} alive={self._alive}>"
+
+
+def _hidden_error(cancelled: BaseException, ctx: Context) -> BaseException | None:
+    """The error a block was already raising when the context's own wake
+    (see Context._wake) cancelled it, if that is what happened: a
+    ``finally: await peer_ctx.cancel()`` while an error unwinds meets a
+    checkpoint, and the Cancelled raised there would hide the error (and,
+    absorbed with the cancel's confirmation, lose it). Else None."""
+    if not ctx._scope.cancel_called or ctx._remote_error is None:
+        return None
+    err = cancelled.__context__
+    while isinstance(err, trio.Cancelled):
+        err = err.__context__
+    if err is None or isinstance(err, (GeneratorExit, KeyboardInterrupt)) or err is ctx._remote_error:
+        return None
+    return err
 
 
 def _only(exc: BaseException, err: BaseException | None) -> bool:

@@ -23,13 +23,13 @@ from subactor import _sigint, _state
 # what subactor does not have (a registry, transports, the debugger's
 # helpers): accepted and ignored, so that tractor programs start unchanged.
 IGNORED = frozenset({
-    "registry_addrs", "arbiter_addr", "reg_addr", "registry_addr", "tpt_bind_addrs",
-    "enable_transports", "start_method", "maybe_enable_greenback", "enable_stack_on_sig",
+    "arbiter_addr", "reg_addr", "registry_addr", "start_method", "maybe_enable_greenback", "enable_stack_on_sig",
     "ensure_registry", "hide_tb", "debug_filter",
 })
 # What the root keeps: its name, its log level (subactor.log), and the
 # modules it would serve.
-KEPT = ("name", "loglevel", "debug_mode", "enable_modules", "rpc_module_paths")
+KEPT = ("name", "loglevel", "debug_mode", "enable_modules", "rpc_module_paths",
+        "registry_addrs", "enable_transports", "tpt_bind_addrs")
 
 
 def check_keywords(kwargs: dict, where: str, own: tuple[str, ...] = ()) -> None:
@@ -65,8 +65,38 @@ def _root_config(kwargs: dict, where: str) -> dict:
         "name": "root" if name is None else check_name(name, where),
         "enable_modules": _check_modules(kwargs.get("enable_modules"))
         + _check_modules(kwargs.get("rpc_module_paths"), "rpc_module_paths"),
-        "registry_addrs": kwargs.get("registry_addrs"),
+        "registry_addrs": _addr_list(kwargs.get("registry_addrs"), where, "registry_addrs"),
+        "net": {"transports": _transports(kwargs.get("enable_transports"), where),
+                "bind": _addr_list(kwargs.get("tpt_bind_addrs"), where, "tpt_bind_addrs")},
     }
+
+
+def _addr_list(addrs, where: str, label: str) -> list | None:
+    """A list of addresses (one alone is taken as a list of one), each
+    checked; None if not given."""
+    if addrs is None:
+        return None
+    from subactor.discovery import check_addr
+
+    one = isinstance(addrs, str) or (isinstance(addrs, tuple) and len(addrs) == 2
+                                     and not isinstance(addrs[0], (list, tuple)))
+    if not one and not isinstance(addrs, (list, tuple)):
+        raise TypeError(f"{where}({label}=...) must be a list of addresses, got {addrs!r}")
+    out = [addrs] if one else list(addrs)
+    for a in out:
+        check_addr(a, where, label)
+    return out
+
+
+def _transports(ts, where: str) -> list:
+    if ts is None:
+        return []
+    if isinstance(ts, str) or not isinstance(ts, (list, tuple)):
+        raise TypeError(f"{where}(enable_transports=...) must be a list such as ['tcp'] or ['uds'], got {ts!r}")
+    for t in ts:
+        if t not in ("tcp", "uds"):
+            raise ValueError(f"{where}(enable_transports=...): unknown transport {t!r} (subactor has 'tcp' and 'uds')")
+    return list(ts)
 
 
 def _check_loglevel(level):
@@ -94,11 +124,14 @@ async def open_root_actor(**kwargs: Any):
 
     Takes tractor's keywords: ``name`` (the root's name, "root" by
     default), ``loglevel``, ``enable_modules`` / ``rpc_module_paths``
-    (kept on the actor record) and ``debug_mode`` (``True`` is a
-    NotImplementedError: no debugger integration yet); ``registry_addrs``,
-    ``arbiter_addr``, ``enable_transports``, ``tpt_bind_addrs``,
-    ``start_method``, ``hide_tb`` and the debugger's helpers are accepted
-    and ignored (one process, no registry). Any other keyword is a
+    (what it serves to peers) and ``debug_mode`` (``True`` is a
+    NotImplementedError: no debugger integration yet);
+    ``registry_addrs``, ``enable_transports`` (['tcp'], ['uds']) and
+    ``tpt_bind_addrs`` put the root on the network: it listens, and it is
+    the registrar at the first registry address it can bind, or registers
+    its tree with the registrar there (see subactor.discovery._net);
+    ``arbiter_addr``, ``start_method``, ``hide_tb`` and the debugger's
+    helpers are accepted and ignored. Any other keyword is a
     TypeError naming it. Only the root process opens it, once at a time:
     inside an actor, or inside an open root runtime, it is a RuntimeError.
     """
@@ -106,11 +139,13 @@ async def open_root_actor(**kwargs: Any):
     cfg = _root_config(kwargs, "open_root_actor")
     loglevel = _check_loglevel(kwargs.get("loglevel"))
     await trio.lowlevel.checkpoint()
+    net = cfg.pop("net")
     actor = _state.open_root(explicit=True, **cfg)
     try:
         _apply_loglevel(actor, loglevel)
         _sigint.install()
         _open_hub(actor)
+        await _open_node(actor, cfg["registry_addrs"], net)
         yield actor
     finally:
         _close(actor)
@@ -126,10 +161,12 @@ async def maybe_open_root(kwargs: dict, where: str):
     if _state.in_actor():
         yield
         return
+    net = cfg.pop("net")
     actor = _state.open_root(explicit=False, **cfg)
     try:
         _sigint.install()
         _open_hub(actor)
+        await _open_node(actor, cfg["registry_addrs"], net)
         yield
     finally:
         _close(actor)
@@ -144,6 +181,34 @@ def _open_hub(actor) -> None:
         _hub.open_hub(actor)
 
 
+async def _open_node(actor, registry_addrs, net: dict) -> None:
+    """A root given registry addresses or transports joins the network
+    (see subactor.discovery._net): it listens, and it is the registrar or
+    registers with it."""
+    from subactor.discovery import _hub
+
+    hub = _hub._hub
+    if hub is None or hub.node is not None or not (registry_addrs or net["transports"] or net["bind"]):
+        return
+    from subactor.discovery._net import Node
+
+    if net["transports"]:
+        transports = net["transports"]
+    else:   # the registry addresses' own transports
+        from subactor import ipc
+
+        transports = sorted({ipc.wrap_address(a).proto for a in registry_addrs or ()}) or ["tcp"]
+    node = Node(hub, registry_addrs or (), transports, net["bind"] or ())
+    try:
+        await node.start()
+    except BaseException:
+        node.close()
+        raise
+    hub.node = node
+    actor.is_registrar = node.is_registrar
+    actor._net = node
+
+
 def _close(actor) -> None:
     """Leave a root block; the last one closes the hub, then ends the root."""
     if _state._root_opened == 1:
@@ -151,3 +216,33 @@ def _close(actor) -> None:
 
         _hub.close_hub()
     _state.close_root()
+
+
+DEFAULT_DAEMON_ADDR = ("127.0.0.1", 1616)   # tractor's default registry address
+
+
+def run_daemon(enable_modules, name: str | None = "root", registry_addrs=None, **kwargs: Any) -> None:
+    """Run a long-lived root that serves ``enable_modules`` to peers and
+    answers discovery, until cancelled (Ctrl-C): tractor's ``run_daemon``.
+
+    The modules are imported first (a bad one fails here, naming it). With
+    no ``registry_addrs`` it takes tractor's default, 127.0.0.1:1616: it
+    becomes the registrar there, or registers with the one already there.
+    Other keywords are open_root_actor's."""
+    import importlib
+
+    from subactor._nursery import _check_modules
+
+    mods = _check_modules(enable_modules)
+    check_keywords(kwargs, "run_daemon")
+    for path in mods:
+        importlib.import_module(path)
+    kwargs["enable_modules"] = mods
+    if registry_addrs is None:
+        registry_addrs = [DEFAULT_DAEMON_ADDR]
+
+    async def main():
+        async with open_root_actor(name=name, registry_addrs=registry_addrs, **kwargs):
+            await trio.sleep_forever()
+
+    trio.run(main)

@@ -56,8 +56,10 @@ class Actor:
     ``name`` is the name given at spawn ("root" for the root, unless
     ``open_root_actor(name=...)``); ``aid`` its identity (``.name``,
     ``.uuid``, ``.uid``, ``.pid``); ``uid`` is ``(name, uuid)``, as in
-    tractor. ``is_registrar`` is True for the root (where discovery would
-    live; subactor has no registry yet). ``lifetime_stack`` is an
+    tractor. ``is_registrar`` is True for a root that holds the registry
+    (its process's, and the registrar's role at a registry address it
+    bound; False for a root that registered with another program's
+    registrar, and in actors). ``lifetime_stack`` is an
     :class:`contextlib.ExitStack` closed when the actor ends, also when it
     ends with an error (after its calls are over, before it acknowledges
     its parent's cancel).
@@ -71,7 +73,7 @@ class Actor:
         self.name = name
         self.aid = Aid(name, uid, os.getpid())
         self.is_root = is_root
-        self.is_registrar = is_root
+        self.is_registrar = is_root   # a networked root: set by its node (subactor._root)
         self.parent = parent
         self.enable_modules: list[str] = []
         self.loglevel = loglevel
@@ -82,6 +84,24 @@ class Actor:
         # The parent's __main__ script this actor may load to find functions
         # defined there ({} when it has none, or inherit_parent_main=False).
         self._parent_main_data: dict = {"path": parent_main} if parent_main else {}
+        self._net = None   # the root's discovery._net.Node, when it is on the network
+
+    @property
+    def accept_addrs(self) -> list:
+        """Where other programs reach this actor's root (tractor's tuples:
+        ``(host, port)``, ``(directory, socket name)``); empty when the root
+        is not on the network (it was given no registry_addrs nor
+        enable_transports) and in actors (their root listens for them)."""
+        return self._net.addrs() if self._net is not None else []
+
+    @property
+    def registry_addrs(self) -> list:
+        """The registry addresses the root was given (tractor's tuples)."""
+        if self._net is None:
+            return []
+        from subactor import ipc
+
+        return [ipc.wrap_address(a).unwrap() for a in self._net.registry_addrs]
 
     @property
     def uid(self) -> tuple[str, str]:
@@ -170,7 +190,7 @@ def get_runtime_vars() -> dict:
     """A copy of this actor's runtime variables, by tractor's names:
     ``_is_root``, ``_debug_mode``, ``_is_infected_aio`` (this actor's
     trio runs as asyncio's guest), ``_registry_addrs`` (what
-    ``open_root_actor`` was given; subactor has no registry yet)."""
+    ``open_root_actor`` was given)."""
     return {
         "_is_root": is_root_process(),
         "_debug_mode": debug_mode(),
@@ -254,6 +274,11 @@ def set_current(actor: Actor) -> None:
     global _current, _is_actor
     _current = actor
     _is_actor = True
+
+
+def in_child_process() -> bool:
+    """True in a process-backend child."""
+    return _child_process
 
 
 def mark_child_process() -> None:

@@ -168,6 +168,33 @@ class TrioChannel:
         self._cancel_called = False   # portal.cancel_actor() was called over it
         self.aid = None               # the peer's identity (a subactor._state.Aid), set by the owner
 
+    @property
+    def raddr(self):
+        """The far side's address, tractor's tuple: ``(host, port)`` or
+        ``(directory, socket)`` for a socket; ``("inproc", uuid)`` for a
+        channel inside this process (or a socket pair to a process actor)."""
+        return self._addr("getpeername")
+
+    @property
+    def laddr(self):
+        """This side's address (see :attr:`raddr`)."""
+        return self._addr("getsockname")
+
+    def _addr(self, which: str):
+        sock = getattr(self.end, "_sock", None)
+        if sock is not None:
+            try:
+                a = getattr(sock, which)()
+            except OSError:
+                a = None
+            if isinstance(a, tuple) and len(a) >= 2:
+                return (a[0], a[1])
+            if isinstance(a, str) and a:
+                import os
+
+                return os.path.split(a)
+        return ("inproc", self.aid.uuid if self.aid is not None else "")
+
     async def send(self, msg: dict) -> None:
         """Send one message; a full checkpoint (a cancel point before, a
         schedule point after), also when the channel takes it at once."""

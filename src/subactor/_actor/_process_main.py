@@ -114,6 +114,8 @@ def main(argv: list[str]) -> int:
     finally:
         first.release()
 
+    if cfg.get("hub_fd") is not None:
+        os.set_inheritable(cfg["hub_fd"], False)   # its link to the root's hub
     sys.path[:] = cfg.pop("sys_path")
     pythonpath = cfg.pop("pythonpath")
     if pythonpath is None:

@@ -67,7 +67,19 @@ class Runtime:
         # one: its end here, a HubLink once in trio mode (the discovery
         # modules are not imported before: on 3.13 every module an
         # interpreter imports adds to what CPython leaks when it ends).
-        self.hub_end = _ext.ChannelEnd(cfg["hub"], 1) if cfg.get("hub") else None
+        self.hub_end = None
+        self.listener = None    # a process actor's Unix socket for peers (see _listen)
+        self._other = None      # sync mode: what else the blocking loop waits on
+        if cfg.get("hub"):
+            try:
+                self.hub_end = _ext.ChannelEnd(cfg["hub"], 1)
+            except _ext.ClosedError:
+                pass   # it was unregistered before it started: it goes on unfindable
+        elif cfg.get("hub_fd") is not None:   # a process actor: a socket to the root's hub
+            from subactor._spawn._sockend import SocketEnd
+
+            self.hub_end = SocketEnd(cfg["hub_fd"], side="hub")
+            self._listen(cfg.get("listen"))
         self.hub_stash: list = []   # hub messages that came in sync mode
         self.hub = None
 
@@ -130,12 +142,58 @@ class Runtime:
                 f"themselves can be called)")
         return obj
 
+    def _listen(self, path: str | None) -> None:
+        """A process actor listens for peers on the Unix socket its parent
+        named (in the private runtime directory), from its start: a peer
+        connecting wakes the sync loop, which then switches to trio mode."""
+        if not path:
+            return
+        import select
+        import socket
+
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.bind(path)
+            os.chmod(path, 0o600)
+            sock.listen(64)
+        except OSError:
+            sock.close()
+            return   # it goes on, unreachable for peers (its parent still reaches it)
+        sock.setblocking(False)
+        self.listener = sock
+        ep = select.epoll()
+        ep.register(self.hub_end.recv_fileno(), select.EPOLLIN)
+        ep.register(sock.fileno(), select.EPOLLIN)
+        self._other = ep
+
+    def other_fd(self) -> int | None:
+        if self._other is not None:
+            return self._other.fileno()
+        return self.hub_end.recv_fileno() if self.hub_end is not None else None
+
+    def close_listener(self) -> None:
+        if self.listener is not None:
+            try:
+                os.unlink(self.listener.getsockname())
+            except OSError:
+                pass
+            self.listener.close()
+            self.listener = None
+        if self._other is not None:
+            self._other.close()
+            self._other = None
+
     def hub_pending(self) -> bool:
         """Sync mode: True if a message from the hub came (it is kept for
         trio mode). An end the hub closed is let go: its descriptor would
         stay readable for good."""
         if self.hub_stash:
             return True
+        if self.listener is not None:
+            import select
+
+            if select.select([self.listener], [], [], 0)[0]:
+                return True   # a peer connects: trio mode accepts it
         if self.hub_end is None:
             return False
         try:
@@ -205,7 +263,7 @@ class Runtime:
             if self.hub_pending():
                 return {"t": "hub"}   # a peer wants to connect: only trio mode serves more than one channel
             try:
-                msg = chan.recv(self.hub_end.recv_fileno() if self.hub_end is not None else None)
+                msg = chan.recv(self.other_fd())
             except _ext.DecodeError as exc:
                 raise self.bad_message(f"bytes that are not a message ({exc})") from None
             if msg is None:
@@ -368,5 +426,6 @@ def actor_main(cfg: dict | None = None, end=None) -> None:
         try:
             close_lifetime_stack()  # it ended some other way: an error, its channel closed
         finally:
+            rt.close_listener()
             end.close()
         sys.stdout.flush()

@@ -82,6 +82,8 @@ async def serve(rt: Runtime, end, first: dict) -> None:
 
                 rt.hub = HubLink(rt.hub_end, rt.uid, rt.hub_stash)
                 rt.hub.start(outer.start_soon, lambda link_chan, aid: outer.start_soon(serve_peer, rt, link_chan, aid))
+            if rt.listener is not None:
+                outer.start_soon(_serve_listener, rt)
             if first.get("t") in ("run", "ctx"):
                 _dispatch(rt, parent, nursery, first)
             by = await _serve_link(rt, parent, nursery)
@@ -155,6 +157,33 @@ async def serve_peer(rt: Runtime, chan: TrioChannel, aid) -> None:
             call.scope.cancel()
         if chan not in rt.bye_to:
             chan.close()   # (one that asked for bye is closed once it is said, with the actor)
+
+
+async def _serve_listener(rt: Runtime) -> None:
+    """A process actor's Unix socket: each peer that connects (authenticated
+    as every subactor.ipc connection is) and names this actor is served."""
+    from subactor import ipc
+
+    sock, rt.listener = rt.listener, None   # serve_socket owns it now; its file is removed at the end
+    path = sock.getsockname()
+
+    async def handler(conn) -> None:
+        hello = conn.hello
+        if hello.get("t") != "peer" or tuple(hello.get("uid") or ()) != rt.uid:
+            conn.end.send_nowait(_ext.dumps({"t": "err", "err": f"this is actor {rt.name!r}; it serves peer "
+                                                                 f"connections to itself only"}))
+            return
+        name, uuid, pid = hello["aid"]
+        conn.end.send_nowait(_ext.dumps({"t": "ok"}))
+        await serve_peer(rt, conn.channel(), _state.Aid(name, uuid, pid))
+
+    try:
+        await ipc.serve_socket(sock, handler, hello={"aid": [rt.name, rt.uid[1], os.getpid()]})
+    finally:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
 
 
 async def serve_root_peer(rt: Runtime, chan: TrioChannel, aid) -> None:

@@ -1,4 +1,4 @@
-"""python -m subactor {demo,bench,doctor}"""
+"""python -m subactor {demo,bench,doctor,daemon}"""
 import argparse
 
 
@@ -13,7 +13,17 @@ def main(argv=None) -> int:
     b.add_argument("--markdown", metavar="FILE", help="also write the tables as a Markdown page")
     b.add_argument("only", nargs="*", help="benchmark modules to run (default: all)")
     sub.add_parser("doctor", help="can this Python run actors; which extension modules need the process backend")
+    dm = sub.add_parser("daemon", help="a long-lived root that serves modules to other programs and answers discovery")
+    dm.add_argument("--listen", metavar="ADDR", action="append",
+                    help="registry address: tcp://HOST:PORT or uds:///PATH (default tcp://127.0.0.1:1616; repeatable)")
+    dm.add_argument("--enable-modules", metavar="MODS", default="",
+                    help="comma-separated modules whose functions peers may call")
+    dm.add_argument("--name", default="daemon", help="the daemon's actor name (default 'daemon')")
     args = p.parse_args(argv)
+    if args.cmd == "daemon":
+        from subactor._cli._daemon import main as daemon
+
+        return daemon(args.listen, [m for m in args.enable_modules.split(",") if m], args.name)
     if args.cmd == "demo":
         from subactor._cli._demo import main as demo
 

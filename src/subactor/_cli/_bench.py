@@ -7,7 +7,8 @@ import os
 import sys
 import time
 
-BENCHES = ["host", "chan", "codec", "api", "cancel", "process", "pool", "ladder", "sigint_fuzz", "streams", "wire", "asyncio"]
+BENCHES = ["host", "chan", "codec", "api", "cancel", "process", "pool", "ladder", "sigint_fuzz", "streams", "wire",
+           "discovery", "discovery_net", "asyncio"]
 
 
 def _bench_dir() -> str:

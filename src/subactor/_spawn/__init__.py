@@ -123,20 +123,21 @@ def check_backend(kind: str) -> str:
 
 
 def spawn(kind: str, cfg: dict, *, entry: str = "runtime",
-          channel: tuple[int, int] | None = None) -> tuple[Handle, MessageEnd]:
+          channel: tuple[int, int] | None = None, pass_fds: tuple[int, ...] = ()) -> tuple[Handle, MessageEnd]:
     """Start an actor of backend ``kind`` running ``entry`` with config
     ``cfg`` (a plain-data dict; at least ``name``). ``channel`` is
     ``(max messages, max bytes)`` per direction of its message channel
     (subinterpreter backends; None: the channel's defaults). Returns the
     actor's handle and the parent's end of its channel; on any error,
-    nothing is left behind."""
+    nothing is left behind. ``pass_fds``: descriptors a process actor
+    inherits (with the same numbers); the caller still owns and closes them."""
     check_backend(kind)
     if entry not in ENTRIES:
         raise ValueError(f"unknown entry point {entry!r}; choose one of {', '.join(ENTRIES)}")
     if kind == "process":
         from subactor._spawn import _process
 
-        return _process.spawn(cfg, entry)
+        return _process.spawn(cfg, entry, pass_fds)
     from subactor._spawn import _subint
 
     return _subint.spawn(cfg, entry, shared_gil=kind == "subint-shared-gil", channel=channel)

@@ -94,7 +94,7 @@ def _interpreter_flags() -> list[str]:
     return [a for a in subprocess._args_from_interpreter_flags() if a not in _DROP_FLAGS]
 
 
-def spawn(cfg: dict, entry: str):
+def spawn(cfg: dict, entry: str, pass_fds: tuple[int, ...] = ()):
     """Start ``python -m subactor._actor._process_main`` running ``entry``
     ("runtime" or "worker") for ``cfg``. Returns ``(handle, end)``: a
     :class:`ProcessHandle` and the parent's
@@ -123,7 +123,7 @@ def spawn(cfg: dict, entry: str):
         argv = [sys.executable, *_interpreter_flags(), "-m", "subactor._actor._process_main",
                 str(cfd), str(wake_r), str(os.getpid())]
         try:
-            popen = subprocess.Popen(argv, pass_fds=(cfd, wake_r), close_fds=True,
+            popen = subprocess.Popen(argv, pass_fds=(cfd, wake_r, *pass_fds), close_fds=True,
                                      stdin=subprocess.DEVNULL, env=env, process_group=0)
         except OSError as exc:
             raise RuntimeError(f"could not start a process for actor {cfg['name']!r} "

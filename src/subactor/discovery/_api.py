@@ -80,7 +80,7 @@ async def open_portal(chan, aid) -> AsyncIterator[Any]:
 async def _connect(hub, entry: dict):
     """A portal manager for ``entry``, or None if it ended meanwhile."""
     try:
-        chan, aid = await hub.connect((entry["name"], entry["uuid"]))
+        chan, aid = await hub.connect((entry["name"], entry["uuid"]), entry)
     except LookupError:
         return None
     return open_portal(chan, aid)

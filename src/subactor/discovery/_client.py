@@ -10,12 +10,15 @@ for this actor and wants to call it.
 Hub messages (``t``):
   find     {rid, name}            -> ans {v: [entry, ...]}
   wait     {rid, name}            -> ans {v: entry}, once one is registered
-  connect  {rid, uid}             -> ans {v: {chan, aid}} (this side attaches side 0)
+  connect  {rid, uid, entry}      -> ans {v: {chan, aid}} (this side attaches side 0), or
+                                     {v: {fd, aid}}: an actor of another program (``entry``
+                                     says where), the root's authenticated connection to it
   registry {rid}                  -> ans {v: {"name.uuid": addrs}}
   delete   {rid, uid}             -> ans {v: True/False}
   adopt    {chan, name, uuid, pid}   a child this actor spawned (no answer)
   gone     {uid}                     a child this actor spawned has ended (no answer)
   peer     {chan, aid}            <- a peer's channel; this side attaches side 1 and serves it
+  peer     {fd, aid}              <- a peer of another program: the socket of its connection
   ans      {rid, v | err}         <- an answer
 
 An entry is a dict {name, uuid, pid, addrs}.
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import collections
 import itertools
+import os
 
 from subactor import _ext
 
@@ -91,10 +95,15 @@ class HubLink:
             from subactor._transport import TrioChannel
 
             name, uuid, pid = msg["aid"]
-            try:
-                end = _ext.ChannelEnd(msg["chan"], 1)
-            except _ext.ClosedError:
-                return   # the peer left (closed its side) before this side attached: nothing to serve
+            if "fd" in msg:   # a peer in another program: its connection's socket, handed over by the root
+                end = _socket_end(msg["fd"], name)
+                if end is None:
+                    return
+            else:
+                try:
+                    end = _ext.ChannelEnd(msg["chan"], 1)
+                except _ext.ClosedError:
+                    return   # the peer left (closed its side) before this side attached: nothing to serve
             self._on_peer(TrioChannel(end), Aid(name, uuid, pid))
 
     def _check(self) -> None:
@@ -142,20 +151,56 @@ class HubLink:
     async def delete(self, uid) -> bool:
         return await self.request({"t": "delete", "uid": list(uid)})
 
-    async def connect(self, uid):
-        """(a TrioChannel to the actor ``uid``, its Aid)."""
+    async def connect(self, uid, entry: dict | None = None):
+        """(a TrioChannel to the actor ``uid``, its Aid); ``entry`` says
+        where an actor of another program is reached."""
         from subactor._state import Aid
         from subactor._transport import TrioChannel
 
-        v = await self.request({"t": "connect", "uid": list(uid)})
+        v = await self.request({"t": "connect", "uid": list(uid), "entry": entry})
+        if "entry" in v:   # this is a process actor: it connects itself
+            from subactor.discovery._net import connect_peer
+
+            e = v["entry"]
+            a = self.uid
+            conn = await connect_peer(e, (a[0], a[1], os.getpid()))
+            return conn.channel(), Aid(e["name"], e["uuid"], e["pid"])
         name, uuid, pid = v["aid"]
+        if "fd" in v:
+            end = _socket_end(v["fd"], name)
+            if end is None:
+                raise LookupError(f"the connection to actor {name!r} was lost while it was handed over")
+            return TrioChannel(end), Aid(name, uuid, pid)
         return TrioChannel(_ext.ChannelEnd(v["chan"], 0)), Aid(name, uuid, pid)
+
+    async def serve_processes(self) -> None:
+        await self.request({"t": "listen"})
+
+    def adopt_process(self, fd: int, name: str, uuid: str, pid: int, addr) -> None:
+        self.tell({"t": "adopt", "fd": fd, "name": name, "uuid": uuid, "pid": pid, "addr": list(addr)})
 
     def adopt(self, chan_id: int, name: str, uuid: str, pid: int) -> None:
         self.tell({"t": "adopt", "chan": chan_id, "name": name, "uuid": uuid, "pid": pid})
 
     def gone(self, uid) -> None:
         self.tell({"t": "gone", "uid": list(uid)})
+
+
+def _socket_end(fd, name: str):
+    """A SocketEnd over a connection's descriptor the root handed over, or
+    None if it is not one (the descriptor is then closed)."""
+    import os
+
+    from subactor._spawn._sockend import SocketEnd
+
+    try:
+        return SocketEnd(int(fd), side=f"peer {name}")
+    except (ValueError, OSError, TypeError):
+        try:
+            os.close(int(fd))
+        except (OSError, ValueError, TypeError):
+            pass
+        return None
 
 
 class _Answer:

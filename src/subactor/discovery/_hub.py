@@ -27,16 +27,50 @@ from subactor import _ext, _state
 from subactor._transport import TrioChannel
 
 
-class Member:
-    __slots__ = ("name", "uuid", "pid", "chan", "addrs", "parent")
+def _unattached(cid: int) -> bool:
+    try:
+        info = _ext._chan_info(cid)
+        return info is not None and info["state"][1] == "unattached"
+    except Exception:   # the channel is gone
+        return False
 
-    def __init__(self, name: str, uuid: str, pid: int, chan: TrioChannel | None, parent=None):
+
+class Member:
+    __slots__ = ("name", "uuid", "pid", "chan", "addrs", "parent", "handed", "proc")
+
+    def __init__(self, name: str, uuid: str, pid: int, chan: TrioChannel | None, parent=None, addrs=None):
         self.name = name
         self.uuid = uuid
         self.pid = pid
         self.chan = chan          # its hub channel (None: the root itself)
-        self.addrs: list = []     # where other programs reach it (see subactor.discovery)
+        # A process actor's own listener (its hub channel is a socket);
+        # [] for a subinterpreter actor: its root's listener reaches it.
+        self.addrs: list = list(addrs or [])
+        self.proc = bool(addrs)
         self.parent = parent      # the uid of the member that spawned it
+        # Channels whose side 1 went to it (its hub channel, peers') and
+        # that it may not have attached yet (see release()).
+        self.handed: list[int] = [chan.end.id] if chan is not None and not self.proc else []
+
+    def hand(self, cid: int) -> None:
+        if len(self.handed) >= 64:   # drop those it has attached by now
+            self.handed = [c for c in self.handed if _unattached(c)]
+        self.handed.append(cid)
+
+    def release(self) -> None:
+        """It is gone: a channel it never attached would stay for ever once
+        something is queued toward it (a peer's first call, a hub answer),
+        so every such side is closed now. One it attached closes with it."""
+        for cid in self.handed:
+            _ext._chan_close_unattached(cid, 1)
+        self.handed = []
+        if self.proc:   # its socket file (it may not have removed it: killed)
+            import os
+
+            try:
+                os.unlink(os.path.join(*self.addrs[0]))
+            except OSError:
+                pass
 
     @property
     def uid(self) -> tuple[str, str]:
@@ -55,6 +89,7 @@ class Hub:
         self._waiters: list[tuple[Member, int, str]] = []   # (member, rid, name) of 'wait' requests
         self._root_rt = None           # the Runtime that serves peers' calls to the root
         self.closed = False
+        self.node = None               # its presence on the network (discovery._net), if any
         self._add(Member(root.name, root.aid.uuid, root.aid.pid, None))
 
     # -- registration ---------------------------------------------------------
@@ -62,6 +97,8 @@ class Hub:
         self.members[m.uid] = m
         changed, self._changed = self._changed, trio.Event()
         changed.set()
+        if self.node is not None:
+            self.node.added(m)
         for w in [w for w in self._waiters if w[2] == m.name]:
             self._waiters.remove(w)
             self._answer(w[0], w[1], m.entry())
@@ -74,15 +111,19 @@ class Hub:
             return False
         self._waiters = [w for w in self._waiters if w[0] is not m]
         m.chan.close()
+        m.release()
+        if self.node is not None:
+            self.node.removed(m)
         return True
 
-    def adopt_end(self, end, name: str, uuid: str, pid: int, parent=None) -> None:
-        """A member spawned: ``end`` is the hub's side of its hub channel."""
+    def adopt_end(self, end, name: str, uuid: str, pid: int, parent=None, addrs=None) -> None:
+        """A member spawned: ``end`` is the hub's side of its hub channel
+        (a process actor's: a SocketEnd, and ``addrs`` its listener)."""
         if self.closed:
             end.close()
             return
         chan = TrioChannel(end)
-        m = Member(name, uuid, pid, chan, parent)
+        m = Member(name, uuid, pid, chan, parent, addrs)
         self._add(m)
         self._system(self._serve_member, m)
 
@@ -111,7 +152,10 @@ class Hub:
         for m in list(self.members.values()):
             if m.chan is not None:
                 m.chan.close()
+                m.release()
         self.members = {k: v for k, v in self.members.items() if v.chan is None}
+        if self.node is not None:
+            self.node.close()
 
     # -- serving a member's requests ----------------------------------------------
     async def _serve_member(self, m: Member) -> None:
@@ -142,7 +186,9 @@ class Hub:
         t = msg.get("t")
         rid = msg.get("rid")
         try:
-            if t == "find":
+            if self.node is not None and t in ("find", "wait", "registry", "delete", "connect"):
+                self._system(self._answer_net, m, rid, msg)   # it may ask other programs
+            elif t == "find":
                 self._answer(m, rid, self.find_now(msg["name"]))
             elif t == "wait":
                 found = self.find_now(msg["name"])
@@ -157,10 +203,14 @@ class Hub:
                 self._answer(m, rid, {"chan": cid, "aid": aid})
             elif t == "delete":
                 self._answer(m, rid, self._remove(tuple(msg["uid"])))
+            elif t == "adopt" and "fd" in msg:   # a process actor an actor of this process spawned
+                self.adopt_process(msg["fd"], msg["name"], msg["uuid"], msg["pid"], msg["addr"], m.uid)
             elif t == "adopt":
                 self.adopt_end(_ext.ChannelEnd(msg["chan"], 0), msg["name"], msg["uuid"], msg["pid"], m.uid)
             elif t == "gone":
                 self.gone(msg["uid"])
+            elif t == "listen":
+                self._system(self._answer_listen, m, rid)
         except LookupError as exc:
             if rid is not None:
                 self._answer(m, rid, err=str(exc).strip("'\""))
@@ -169,11 +219,14 @@ class Hub:
                 self._answer(m, rid, err=f"a malformed {t!r} request: {exc!r}")
 
     # -- what a request does (also called directly in the root) ----------------------
+    def _entry(self, m: Member) -> dict:
+        return self.node.entry(m) if self.node is not None and not m.proc else m.entry()
+
     def find_now(self, name: str) -> list[dict]:
-        return [m.entry() for m in self.members.values() if m.name == name]
+        return [self._entry(m) for m in self.members.values() if m.name == name]
 
     def registry_now(self) -> dict:
-        return {f"{m.name}.{m.uuid}": m.entry()["addrs"] for m in self.members.values()}
+        return {f"{m.name}.{m.uuid}": self._entry(m)["addrs"] for m in self.members.values()}
 
     def _connect(self, uid: tuple, asker: tuple) -> tuple[int, list]:
         """A fresh channel to member ``uid``: its side 1 goes to the member,
@@ -193,28 +246,85 @@ class Hub:
                 _ext.channel_destroy(cid)
                 self._remove(uid)
                 raise LookupError(f"actor {uid[0]!r} has ended") from None
+            m.hand(cid)
         return cid, [m.name, m.uuid, m.pid]
 
-    def _serve_root_peer(self, end, asker: tuple) -> None:
+    async def _answer_net(self, m: Member, rid, msg: dict) -> None:
+        """An actor's request while the root is on the network."""
+        t = msg["t"]
+        try:
+            if t == "find":
+                v = await self.find(msg["name"])
+            elif t == "wait":
+                v = await self.wait(msg["name"])
+            elif t == "registry":
+                v = await self.registry()
+            elif t == "delete":
+                v = await self.delete(msg["uid"])
+            else:
+                uid, entry = tuple(msg["uid"]), msg.get("entry")
+                target = self.members.get(uid)
+                if target is not None:
+                    entry = self._entry(target)
+                if m.proc:
+                    # A process actor connects itself (a C channel or a
+                    # descriptor of this process is of no use to it).
+                    if not entry or not entry.get("addrs"):
+                        raise LookupError(f"actor {uid[0]!r} cannot be reached from a process actor")
+                    v = {"entry": entry}
+                elif target is not None and not target.proc:
+                    cid, aid = self._connect(uid, (m.name, m.uuid, m.pid))
+                    v = {"chan": cid, "aid": aid}
+                elif not entry:
+                    raise LookupError(f"no actor {uid[0]!r} with uuid {uid[1][:8]} is registered (it has ended?)")
+                else:
+                    # The root connects (and authenticates) for the actor and
+                    # hands it the socket: the actor then talks to the peer
+                    # directly.
+                    conn = await self.node.connect(entry, (m.name, m.uuid, m.pid))
+                    v = {"fd": conn.detach_fd(), "aid": [entry["name"], entry["uuid"], entry["pid"]]}
+        except (LookupError, OSError, ConnectionError) as exc:
+            if rid is not None:
+                self._answer(m, rid, err=str(exc).strip("'\""))
+            return
+        self._answer(m, rid, v)
+
+    async def _answer_listen(self, m: Member, rid) -> None:
+        try:
+            await self.serve_processes()
+        except OSError as exc:
+            self._answer(m, rid, err=f"cannot listen for process actors: {exc}")
+            return
+        self._answer(m, rid, True)
+
+    def root_runtime(self):
+        """The Runtime that serves peers' calls to the root's enable_modules."""
         from subactor._actor._runtime import Runtime
-        from subactor._actor._trio_mode import serve_root_peer
 
         if self._root_rt is None:
             root = self.root
             self._root_rt = Runtime({"name": root.name, "uid": root.aid.uuid, "mods": root.enable_modules,
                                      "parent_uid": list(root.uid)})
+        return self._root_rt
+
+    def _serve_root_peer(self, end, asker: tuple) -> None:
+        from subactor._actor._trio_mode import serve_root_peer
+
         name, uuid, pid = asker
-        self._system(serve_root_peer, self._root_rt, TrioChannel(end), _state.Aid(name, uuid, pid))
+        self._system(serve_root_peer, self.root_runtime(), TrioChannel(end), _state.Aid(name, uuid, pid))
 
     def gone(self, uid) -> None:
         self._remove(tuple(uid))
 
     # -- the interface of a hub, for the root's own code (HubLink has the same) ---------
+    # Each also reaches other programs when the root is on the network: the
+    # entries of this process come last (find_actor takes the last one).
     async def find(self, name: str) -> list[dict]:
         await trio.lowlevel.checkpoint()
-        return self.find_now(name)
+        remote = await self.node.find_remote(name) if self.node is not None else []
+        return remote + self.find_now(name)
 
-    async def wait(self, name: str) -> dict:
+    async def _wait_here(self, name: str) -> dict:
         while True:
             found = self.find_now(name)
             if found:
@@ -222,23 +332,80 @@ class Hub:
                 return found[-1]
             await self._changed.wait()
 
+    async def wait(self, name: str) -> dict:
+        found = self.find_now(name)
+        if found or self.node is None:
+            return await self._wait_here(name)
+        got: list = []
+        async with trio.open_nursery() as n:
+            async def first(fn):
+                try:
+                    got.append(await fn(name))
+                except ConnectionError:   # the registrar is gone: this process's own may still come
+                    await trio.sleep_forever()
+                n.cancel_scope.cancel()
+            n.start_soon(first, self._wait_here)
+            n.start_soon(first, self.node.wait_remote)
+        return got[0]
+
     async def registry(self) -> dict:
         await trio.lowlevel.checkpoint()
-        return self.registry_now()
+        remote = await self.node.registry_remote() if self.node is not None else {}
+        return dict(remote, **self.registry_now())
 
     async def delete(self, uid) -> bool:
         await trio.lowlevel.checkpoint()
-        return self._remove(tuple(uid))
+        if self._remove(tuple(uid)):
+            return True
+        return await self.node.delete_remote(uid) if self.node is not None else False
 
-    async def connect(self, uid):
+    async def connect(self, uid, entry: dict | None = None, asker: tuple | None = None):
+        """(a channel to the actor ``uid``, its Aid): a C channel to one of
+        this process, a connection to one of another program (``entry``
+        says where its root listens)."""
         root = self.root
-        cid, aid = self._connect(tuple(uid), (root.name, root.aid.uuid, root.aid.pid))
+        asker = asker or (root.name, root.aid.uuid, root.aid.pid)
+        uid = tuple(uid)
+        m = self.members.get(uid)
+        if m is not None and m.proc:   # a process actor: over its own Unix socket
+            conn = await self.node.connect(m.entry(), asker)
+            return conn.channel(), _state.Aid(m.name, m.uuid, m.pid)
+        if m is None and entry is not None and entry.get("addrs") and self.node is not None:
+            conn = await self.node.connect(entry, asker)
+            return conn.channel(), _state.Aid(entry["name"], entry["uuid"], entry["pid"])
+        cid, aid = self._connect(uid, asker)
         await trio.lowlevel.checkpoint()
         name, uuid, pid = aid
         return TrioChannel(_ext.ChannelEnd(cid, 0)), _state.Aid(name, uuid, pid)
 
     def adopt(self, chan_id: int, name: str, uuid: str, pid: int) -> None:
         self.adopt_end(_ext.ChannelEnd(chan_id, 0), name, uuid, pid, self.root.uid)
+
+    def adopt_process(self, fd: int, name: str, uuid: str, pid: int, addr, parent=None) -> None:
+        """A process actor spawned: ``fd`` is the hub's side of its socket
+        pair, ``addr`` its listener (a UDS address's tuple)."""
+        from subactor._spawn._sockend import SocketEnd
+
+        self.adopt_end(SocketEnd(int(fd), side=f"hub member {name}"), name, uuid, pid, parent or self.root.uid,
+                       [tuple(addr)])
+
+    async def serve_processes(self) -> None:
+        """Process actors reach this process's actors through a listener:
+        start one (a Unix socket in the private runtime directory) unless
+        the root already listens."""
+        if self.node is not None:
+            await trio.lowlevel.checkpoint()
+            return
+        from subactor.discovery._net import Node
+
+        node = Node(self, (), ["uds"], ())
+        try:
+            await node.start()
+        except BaseException:
+            node.close()
+            raise
+        self.node = node
+        self.root._net = node
 
 
 _hub: Hub | None = None

@@ -24,6 +24,9 @@ Listening and connecting (:mod:`._conn`)
   passed TLS, authentication and the hellos, each in its own task.
   Cancel it to close the listener (a UDS socket file is removed).
 
+  ``await nursery.start(serve_socket, sock, handler, ...)``: the same on a
+  Unix socket already bound and listening (a process actor's listener).
+
   ``await connect(addr, hello, *, authkey=KEY_FROM_ENV, ssl_context=None,
   server_hostname=None, timeout=5.0, max_frame=DEFAULT_MAX_FRAME)`` ->
   ``Connection``; ConnectionRefusedError, TimeoutError,
@@ -60,7 +63,7 @@ from subactor.ipc._addr import (Address, TCPAddress, UDSAddress, check_private_d
                                 wrap_address)
 from subactor.ipc._auth import (AUTHKEY_ENV, AUTHKEY_FILE_ENV, AuthenticationError, get_authkey,
                                 new_authkey_file, read_authkey_file)
-from subactor.ipc._conn import HANDSHAKE_TIMEOUT, HELLO_MAX, KEY_FROM_ENV, Connection, connect, serve
+from subactor.ipc._conn import HANDSHAKE_TIMEOUT, HELLO_MAX, KEY_FROM_ENV, Connection, connect, serve, serve_socket
 from subactor.ipc._framed import StreamChannel
 
 __all__ = [
@@ -68,5 +71,5 @@ __all__ = [
     "AUTHKEY_ENV", "AUTHKEY_FILE_ENV", "AuthenticationError", "get_authkey", "new_authkey_file",
     "read_authkey_file",
     "DEFAULT_MAX_FRAME", "HANDSHAKE_TIMEOUT", "HELLO_MAX", "KEY_FROM_ENV",
-    "Connection", "connect", "serve", "SocketEnd", "StreamChannel",
+    "Connection", "connect", "serve", "serve_socket", "SocketEnd", "StreamChannel",
 ]

@@ -52,6 +52,19 @@ class TCPAddress:
         return (self.host, self.port)
 
     @property
+    def bindspace(self) -> str:
+        """Where addresses of this kind live (tractor's name): the host."""
+        return self.host
+
+    proto_key = proto
+
+    @classmethod
+    def get_random(cls, bindspace: str | None = None) -> "TCPAddress":
+        """An address the kernel picks a free port for (port 0), on host
+        ``bindspace`` (loopback by default)."""
+        return cls(bindspace or "127.0.0.1", 0)
+
+    @property
     def is_loopback(self) -> bool:
         """True if the host is a loopback address or ``localhost`` (a host
         name is not resolved here: any other name counts as not loopback)."""
@@ -82,6 +95,21 @@ class UDSAddress:
     def unwrap(self) -> tuple[str, str]:
         """tractor's tuple form, ``(directory, file name)``."""
         return os.path.split(self.path)
+
+    @property
+    def bindspace(self) -> str:
+        """Where addresses of this kind live (tractor's name): the directory."""
+        return os.path.dirname(self.path)
+
+    proto_key = proto
+
+    @classmethod
+    def get_random(cls, bindspace: str | None = None) -> "UDSAddress":
+        """A fresh socket path in directory ``bindspace`` (the private
+        runtime directory by default)."""
+        import secrets
+
+        return cls(os.path.join(bindspace or runtime_dir(), f"subactor-{os.getpid()}-{secrets.token_hex(4)}.sock"))
 
 
 Address = TCPAddress | UDSAddress

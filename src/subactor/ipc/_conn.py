@@ -363,28 +363,54 @@ async def serve(addr, handler, *, hello: dict | None = None, authkey=KEY_FROM_EN
     else:
         lsock, ino = await _bind_uds(addr, backlog)
         bound = addr
-    log = _log()
     try:
-        async with trio.open_nursery() as nursery:
-            target = nursery if handler_nursery is None else handler_nursery
-            task_status.started(bound)
-            while True:
-                try:
-                    sock, peer = await lsock.accept()
-                except OSError as exc:
-                    if exc.errno in _ACCEPT_RETRY:
-                        log.error(f"listener {bound}: cannot accept a connection ({exc}); trying again in 0.1 s")
-                        await trio.sleep(0.1)
-                        continue
-                    if exc.errno in _ACCEPT_SKIP:
-                        continue
-                    raise
-                target.start_soon(_serve_one, sock, peer, bound, handler, key, ssl_context, hello_frame,
-                                  handshake_timeout, max_frame)
+        await _accept_loop(lsock, bound, handler, key, ssl_context, hello_frame, handshake_timeout, max_frame,
+                           handler_nursery, task_status)
     finally:
         lsock.close()
         if ino is not None:
             _unlink_if_ours(addr.path, ino)
+
+
+async def serve_socket(sock, handler, *, hello: dict | None = None, authkey=KEY_FROM_ENV,
+                       handshake_timeout: float = HANDSHAKE_TIMEOUT, max_frame: int = DEFAULT_MAX_FRAME,
+                       handler_nursery=None, task_status=trio.TASK_STATUS_IGNORED) -> None:
+    """:func:`serve` on a listening Unix socket made elsewhere (a stdlib
+    ``socket.socket``, bound and listening; owned from now on and closed
+    when this ends): a process actor's listener, bound by its runtime
+    before it needs trio. Its socket file is left to whoever made it."""
+    key = _resolve_key(authkey)
+    hello_frame = _hello_frame({} if hello is None else hello)
+    if sock.family != _pysocket.AF_UNIX:
+        raise ValueError(f"serve_socket() takes a Unix socket, got family {sock.family}")
+    bound = UDSAddress(sock.getsockname())
+    lsock = trio.socket.from_stdlib_socket(sock)
+    try:
+        await _accept_loop(lsock, bound, handler, key, None, hello_frame, handshake_timeout, max_frame,
+                           handler_nursery, task_status)
+    finally:
+        lsock.close()
+
+
+async def _accept_loop(lsock, bound, handler, key, ssl_context, hello_frame, handshake_timeout, max_frame,
+                       handler_nursery, task_status) -> None:
+    log = _log()
+    async with trio.open_nursery() as nursery:
+        target = nursery if handler_nursery is None else handler_nursery
+        task_status.started(bound)
+        while True:
+            try:
+                sock, peer = await lsock.accept()
+            except OSError as exc:
+                if exc.errno in _ACCEPT_RETRY:
+                    log.error(f"listener {bound}: cannot accept a connection ({exc}); trying again in 0.1 s")
+                    await trio.sleep(0.1)
+                    continue
+                if exc.errno in _ACCEPT_SKIP:
+                    continue
+                raise
+            target.start_soon(_serve_one, sock, peer, bound, handler, key, ssl_context, hello_frame,
+                              handshake_timeout, max_frame)
 
 
 async def _serve_one(sock, peer, bound: Address, handler, key, ssl_context, hello_frame, timeout, max_frame):
