@@ -129,7 +129,7 @@ def _guest_wait_of(fn) -> tuple[float, Any]:
             f"subactor pins the trio it was written for") from None
 
 
-_trio_start_thread_soon = None  # trio's own, while a guest run of ours points the tick elsewhere
+_trio_start_thread_soon = None  # trio's own, for guest runs that are not ours (set once patched)
 
 
 def _start_thread_soon(fn, deliver, name=None):
@@ -140,10 +140,22 @@ def _start_thread_soon(fn, deliver, name=None):
 
 
 def _point_trio_at_io_threads() -> None:
+    """Point trio's guest tick at :func:`_start_thread_soon` (once per
+    interpreter), after checking that the tick is the one we know: the
+    wait it hands over is a closure ``get_events`` over ``self`` and
+    ``timeout``. Another trio is an error here, before any run starts,
+    not a hang in the middle of one."""
     global _trio_start_thread_soon
     from trio._core import _run
 
     if _trio_start_thread_soon is None:
+        tick = getattr(getattr(_run, "GuestState", None), "guest_tick", None)
+        known = any(getattr(c, "co_name", None) == "get_events" and {"self", "timeout"} <= set(c.co_freevars)
+                    for c in getattr(getattr(tick, "__code__", None), "co_consts", ()))
+        if not known or not callable(getattr(_run, "start_thread_soon", None)):
+            raise AsyncioRuntimeTranslationError(
+                f"trio's guest mode is not the one subactor._aio knows (trio {trio.__version__}); "
+                f"subactor pins the trio it was written for")
         _trio_start_thread_soon = _run.start_thread_soon
         _run.start_thread_soon = _start_thread_soon
 
