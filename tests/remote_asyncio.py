@@ -238,3 +238,18 @@ async def guest_in_actor():
         pass
 
     return to_asyncio.run_as_asyncio_guest(nothing)
+
+
+async def plain_add(a, b):
+    await trio.sleep(0)
+    return a + b
+
+
+async def tree():
+    """An infected actor's own nursery: an infected child and a plain one,
+    and an asyncio task of its own meanwhile."""
+    async with subactor.open_nursery() as an:
+        infected = await an.run_in_actor(add, a=1, b=2, infect_asyncio=True)
+        plain = await an.run_in_actor(plain_add, a=3, b=4)
+        mine = await to_asyncio.run_task(aio_add, a=5, b=6)
+        return [await infected.wait_for_result(), await plain.wait_for_result(), mine]

@@ -396,3 +396,14 @@ def test_an_asyncio_loop_stopped_under_trio_is_a_translation_error():
             print("translation error:", "loop.stop()" in str(exc))
     """, timeout=60)
     assert r.stdout.strip() == "translation error: True", (r.stdout, r.stderr)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_an_infected_actor_runs_its_own_tree(backend):
+    async def main():
+        with trio.fail_after(60):
+            async with subactor.open_nursery(backend=backend) as an:
+                p = await an.run_in_actor(ra.tree, infect_asyncio=True)
+                return await p.wait_for_result()
+
+    assert trio.run(main) == [3, 7, 11]
