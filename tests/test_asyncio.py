@@ -407,3 +407,34 @@ def test_an_infected_actor_runs_its_own_tree(backend):
                 return await p.wait_for_result()
 
     assert trio.run(main) == [3, 7, 11]
+
+
+def test_ctrl_c_in_an_infected_root():
+    # One KeyboardInterrupt: the root's asyncio task and the infected
+    # actor's are cancelled on the way out, nothing is printed.
+    from .conftest import sigint_child
+
+    code = """
+        import trio, subactor
+        from subactor import to_asyncio
+        from tests import remote_asyncio as ra
+
+        async def main():
+            async with subactor.open_nursery() as an:
+                p = await an.start_actor("aio", enable_modules=[ra.__name__], infect_asyncio=True)
+                async with trio.open_nursery() as tn:
+                    tn.start_soon(lambda: p.run(ra.sleep_in_asyncio, key="k"))
+                    tn.start_soon(lambda: to_asyncio.run_task(ra.aio_sleep_recording, key="root"))
+                    await trio.sleep(0.2)
+                    print("ready", flush=True)
+                    await trio.sleep_forever()
+
+        try:
+            to_asyncio.run_as_asyncio_guest(main)
+        except KeyboardInterrupt:
+            print("KeyboardInterrupt", ra.STASH.get("root"), flush=True)
+    """
+    rc, out, err, _, elapsed = sigint_child(code, bound=30)
+    assert rc == 0, err
+    assert out.split() == ["KeyboardInterrupt", "CancelledError"], (out, err)
+    assert err == "", err
