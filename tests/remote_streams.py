@@ -302,3 +302,13 @@ async def send_then_wait(ctx, n):
         except trio.EndOfChannel:
             pass
         return [closed_before, s.closed, s.ctx is ctx]
+
+
+@subactor.context
+async def nursery_sleeps(ctx):
+    """A context whose nursery holds a second sleeping task: an actor-wide
+    cancel ends it with a group of two cancellations."""
+    await ctx.started("sleeping")
+    async with trio.open_nursery() as tn:
+        tn.start_soon(trio.sleep_forever)
+        await trio.sleep_forever()

@@ -287,3 +287,23 @@ def test_an_end_of_channel_of_another_stream_is_not_absorbed():
                     await recv.receive()   # not this context's stream
 
     with_actor(body)
+
+
+def test_actor_cancel_of_a_context_whose_nursery_sleeps_says_context_cancelled():
+    # Its call ends with a group of cancellations, not one: still the
+    # actor's cancel, so the caller hears ContextCancelled, not that the
+    # actor ended before answering.
+    from . import remote_streams
+
+    async def main():
+        with trio.fail_after(60):
+            async with subactor.open_nursery() as an:
+                p = await an.start_actor("ctx-actor", enable_modules=[remote_streams.__name__])
+                with pytest.raises(ContextCancelled) as info:
+                    async with p.open_context(remote_streams.nursery_sleeps) as (ctx, first):
+                        assert first == "sleeping"
+                        await trio.sleep(0.1)   # its second task is asleep too
+                        await p.cancel_actor()
+                assert "actor cancel" in str(info.value)
+
+    trio.run(main)

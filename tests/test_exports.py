@@ -103,3 +103,22 @@ def test_package_ships_typing_markers():
     pkg = pathlib.Path(subactor.__file__).parent
     assert (pkg / "py.typed").exists()
     assert (pkg / "_ext.pyi").exists()
+
+
+TO_ASYNCIO = ["AsyncioCancelled", "AsyncioRuntimeTranslationError", "AsyncioTaskExited", "LinkedTaskChannel",
+              "TrioCancelled", "TrioTaskExited", "open_channel_from", "run_as_asyncio_guest", "run_task"]
+
+
+def test_to_asyncio_names_are_pinned_and_load_lazily():
+    import subprocess
+    import sys
+
+    assert sorted(subactor.to_asyncio.__all__) == TO_ASYNCIO
+    for name in TO_ASYNCIO:
+        assert getattr(subactor.to_asyncio, name).__module__.startswith("subactor"), name
+    # `import subactor` imports neither asyncio nor the module; the
+    # attribute does (tractor programs write tractor.to_asyncio).
+    code = ("import sys, subactor; a = 'asyncio' in sys.modules; m = subactor.to_asyncio; "
+            "print(a, 'asyncio' in sys.modules or 'trio' in sys.modules, m.__name__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.split() == ["False", "True", "subactor.to_asyncio"], out.stderr

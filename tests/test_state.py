@@ -191,7 +191,7 @@ def test_actor_configuring_keywords_are_not_passed_to_the_function():
 
 @pytest.mark.parametrize("kwargs, err, match", [
     ({"debug_mode": True}, NotImplementedError, "debug_mode=True"),
-    ({"infect_asyncio": True}, NotImplementedError, "infect_asyncio=True"),
+    ({"infect_asyncio": "yes"}, TypeError, "infect_asyncio=.*must be a bool"),
     ({"proc_kwargs": {"env": {}}}, NotImplementedError, "proc_kwargs"),
     ({"proc_kwargs": []}, TypeError, "proc_kwargs"),
     ({"inherit_parent_main": "no"}, TypeError, "inherit_parent_main"),
@@ -219,8 +219,8 @@ def test_misspelled_and_unsupported_keywords_are_named():
                 async with subactor.open_nursery(debug_mode=True):
                     pass
             async with subactor.open_nursery() as an:
-                with pytest.raises(NotImplementedError, match="infect_asyncio"):
-                    await an.run_in_actor(remote.add, a=1, b=2, infect_asyncio=True)
+                with pytest.raises(TypeError, match="infect_asyncio"):
+                    await an.run_in_actor(remote.add, a=1, b=2, infect_asyncio=1)
                 with pytest.raises(TypeError, match="lgolevel"):
                     await an.start_actor("x", enable_modules=[MOD], lgolevel="info")
                 assert not an._children

@@ -56,13 +56,17 @@ __all__ = ["ActorInterrupted", "AbandonedActorWarning", *_LAZY]
 
 # Public submodules, imported on first attribute access (``subactor.log``
 # after a bare ``import subactor``, as tractor programs write ``tractor.log``).
-_SUBMODULES = frozenset({"log", "trionics", "discovery", "ipc"})
+_SUBMODULES = frozenset({"log", "trionics", "discovery", "ipc", "to_asyncio"})
+
+# tractor's private names that tractor programs (and its tests) read, found
+# where a private tractor path leads (the top level): not in __all__.
+_TRACTOR_PRIVATE = {"_runtime_vars": "subactor._state"}
 
 
 def __getattr__(name):
     import importlib
 
-    mod = _LAZY.get(name)
+    mod = _LAZY.get(name) or _TRACTOR_PRIVATE.get(name)
     if mod is None:
         if name in _SUBMODULES or (name.startswith("_") and not name.startswith("__")):
             # A private submodule named as an attribute (subactor._exceptions)

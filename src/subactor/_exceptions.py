@@ -157,6 +157,40 @@ class NoRuntime(RuntimeError):
     the pool, which is no actor of the tree)."""
 
 
+# -- asyncio inside actors (subactor.to_asyncio) ----------------------------
+# Plain Exceptions, not cancellations of either loop: each is what one side
+# of a linked trio/asyncio task pair sees of the other side's end, and it
+# crosses between actors like any error.
+
+class AsyncioCancelled(Exception):
+    """Raised in the trio task: its asyncio task was cancelled, and not by
+    this trio task (it cancelled itself, or other asyncio code did)."""
+
+
+class AsyncioTaskExited(Exception):
+    """Raised in the trio task: its asyncio task returned while the trio
+    side still expected values (``open_channel_from(...,
+    suppress_graceful_exits=False)``; otherwise the trio side sees
+    ``trio.EndOfChannel``)."""
+
+
+class TrioCancelled(Exception):
+    """Raised in the asyncio task by the channel's ``get()`` and
+    ``send_nowait()``: its trio task was cancelled or failed (the asyncio
+    task is cancelled too, and gets this if it uses the channel after)."""
+
+
+class TrioTaskExited(Exception):
+    """Raised in the asyncio task by the channel's ``get()`` and
+    ``send_nowait()``: its trio task left the ``open_channel_from`` block
+    while the asyncio task was still running."""
+
+
+class AsyncioRuntimeTranslationError(RuntimeError):
+    """The two loops of an infected actor could not be kept in step: the
+    asyncio loop ended before trio's guest run did, say."""
+
+
 # The error types a box may name and this side resolves without an import:
 # builtins are looked up there; these by their bare name; trio's own on
 # demand (only if trio is already imported here).
@@ -347,6 +381,7 @@ def unbox_error(box: dict) -> BaseException:
 
 
 for _t in (RemoteActorError, ContextCancelled, StreamOverrun, MsgTypeError, TransportClosed,
-           ActorTooSlowError, ModuleNotExposed, ActorNotAvailable):
+           ActorTooSlowError, ModuleNotExposed, ActorNotAvailable, AsyncioCancelled, AsyncioTaskExited,
+           TrioCancelled, TrioTaskExited, AsyncioRuntimeTranslationError):
     register_err_type(_t)
 del _t

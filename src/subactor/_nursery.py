@@ -85,9 +85,8 @@ def _check_actor_config(where: str, *, debug_mode=None, infect_asyncio=False, en
     what subactor does not do yet is a NotImplementedError, what it has no
     use for (transports, addresses: one process, no sockets) is accepted."""
     _root.check_debug_mode(debug_mode, where)
-    if infect_asyncio:
-        raise NotImplementedError(f"{where}(infect_asyncio=True): subactor cannot run an actor's trio "
-                                  f"as asyncio's guest yet (issue 15)")
+    if not isinstance(infect_asyncio, bool):
+        raise TypeError(f"{where}(infect_asyncio=...) must be a bool, got {infect_asyncio!r}")
     if enable_transports is not None and (isinstance(enable_transports, str)
                                           or not all(isinstance(t, str) for t in enable_transports)):
         raise TypeError(f"{where}(enable_transports=...) must be a list of transport names, "
@@ -320,13 +319,13 @@ class ActorNursery:
         ``inherit_parent_main=False``: the actor never loads the parent's
         ``__main__`` script (functions defined there cannot be called in
         it). ``loglevel``: the actor's log level (see :mod:`subactor.log`);
-        by default the nursery's, else this actor's own. ``enable_transports`` and ``bind_addrs`` are accepted and mean
-        nothing here (no sockets); ``debug_mode=True``,
-        ``infect_asyncio=True`` and a non-empty ``proc_kwargs`` are
-        NotImplementedError. ``host``: the address of a daemon (a networked
-        root, ``python -m subactor daemon``), ``"tcp://HOST:PORT"`` or a
-        tuple: the actor runs there (``backend`` there), with the same portal
-        and ladder (see subactor.discovery._remote).
+        by default the nursery's, else this actor's own. ``infect_asyncio=True``: the actor runs an
+        asyncio loop with trio as its guest, so that its code can use :mod:`subactor.to_asyncio`
+        (see :mod:`subactor._aio`). ``enable_transports`` and ``bind_addrs`` are accepted and mean
+        nothing here (its root listens for it); ``debug_mode=True`` and a non-empty ``proc_kwargs``
+        are NotImplementedError. ``host``: the address of a daemon (a networked root, ``python -m
+        subactor daemon``), ``"tcp://HOST:PORT"`` or a tuple: the actor runs there (``backend``
+        there), with the same portal and ladder (see subactor.discovery._remote).
         """
         if not isinstance(name, str) or not name:
             raise TypeError(f"actor name must be a non-empty str, got {name!r}")
@@ -358,6 +357,8 @@ class ActorNursery:
             "sleep_wakes": bool(sleep_wakes_on_cancel),
             "loglevel": loglevel,
         }
+        if infect_asyncio:
+            cfg["aio"] = True   # its trio runs as the guest of an asyncio loop (see subactor._aio)
         # Its own link to the process's hub: its registration lives as long
         # as the link (see subactor.discovery). A subinterpreter's is a C
         # channel; a process actor's is a socket pair, and it listens on a

@@ -78,6 +78,9 @@ class Actor:
         self.enable_modules: list[str] = []
         self.loglevel = loglevel
         self._lifetime_stack = None
+        # Its trio runs as the guest of an asyncio loop (infect_asyncio=True,
+        # or the root under to_asyncio.run_as_asyncio_guest); tractor's name.
+        self._infected_aio = False
         # The parent's __main__ script this actor may load to find functions
         # defined there ({} when it has none, or inherit_parent_main=False).
         self._parent_main_data: dict = {"path": parent_main} if parent_main else {}
@@ -114,6 +117,11 @@ class Actor:
             self._lifetime_stack = contextlib.ExitStack()
         return self._lifetime_stack
 
+    def is_infected_aio(self) -> bool:
+        """True if this actor's trio runs as the guest of an asyncio loop,
+        where :mod:`subactor.to_asyncio` works."""
+        return self._infected_aio
+
     def _close_lifetime_stack(self) -> None:
         """Close the lifetime stack if it was ever used (a closed ExitStack
         is empty: closing again does nothing)."""
@@ -132,6 +140,7 @@ _root_opened = 0                  # open_root_actor / implicit open_nursery bloc
 _root_vars: dict = {}             # what the open root runtime was given (get_runtime_vars)
 _last: Actor | None = None        # the last root actor that ended (for NoRuntime's message)
 _child_process = False            # this is a process-backend child (see mark_child_process)
+_infected = False                 # this interpreter's actor runs trio as asyncio's guest (see _aio)
 
 
 def in_actor() -> bool:
@@ -179,12 +188,13 @@ def debug_mode() -> bool:
 
 def get_runtime_vars() -> dict:
     """A copy of this actor's runtime variables, by tractor's names:
-    ``_is_root``, ``_debug_mode``, ``_is_infected_aio``,
-    ``_registry_addrs`` (what ``open_root_actor`` was given)."""
+    ``_is_root``, ``_debug_mode``, ``_is_infected_aio`` (this actor's
+    trio runs as asyncio's guest), ``_registry_addrs`` (what
+    ``open_root_actor`` was given)."""
     return {
         "_is_root": is_root_process(),
         "_debug_mode": debug_mode(),
-        "_is_infected_aio": False,
+        "_is_infected_aio": _infected,
         "_registry_addrs": list(_root_vars.get("registry_addrs") or ()),
     }
 
@@ -204,6 +214,7 @@ def open_root(*, explicit: bool, name: str = "root", enable_modules=(), registry
 
         _root = Actor(name, uuid.uuid4().hex, is_root=True)
         _root.enable_modules = list(enable_modules)
+        _root._infected_aio = _infected
         _root_vars = {"registry_addrs": registry_addrs}
         _current = _root
     _root_opened += 1
@@ -218,6 +229,44 @@ def close_root() -> None:
     if _root_opened == 0 and _root is not None:
         actor, _root, _last, _root_vars, _current = _root, None, _root, {}, None
         actor._close_lifetime_stack()
+
+
+def set_infected(on: bool) -> None:
+    """This interpreter's trio runs as asyncio's guest from now on (an
+    infected actor), or, in the root, for as long as
+    ``run_as_asyncio_guest`` runs."""
+    global _infected
+    _infected = bool(on)
+    for actor in (_current, _root):
+        if actor is not None:
+            actor._infected_aio = _infected
+
+
+class _RuntimeVars:
+    """A read-only view of :func:`get_runtime_vars` under tractor's private
+    name (``tractor.runtime._state._runtime_vars``), which tractor
+    programs read."""
+
+    def __getitem__(self, key: str):
+        return get_runtime_vars()[key]
+
+    def get(self, key: str, default=None):
+        return get_runtime_vars().get(key, default)
+
+    def __contains__(self, key) -> bool:
+        return key in get_runtime_vars()
+
+    def __iter__(self):
+        return iter(get_runtime_vars())
+
+    def __len__(self) -> int:
+        return len(get_runtime_vars())
+
+    def __repr__(self) -> str:
+        return f"_runtime_vars({get_runtime_vars()!r})"
+
+
+_runtime_vars = _RuntimeVars()
 
 
 def set_current(actor: Actor) -> None:

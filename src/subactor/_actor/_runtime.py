@@ -367,6 +367,8 @@ def actor_main(cfg: dict | None = None, end=None) -> None:
     actor.enable_modules = list(cfg.get("mods") or ())
     _state.set_current(actor)
     actor.loglevel = cfg.get("loglevel")
+    if cfg.get("aio"):
+        _state.set_infected(True)
     if actor.loglevel is not None or os.environ.get("SUBACTOR_LOGLEVEL"):
         from subactor import log
 
@@ -390,7 +392,14 @@ def actor_main(cfg: dict | None = None, end=None) -> None:
             from subactor._actor._trio_mode import serve
 
             try:
-                trio.run(serve, rt, end, pending)
+                if cfg.get("aio"):
+                    # Infected: the same serve loop, as the guest of an
+                    # asyncio loop (see subactor._aio).
+                    from subactor._aio import run_guest
+
+                    run_guest(serve, rt, end, pending)
+                else:
+                    trio.run(serve, rt, end, pending)
             except trio.TrioInternalError as exc:
                 # An interrupt that landed inside trio's own machinery.
                 if isinstance(exc.__cause__, _ext.ActorInterrupted):
@@ -406,6 +415,10 @@ def actor_main(cfg: dict | None = None, end=None) -> None:
                 lone = _lone_error(eg)
                 if lone is None:
                     raise
+                if isinstance(lone, _ext.ActorInterrupted):
+                    # (Infected: an interrupt that landed in an asyncio
+                    # task comes out of the trio task that awaited it.)
+                    _quiet_teardown()
                 raise lone from None
         if rt.bye:
             rt.say_bye()

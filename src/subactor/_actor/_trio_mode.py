@@ -320,9 +320,13 @@ async def _run_call(rt: Runtime, link: _Link, call: _Call, msg: dict) -> None:
             final = _cancelled_final(rt, call, fn_name, masked)
         if final is not None:
             await _send_final(rt, chan, final, fn_name)
-    except trio.Cancelled:
+    except BaseException as exc:
+        if not _only_cancelled(exc):
+            raise
         # The whole actor is being cancelled, or is failing: in the latter
-        # case the caller hears how it failed from its parent's side.
+        # case the caller hears how it failed from its parent's side. (A
+        # call whose nursery had several tasks ends with a group of their
+        # cancellations: the same cancel.)
         if not rt.failing:
             await _send_final(rt, chan, _cancelled_final(rt, call, fn_name, masked, actor=True), fn_name)
         raise
@@ -330,6 +334,13 @@ async def _run_call(rt: Runtime, link: _Link, call: _Call, msg: dict) -> None:
         if token is not None:
             _current_ctx.reset(token)
         link.tasks.pop(cid, None)
+
+
+def _only_cancelled(exc: BaseException) -> bool:
+    """True if ``exc`` is a trio.Cancelled, or a group of nothing else."""
+    if isinstance(exc, BaseExceptionGroup):
+        return exc.split(trio.Cancelled)[1] is None
+    return isinstance(exc, trio.Cancelled)
 
 
 def _cancelled_final(rt: Runtime, call: _Call, fn_name: str, masked, actor: bool = False) -> dict:
