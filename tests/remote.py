@@ -226,3 +226,7 @@ async def stream_then_fail(ctx, n):
         for i in range(n):
             await stream.send(i)
     raise RuntimeError("after the stream")
+
+
+def takes_fn_name(fn_name):
+    return fn_name

@@ -321,7 +321,9 @@ def test_portal_run_by_module_path_and_name_as_tractors_older_form():
                     assert await p.run(remote.__name__, "add", a=1, b=2) == 3
                 with pytest.raises(TypeError, match="module path"):
                     await p.run(remote.add, "add")
-                with pytest.raises(TypeError, match="as a str"):
+                # A keyword of the remote function's named fn_name is its own.
+                assert await p.run(remote.takes_fn_name, fn_name="x") == "x"
+                with pytest.raises(TypeError, match="name as a str"):
                     await p.run(remote.__name__)
                 await an.cancel()
 

@@ -309,6 +309,11 @@ def test_a_remote_nursery_spawns_on_a_daemon(programs, monkeypatch):
             far = await an.start_actor("far", enable_modules=[MOD], host=host)
             proc = await an.start_actor("farproc", enable_modules=[MOD], host=host, backend="process")
             assert await far.run(rd.pid) == daemon.pid          # a subinterpreter there
+            from . import remote_asyncio
+
+            aio = await an.start_actor("faraio", enable_modules=[remote_asyncio.__name__], host=host,
+                                       infect_asyncio=True)
+            assert await aio.run(remote_asyncio.run_task_of, fn_name="aio_add", a=1, b=2) == 3
             ppid = await proc.run(rd.pid)
             assert ppid not in (daemon.pid, os.getpid())        # a process there
             with pytest.raises(RemoteActorError, match="over there"):
@@ -323,14 +328,14 @@ def test_a_remote_nursery_spawns_on_a_daemon(programs, monkeypatch):
                 assert await ctx.wait_for_result() == 1
             with trio.fail_after(15):
                 await an.cancel()
-            assert far.rung == 1 and proc.rung == 1   # each acknowledged its cancel
+            assert far.rung == 1 and proc.rung == 1 and aio.rung == 1   # each acknowledged its cancel
         # The daemon let them go: none is registered there any more.
         async with subactor.open_root_actor(registry_addrs=[("127.0.0.1", port)]):
             with trio.fail_after(15):
                 while True:
                     async with subactor.get_registry() as reg:
                         names = {k.split(".")[0] for k in await reg.run_from_ns("self", "get_registry")}
-                    if not {"far", "farproc"} & names:
+                    if not {"far", "farproc", "faraio"} & names:
                         break
                     await trio.sleep(0.1)
 

@@ -345,7 +345,8 @@ class ActorNursery:
 
             check_addr(host, "start_actor", "host")
             return await _remote.start_actor(self, name, host, mods=mods, backend=backend, loglevel=loglevel,
-                                             grace=grace, kill_after=kill_after, sleep_wakes=sleep_wakes_on_cancel)
+                                             grace=grace, kill_after=kill_after, sleep_wakes=sleep_wakes_on_cancel,
+                                             aio=infect_asyncio)
         uid = uuid.uuid4().hex
         cfg = {
             "name": name,

@@ -241,22 +241,23 @@ class Portal:
                                     f"any more") from None
 
     # -- RPC ---------------------------------------------------------------
-    async def run(self, fn: Callable, fn_name: str | None = None, **kwargs: Any) -> Any:
+    async def run(self, fn: Callable, /, *args: str, **kwargs: Any) -> Any:
         """Call ``fn(**kwargs)`` (sync or async, module-level) in the actor.
         tractor's older form ``run("module.path", "fn_name", **kw)`` works
         too (a DeprecationWarning, as in tractor: use run_from_ns)."""
         if isinstance(fn, str):
-            if not isinstance(fn_name, str) or not fn_name:
-                raise TypeError(f"portal.run({fn!r}, fn_name): the function's name must be given as a str "
-                                f"with its module path, got {fn_name!r}")
+            if len(args) != 1 or not isinstance(args[0], str) or not args[0]:
+                raise TypeError(f"portal.run({fn!r}, ...) takes a function object (or tractor's older form: a "
+                                f"module path, then the function's name as a str); got {args!r} after the path")
             import warnings
 
             warnings.warn("portal.run(module_path, fn_name) is deprecated (as in tractor): pass the function, "
                           "or use portal.run_from_ns()", DeprecationWarning, stacklevel=2)
-            return await self.run_from_ns(fn, fn_name, **kwargs)
-        if fn_name is not None:
-            raise TypeError(f"portal.run({getattr(fn, '__name__', fn)!r}, {fn_name!r}): a second positional "
-                            f"argument goes with a module path only; pass the function's arguments by keyword")
+            return await self.run_from_ns(fn, args[0], **kwargs)
+        if args:
+            raise TypeError(f"portal.run({getattr(fn, '__name__', fn)!r}, {', '.join(map(repr, args))}): a "
+                            f"second positional argument goes with a module path only; pass the function's "
+                            f"arguments by keyword")
         ns, name = check_remote_fn(fn, want_context=False)
         return await self.run_from_ns(ns, name, **kwargs)
 

@@ -85,6 +85,8 @@ async def serve_spawn(node, conn, hello: dict) -> None:
         return
     cfg = {"name": name, "uid": uid, "mods": mods, "parent": pname, "parent_uid": [pname, puuid], "main": None,
            "sleep_wakes": bool(hello.get("sleep_wakes")), "loglevel": hello.get("loglevel")}
+    if hello.get("aio"):
+        cfg["aio"] = True   # infect_asyncio=True: its trio runs as the guest of an asyncio loop
     hub = node.hub
     hub_id = None
     if backend != "process":
@@ -278,7 +280,7 @@ class RemoteHandle:
 
 
 async def start_actor(nursery, name: str, host, *, mods: list, backend: str, loglevel, grace: float,
-                      kill_after: float, sleep_wakes: bool):
+                      kill_after: float, sleep_wakes: bool, aio: bool = False):
     """The parent's side of a remote spawn; returns the actor's portal."""
     from subactor import ipc
     from subactor._nursery import _Child
@@ -290,7 +292,8 @@ async def start_actor(nursery, name: str, host, *, mods: list, backend: str, log
     me = _state.current_actor()
     conn = await ipc.connect(addr, {"t": "spawn", "name": name, "uid": uid, "mods": mods, "backend": backend,
                                     "loglevel": loglevel, "sleep_wakes": sleep_wakes, "grace": grace,
-                                    "kill_after": kill_after, "aid": [me.name, me.aid.uuid, os.getpid()]})
+                                    "kill_after": kill_after, "aio": aio,
+                                    "aid": [me.name, me.aid.uuid, os.getpid()]})
     first = await first_answer(conn, 60)
     if first.get("t") != "ok":
         raise RuntimeError(f"the daemon at {addr} did not start actor {name!r}: {first.get('err')}")
