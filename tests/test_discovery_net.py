@@ -440,3 +440,53 @@ def test_run_daemon_serves_its_modules(programs):
     run(main)
     with pytest.raises(TypeError, match="enable_moduls"):
         subactor.run_daemon([MOD], enable_moduls=[MOD])
+
+
+@pytest.fixture
+def tls_env(tmp_path):
+    """SUBACTOR_TLS_* for a self-signed certificate that is its own CA."""
+    import shutil
+
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("no openssl command to make a test certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run([openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                    "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=subactor-test"],
+                   check=True, capture_output=True, timeout=30)
+    return {"SUBACTOR_TLS_CERT": str(cert), "SUBACTOR_TLS_KEY": str(key), "SUBACTOR_TLS_CA": str(cert)}
+
+
+def test_discovery_and_remote_spawn_over_mutual_tls(programs, monkeypatch, tls_env):
+    port = free_port()
+    daemon = programs.daemon(port, env=tls_env)
+    for k, v in tls_env.items():
+        monkeypatch.setenv(k, v)
+    other = programs.program(port, "alice")   # inherits the TLS environment
+
+    async def main():
+        async with subactor.open_nursery(registry_addrs=[("127.0.0.1", port)]) as an:
+            async with subactor.find_actor("alice") as portal:        # root -> actor: relayed
+                assert type(portal.chan).__name__ == "StreamChannel"
+                assert await portal.run(rd.pid) == other.pid
+                with pytest.raises(RemoteActorError, match="tls"):
+                    await portal.run(rd.boom, msg="tls")
+            bob = await an.start_actor("bob", enable_modules=[MOD])   # actor -> actor: relayed by the root
+            assert await bob.run(rd.call_peer, name="alice", fn_name="pid") == other.pid
+            far = await an.start_actor("far", enable_modules=[MOD], host=f"tcp://127.0.0.1:{port}")
+            assert await far.run(rd.pid) == daemon.pid                 # spawned over TLS (no HMAC key)
+            with trio.fail_after(15):
+                await an.cancel()
+
+    run(main)
+
+    # Without the certificate, the daemon does not let a root in.
+    for k in tls_env:
+        monkeypatch.delenv(k)
+
+    async def refused():
+        with pytest.raises((PermissionError, ConnectionError, RuntimeError)):
+            async with subactor.open_root_actor(registry_addrs=[("127.0.0.1", port)]):
+                pass
+
+    run(refused)

@@ -282,7 +282,15 @@ class Hub:
                     # hands it the socket: the actor then talks to the peer
                     # directly.
                     conn = await self.node.connect(entry, (m.name, m.uuid, m.pid))
-                    v = {"fd": conn.detach_fd(), "aid": [entry["name"], entry["uuid"], entry["pid"]]}
+                    aid = [entry["name"], entry["uuid"], entry["pid"]]
+                    if conn.tls:   # its session stays here: relayed over a C channel
+                        from subactor.discovery._net import relay
+
+                        cid = _ext.channel()
+                        self._system(relay, conn.channel(), TrioChannel(_ext.ChannelEnd(cid, 1)))
+                        v = {"chan": cid, "aid": aid}
+                    else:
+                        v = {"fd": conn.detach_fd(), "aid": aid}
         except (LookupError, OSError, ConnectionError) as exc:
             if rid is not None:
                 self._answer(m, rid, err=str(exc).strip("'\""))

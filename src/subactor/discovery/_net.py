@@ -32,6 +32,15 @@ What a connection says first (its hello's ``t``):
                           descriptor to the actor (no proxy, no copy).
 
 An entry is {name, uuid, pid, addrs}: ``addrs`` are where its root listens.
+
+TLS (optional): with ``SUBACTOR_TLS_CERT``, ``SUBACTOR_TLS_KEY`` (this
+side's certificate chain and key, PEM files) and ``SUBACTOR_TLS_CA`` (the
+CA that signs every side's certificate), every discovery TCP connection
+runs over mutual TLS (trio's SSLStream): each side proves a certificate of
+that CA (host names are not checked: the CA is the trust), under the HMAC
+key if one is set too. A TLS connection cannot be handed to an actor (its
+session lives in the root's event loop), so the root relays it, message
+by message, to the actor over a C channel.
 """
 from __future__ import annotations
 
@@ -42,8 +51,61 @@ import os
 import trio
 
 from subactor import _ext, _state
+from subactor._transport import TrioChannel
 
 _rids = itertools.count(1)
+
+
+_TLS_ENV = ("SUBACTOR_TLS_CERT", "SUBACTOR_TLS_KEY", "SUBACTOR_TLS_CA")
+_tls_cache: dict = {}
+
+
+def tls_contexts():
+    """(server, client) ``ssl.SSLContext`` from the environment (see the
+    module docstring), or (None, None) when TLS is not configured; a
+    partial or unreadable configuration is a ValueError naming it."""
+    paths = tuple(os.environ.get(k) for k in _TLS_ENV)
+    if not any(paths):
+        return None, None
+    if paths in _tls_cache:
+        return _tls_cache[paths]
+    missing = [k for k, v in zip(_TLS_ENV, paths) if not v]
+    if missing:
+        raise ValueError(f"TLS for discovery needs {', '.join(_TLS_ENV)}; {', '.join(missing)} not set")
+    import ssl
+
+    cert, key, ca = paths
+    try:
+        server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=ca)
+        server.load_cert_chain(cert, key)
+        server.verify_mode = ssl.CERT_REQUIRED
+        client = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=ca)
+        client.check_hostname = False   # peers are reached by address; the CA is the trust
+        client.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ValueError(f"TLS for discovery: cannot load {cert}, {key} or {ca}: {exc}") from None
+    _tls_cache[paths] = (server, client)
+    return server, client
+
+
+def _tls_for(addr, side: int):
+    """The SSL context for a TCP address (side 0: listening, 1: connecting); None for UDS."""
+    from subactor import ipc
+
+    if not isinstance(addr, ipc.TCPAddress):
+        return None
+    return tls_contexts()[side]
+
+
+async def open_conn(addr, hello: dict):
+    """``ipc.connect`` with this process's TLS configuration."""
+    from subactor import ipc
+
+    addr = ipc.wrap_address(addr)
+    conn = await ipc.connect(addr, hello, ssl_context=_tls_for(addr, 1))
+    if conn.tls:
+        conn.channel().spawn = trio.lowlevel.spawn_system_task
+    return conn
 
 
 def _log():
@@ -220,6 +282,7 @@ class Node:
                         try:
                             got["addr"] = await n.start(
                                 lambda task_status: ipc.serve(addr, self._on_conn, task_status=task_status,
+                                                              ssl_context=_tls_for(addr, 0),
                                                               hello={"aid": [root.name, root.aid.uuid, root.aid.pid]}))
                         except Exception as exc:   # it could not listen: the caller raises it
                             got["exc"] = exc
@@ -243,7 +306,7 @@ class Node:
 
         root = self.hub.root
         try:
-            conn = await ipc.connect(addr, {"t": "registry", "aid": [root.name, root.aid.uuid, root.aid.pid]})
+            conn = await open_conn(addr, {"t": "registry", "aid": [root.name, root.aid.uuid, root.aid.pid]})
         except (PermissionError, ConnectionRefusedError):
             raise   # the key was refused (AuthenticationError); nothing listens there
         except (ConnectionError, TimeoutError) as exc:
@@ -278,7 +341,7 @@ class Node:
         from subactor import ipc
 
         root = self.hub.root
-        conn = await ipc.connect(link.addr, {"t": "registry", "aid": [root.name, root.aid.uuid, root.aid.pid]})
+        conn = await open_conn(link.addr, {"t": "registry", "aid": [root.name, root.aid.uuid, root.aid.pid]})
         link.__init__(conn, link.addr)
         for m in list(self.hub.members.values()):
             link.tell({"t": "reg", "e": self.entry(m)})
@@ -388,6 +451,8 @@ class Node:
     # -- serving connections ---------------------------------------------------------
     async def _on_conn(self, conn) -> None:
         hello = conn.hello
+        if conn.tls:
+            conn.channel().spawn = trio.lowlevel.spawn_system_task
         try:
             t = hello.get("t")
             if t == "peer":
@@ -422,6 +487,13 @@ class Node:
             from subactor._actor._trio_mode import serve_root_peer
 
             await serve_root_peer(self.hub.root_runtime(), conn.channel(), Aid(name, uuid, pid))
+            return
+        if conn.tls:
+            # Its TLS session lives here: relay it to the actor over a C channel.
+            cid = _ext.channel()
+            m.chan.send_control({"t": "peer", "chan": cid, "aid": [name, uuid, pid]})
+            m.hand(cid)
+            await relay(conn.channel(), TrioChannel(_ext.ChannelEnd(cid, 0)))
             return
         fd = conn.detach_fd()
         try:
@@ -504,6 +576,9 @@ class Node:
 
 def _send_now(conn, msg: dict) -> bool:
     """Send a short message on a fresh connection without waiting."""
+    if conn.tls:
+        conn.channel().send_control(msg)
+        return True
     try:
         conn.end.send_nowait(_ext.dumps(msg))
     except (BlockingIOError, _ext.BrokenError, _ext.ClosedError, OSError):
@@ -526,7 +601,35 @@ async def first_answer(conn, timeout: float) -> dict:
     return first
 
 
+async def relay(a, b) -> None:
+    """Carry messages both ways between two channels (TrioChannel /
+    StreamChannel) until either ends; then close both."""
+    async def pump(src, dst):
+        try:
+            while True:
+                await dst.send(await src.recv())
+        except (trio.EndOfChannel, trio.BrokenResourceError, trio.ClosedResourceError, _ext.DecodeError):
+            pass
+
+    try:
+        async with trio.open_nursery() as n:
+            async def one_way(src, dst):
+                await pump(src, dst)
+                n.cancel_scope.cancel()
+            n.start_soon(one_way, a, b)
+            n.start_soon(one_way, b, a)
+    finally:
+        a.close()
+        b.close()
+
+
 async def _first_message(conn) -> dict:
+    if conn.tls:
+        try:
+            msg = await conn.channel().recv()
+        except (trio.EndOfChannel, trio.BrokenResourceError, trio.ClosedResourceError):
+            return {"t": "err", "err": f"the root at {conn.peer_addr} closed the connection"}
+        return msg if isinstance(msg, dict) else {"t": "err", "err": "a malformed answer"}
     end = conn.end
     while True:
         try:
@@ -553,8 +656,7 @@ async def connect_peer(entry: dict, asker: tuple):
     last: Exception | None = None
     for raw in entry.get("addrs") or ():
         try:
-            conn = await ipc.connect(ipc.wrap_address(raw), {"t": "peer", "uid": [entry["name"], entry["uuid"]],
-                                                               "aid": list(asker)})
+            conn = await open_conn(raw, {"t": "peer", "uid": [entry["name"], entry["uuid"]], "aid": list(asker)})
         except (OSError, ConnectionError) as exc:
             last = exc
             continue

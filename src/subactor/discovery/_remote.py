@@ -50,7 +50,32 @@ async def _send_raw(end, data) -> None:
             await trio.lowlevel.wait_readable(end.send_fileno())
 
 
-_ENDED = (_ext.EndOfChannel, _ext.BrokenError, _ext.ClosedError, trio.ClosedResourceError)
+_ENDED = (_ext.EndOfChannel, _ext.BrokenError, _ext.ClosedError, trio.ClosedResourceError, trio.EndOfChannel,
+          trio.BrokenResourceError)
+
+
+def _parent_io(conn):
+    """(receive, send) of encoded messages on the parent's connection: its
+    socket's frames, or over TLS its StreamChannel's messages re-encoded."""
+    if conn.tls:
+        chan = conn.channel()
+
+        async def recv():
+            return _ext.dumps(await chan.recv())
+
+        async def send(data):
+            await chan.send(_ext.loads(data))
+        return recv, send
+
+    async def recv():
+        m = await _recv_raw(conn.end)
+        data = bytes(m)
+        m.release()
+        return data
+
+    async def send(data):
+        await _send_raw(conn.end, data)
+    return recv, send
 
 
 def _refuse(conn, why: str) -> None:
@@ -66,9 +91,9 @@ async def serve_spawn(node, conn, hello: dict) -> None:
     from subactor.ipc import UDSAddress
     from subactor.discovery._net import _send_now
 
-    if not (conn.authenticated or isinstance(conn.local_addr, UDSAddress)):
+    if not (conn.authenticated or conn.tls or isinstance(conn.local_addr, UDSAddress)):   # (TLS: mutual)
         _refuse(conn, "this daemon starts actors only for authenticated parents: set SUBACTOR_AUTHKEY "
-                      "(or SUBACTOR_AUTHKEY_FILE) on both sides")
+                      "(or SUBACTOR_AUTHKEY_FILE, or the SUBACTOR_TLS_* files) on both sides")
         return
     try:
         name = hello["name"]
@@ -107,13 +132,12 @@ async def serve_spawn(node, conn, hello: dict) -> None:
     parent_gone = trio.Event()
     actor_gone = trio.Event()
     bye = trio.Event()
+    parent_recv, parent_send = _parent_io(conn)
 
     async def down():   # parent -> actor
         try:
             while True:
-                m = await _recv_raw(conn.end)
-                data = bytes(m)
-                m.release()
+                data = await parent_recv()
                 if len(data) < 48:
                     try:
                         t = _ext.loads(data).get("t")
@@ -148,7 +172,7 @@ async def serve_spawn(node, conn, hello: dict) -> None:
                         pass
                     continue
                 try:
-                    await _send_raw(conn.end, data)
+                    await parent_send(data)
                 except _ENDED:
                     parent_gone.set()
         except _ENDED:
@@ -285,15 +309,15 @@ async def start_actor(nursery, name: str, host, *, mods: list, backend: str, log
     from subactor import ipc
     from subactor._nursery import _Child
     from subactor._portal import Portal
-    from subactor.discovery._net import first_answer
+    from subactor.discovery._net import first_answer, open_conn
 
     addr = ipc.wrap_address(host)
     uid = _uuid.uuid4().hex
     me = _state.current_actor()
-    conn = await ipc.connect(addr, {"t": "spawn", "name": name, "uid": uid, "mods": mods, "backend": backend,
-                                    "loglevel": loglevel, "sleep_wakes": sleep_wakes, "grace": grace,
-                                    "kill_after": kill_after, "aio": aio,
-                                    "aid": [me.name, me.aid.uuid, os.getpid()]})
+    conn = await open_conn(addr, {"t": "spawn", "name": name, "uid": uid, "mods": mods, "backend": backend,
+                                  "loglevel": loglevel, "sleep_wakes": sleep_wakes, "grace": grace,
+                                  "kill_after": kill_after, "aio": aio,
+                                  "aid": [me.name, me.aid.uuid, os.getpid()]})
     first = await first_answer(conn, 60)
     if first.get("t") != "ok":
         raise RuntimeError(f"the daemon at {addr} did not start actor {name!r}: {first.get('err')}")
