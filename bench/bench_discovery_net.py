@@ -20,8 +20,9 @@ throughput anchor). This program's root registers with it. Cases:
 - ``find_actor`` to a yielded portal (ask the registrar, connect,
   authenticate, the far root hands the connection to the actor), p50.
 - a remote spawn through the far program (a daemon): ``start_actor(...,
-  host=...)`` to the first answer of ``portal.run``, against a local
-  spawn to its first answer, p50 of 5 per repetition.
+  host=...)`` to the first answer of ``portal.run`` of a sync function
+  (the new actor imports no trio), against a local spawn to its first
+  answer, p50 of 5 per repetition.
 
 Both programs share a key (SUBACTOR_AUTHKEY, set here): a daemon starts
 actors only for authenticated parents.
@@ -174,7 +175,7 @@ async def measure(quick: bool, port: int, uds: str, far: dict) -> dict[str, list
                     for i in range(5):
                         t0 = time.perf_counter()
                         p = await an.start_actor(f"sp{i}", enable_modules=[MOD], host=host)
-                        await p.run(remote.async_add, a=1, b=2)
+                        await p.run(remote.sync_add, a=1, b=2)   # a sync call: no trio in the new actor
                         t.append(time.perf_counter() - t0)
                         await p.cancel_actor()
                     row[where] = statistics.median(t)

@@ -15,3 +15,7 @@ async def items(ctx, n: int, size: int):
         for _ in range(n):
             await stream.send(chunk)
     return n
+
+
+def sync_add(a, b):
+    return a + b
