@@ -1,9 +1,10 @@
 """The hub: the registry of one process's actors, and its switchboard.
 
 It lives in the root (the main interpreter, in the root runtime's trio
-run) while the root runtime is open. Every subinterpreter actor of the tree
-is a *member*: it has a channel straight to the hub, made when it was
-spawned (see :mod:`subactor.discovery._client` for the messages). A member
+run) while the root runtime is open. Every actor of the tree in this
+process, and every process actor the tree spawned, is a *member*: it has a
+channel straight to the hub (a socket pair for a process actor), made when
+it was spawned (see :mod:`subactor.discovery._client` for the messages). A member
 is registered from its spawn until its channel ends, which happens when the
 actor ends however it ends (returns, fails, is interrupted or abandoned: the
 C host closes or breaks the ends an actor owns), and also when its parent
@@ -101,7 +102,7 @@ class Hub:
             self.node.added(m)
         for w in [w for w in self._waiters if w[2] == m.name]:
             self._waiters.remove(w)
-            self._answer(w[0], w[1], m.entry())
+            self._answer(w[0], w[1], self._entry(m))
 
     def _remove(self, uid) -> bool:
         m = self.members.pop(tuple(uid), None)
