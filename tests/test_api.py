@@ -328,3 +328,43 @@ def test_portal_run_by_module_path_and_name_as_tractors_older_form():
                 await an.cancel()
 
     trio.run(main)
+
+
+def test_an_actor_spawns_actors_that_serve_the_programs_main_script(tmp_path):
+    # In an actor the script is loaded as __mp_main__ (its __name__ there):
+    # enable_modules=[__name__] from it still means the program's __main__,
+    # and the grandchild loads the same script.
+    import subprocess
+    import sys
+    import textwrap
+
+    from .conftest import CHILD_PRELUDE, ROOT
+
+    script = tmp_path / "tree.py"
+    script.write_text(textwrap.dedent("""
+        import os, trio, subactor
+
+        def leaf():
+            return subactor.current_actor().name, os.getpid()
+
+        async def spawn_leaf():
+            async with subactor.open_nursery() as an:
+                p = await an.start_actor("leaf", enable_modules=[__name__])
+                got = await p.run(leaf)
+                await an.cancel()
+                return got
+
+        async def main():
+            with trio.fail_after(60):
+                async with subactor.open_nursery() as an:
+                    p = await an.start_actor("mid", enable_modules=[__name__])
+                    print(await p.run(spawn_leaf))
+                    await an.cancel()
+
+        if __name__ == "__main__":
+            """ + CHILD_PRELUDE.strip() + """
+            trio.run(main)
+    """))
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=90, cwd=str(ROOT))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().startswith("('leaf', "), out.stdout

@@ -167,6 +167,7 @@ def test_the_daemon_is_the_registrar_and_serves_its_modules(programs):
                 assert await portal.run(rd.pid) == daemon.pid
             async with subactor.get_registry() as reg:
                 names = {k.split(".")[0] for k in await reg.run_from_ns("self", "get_registry")}
+                assert reg.channel.raddr.unwrap() == ("127.0.0.1", port)   # its link to the daemon
             assert {"keeper", "root"} <= names
 
     run(main)

@@ -39,6 +39,7 @@ PUBLIC = [
     "is_root_process",
     "list_actors",
     "live_counts",
+    "open_actor_cluster",
     "open_nursery",
     "open_root_actor",
     "open_worker_pool",

@@ -34,6 +34,7 @@ _LAZY = {
     "debug_mode": "subactor._state",
     "open_root_actor": "subactor._root",
     "run_daemon": "subactor._root",
+    "open_actor_cluster": "subactor._clustering",
     "NoRuntime": "subactor._exceptions",
     "RemoteActorError": "subactor._exceptions",
     "ContextCancelled": "subactor._exceptions",

@@ -49,6 +49,9 @@ from subactor._pool import (
 from subactor._portal import (
     Portal as Portal,
 )
+from subactor._clustering import (
+    open_actor_cluster as open_actor_cluster,
+)
 from subactor._root import (
     open_root_actor as open_root_actor,
     run_daemon as run_daemon,
@@ -102,6 +105,7 @@ __all__ = [
     "is_root_process",
     "list_actors",
     "live_counts",
+    "open_actor_cluster",
     "open_nursery",
     "open_root_actor",
     "open_worker_pool",

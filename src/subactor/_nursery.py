@@ -47,6 +47,18 @@ from subactor._portal import Portal, check_remote_fn, check_sendable
 from subactor._transport import CLEANUP_WAIT, TrioChannel
 
 
+def _main_path() -> str | None:
+    """The program's main script, for an actor to load its functions: this
+    process's ``__main__`` file, or in an actor the one its parent gave it
+    (an actor's grandchildren call the same script's functions)."""
+    mp = sys.modules.get("__mp_main__")
+    if getattr(mp, "_subactor_parent_main", False) and getattr(mp, "__file__", None):
+        return mp.__file__
+    if _state.in_actor():
+        return _state.current_actor()._parent_main_data.get("path")
+    return getattr(sys.modules.get("__main__"), "__file__", None)
+
+
 def _check_modules(enable_modules, label: str = "enable_modules") -> list[str]:
     if enable_modules is None:
         return []
@@ -61,7 +73,9 @@ def _check_modules(enable_modules, label: str = "enable_modules") -> list[str]:
     for m in mods:
         if not isinstance(m, str) or not m:
             raise TypeError(f"{label} must hold module names (non-empty str), got {m!r}")
-    return mods
+    # In an actor, the program's main script is loaded as __mp_main__ (its
+    # ``__name__`` there): to the tree it is __main__.
+    return ["__main__" if m == "__mp_main__" else m for m in mods]
 
 
 def _loglevel(level, default):
@@ -354,7 +368,7 @@ class ActorNursery:
             "mods": mods,
             "parent": _state.current_actor().name,
             "parent_uid": list(_state.current_actor().uid),
-            "main": getattr(sys.modules.get("__main__"), "__file__", None) if inherit_parent_main else None,
+            "main": _main_path() if inherit_parent_main else None,
             "sleep_wakes": bool(sleep_wakes_on_cancel),
             "loglevel": loglevel,
         }

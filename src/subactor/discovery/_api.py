@@ -159,6 +159,17 @@ class RegistryPortal:
         self._hub = hub
         self.actor = _state.current_actor() if isinstance(hub, _hub.Hub) else None
 
+    @property
+    def channel(self):
+        """The connection to another program's registrar this root
+        registered with (tractor's ``portal.channel``), or None when the
+        registry is this process's own."""
+        node = getattr(self._hub, "node", None)
+        links = [link for link in (node.links if node is not None else ()) if not link.dead]
+        return links[0].chan if links else None
+
+    chan = channel
+
     async def run_from_ns(self, namespace_path: str, function_name: str, **kwargs: Any) -> Any:
         if namespace_path != "self" or function_name not in self.METHODS:
             raise NotImplementedError(
