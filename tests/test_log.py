@@ -339,3 +339,52 @@ def test_public_submodules_load_on_first_use():
     """)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["subactor.__main__", "subactor.trionics._eg"]
+
+
+def test_the_nursery_logs_each_actors_life_and_its_ladder():
+    # Spawn and end at runtime, each rung with its timing at cancel, an
+    # abandon at warning naming what the actor was stuck in.
+    out = run_child("""
+        import trio, subactor
+        from subactor import log
+        log.get_console_log("runtime")
+        async def main():
+            with trio.fail_after(30):
+                async with subactor.open_nursery(grace=0.3, kill_after=0.8) as an:
+                    await an.start_actor("idle", enable_modules=["tests.helpers"])
+                    spinner = await an.start_actor("spinner", enable_modules=["tests.helpers"])
+                    blocked = await an.start_actor("blocked", enable_modules=["tests.remote"])
+                    async def call(p, fn):
+                        try:
+                            await p.run_from_ns(p.name == "blocked" and "tests.remote" or "tests.helpers", fn)
+                        except subactor.ActorNotAvailable:
+                            pass
+                    async with trio.open_nursery() as n:
+                        n.start_soon(call, spinner, "spin")
+                        n.start_soon(call, blocked, "sleep_forever")
+                        await trio.sleep(0.3)
+                        await an.cancel()
+        trio.run(main)
+    """, timeout=60)
+    assert out.returncode == 0, out.stderr
+    err = out.stderr
+    for want in ("[RUNTIME]", "spawned actor 'idle' (subint", "actor 'idle' ended at rung 1 (cooperative cancel) in",
+                 "actor 'spinner' interrupted at rung 2 after its 0.3 s grace",
+                 "[WARNING]", "actor 'blocked' abandoned at rung 3", "stuck in tests.remote.sleep_forever"):
+        assert want in err, (want, err)
+
+
+def test_without_logging_the_nursery_imports_and_prints_nothing_for_it():
+    out = run_child("""
+        import sys, trio, subactor
+        async def main():
+            async with subactor.open_nursery() as an:
+                p = await an.start_actor("quiet", enable_modules=["tests.helpers"])
+                await p.run_from_ns("tests.helpers", "add", a=1, b=2)
+                await an.cancel()
+        trio.run(main)
+        print("subactor.log" in sys.modules)
+    """, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
+    assert out.stderr == ""

@@ -47,6 +47,17 @@ from subactor._portal import Portal, check_remote_fn, check_sendable
 from subactor._transport import CLEANUP_WAIT, TrioChannel
 
 
+def _lifecycle_log():
+    """The nursery's logger if logging is in use (``subactor.log`` was
+    imported: a log level was given, or the program uses it), else None:
+    nothing is imported for it otherwise."""
+    if "subactor.log" not in sys.modules:
+        return None
+    from subactor import log
+
+    return log.get_logger("subactor.nursery")
+
+
 def _main_path() -> str | None:
     """The program's main script, for an actor to load its functions: this
     process's ``__main__`` file, or in an actor the one its parent gave it
@@ -215,12 +226,33 @@ class _Child:
         finally:
             routed.set()
 
+    def _log_end(self, lg, ladder, took: float) -> None:
+        """How the ladder ended the actor: its rungs, with timings, at
+        ``cancel``; an abandon at ``warning``, naming what it was stuck in."""
+        portal = self.portal
+        name = portal.name
+        ms = took * 1e3
+        if ladder.rung == 3:
+            stuck = sorted(set(portal.running.values())) or ["its own code"]
+            lg.warning(f"actor {name!r} abandoned at rung 3 after {ms:.0f} ms (kill_after {self.kill_after} s), "
+                       f"stuck in {', '.join(stuck)}; its thread is left blocked")
+        elif ladder.rung == 2:
+            lg.cancel(f"actor {name!r} interrupted at rung 2 after its {self.grace} s grace; gone in {ms:.0f} ms")
+        else:
+            lg.cancel(f"actor {name!r} ended at rung 1 (cooperative cancel) in {ms:.1f} ms")
+        lg.runtime(f"actor {name!r} ended{_how_it_ended(self.handle) or ''}")
+
     async def _end(self) -> None:
         """The ladder (shielded, bounded), then the bookkeeping."""
         portal = self.portal
         ladder = self.ladder = _ladder.Ladder(self.handle, grace=self.grace, kill_after=self.kill_after)
         ladder.hurried = self.hurried
         routed = trio.Event()
+        t0 = trio.current_time()
+        lg = _lifecycle_log()
+        if lg is not None:
+            lg.cancel(f"ending actor {portal.name!r} ({self.stop_reason}): grace {self.grace} s, "
+                      f"kill_after {self.kill_after} s")
 
         async def cooperate() -> bool:
             # Rung 1, in band: ask the actor to leave; it answers bye once
@@ -248,6 +280,8 @@ class _Child:
                         await routed.wait()
                     router.cancel_scope.cancel()
         finally:
+            if lg is not None:
+                self._log_end(lg, ladder, trio.current_time() - t0)
             self._unregister()
             portal._actor_ended(_how_it_ended(self.handle))
             if self.is_ria:
@@ -410,6 +444,10 @@ class ActorNursery:
             hub.adopt(hub_id, name, uid, os.getpid())
         # No checkpoint from here on: the actor must have its supervisor
         # before anything can cancel this task.
+        lg = _lifecycle_log()
+        if lg is not None:
+            lg.runtime(f"spawned actor {name!r} ({backend}, pid {getattr(handle, 'pid', None) or os.getpid()}) "
+                       f"serving {mods or 'nothing'}")
         portal = Portal(name, (name, uid), TrioChannel(end), backend=backend)
         # The peer's identity on the channel, as tractor's Channel.aid.
         portal.channel.aid = _state.Aid(name, uid, getattr(handle, "pid", None) or os.getpid())

@@ -77,11 +77,12 @@ NoResult = _NoResult()
 class _Reply:
     """The one answer a ``run`` call waits for."""
 
-    __slots__ = ("msg", "ev")
+    __slots__ = ("msg", "ev", "fn_name")
 
-    def __init__(self):
+    def __init__(self, fn_name: str = "?"):
         self.msg: dict | None = None
         self.ev = trio.Event()
+        self.fn_name = fn_name   # what the call runs (named when its actor is abandoned)
 
     def _deliver(self, msg: dict) -> bool:
         if msg["t"] in ("return", "error") and self.msg is None:
@@ -111,6 +112,10 @@ class Portal:
         self._failed: str | None = None  # what malformed message failed its channel
         self._told = False           # a call waiting on the actor was told it ended
         self._remote = None          # a remote-spawned actor's RemoteHandle (subactor.discovery._remote)
+        # What the actor still runs for this portal: cid -> function, until
+        # its final answer comes (also after the caller gave up on it), for
+        # the log of an abandon.
+        self.running: dict[int, str] = {}
 
     @property
     def chan(self):
@@ -167,6 +172,8 @@ class Portal:
                         if self._remote is not None:
                             self._remote.gone(str(msg.get("how") or ""))
                         continue
+                    if msg["t"] in ("return", "error"):
+                        self.running.pop(msg["cid"], None)
                     call = self._calls.get(msg["cid"])
                     if call is not None and not call._deliver(msg):
                         await _make_room(call, msg)
@@ -271,7 +278,8 @@ class Portal:
                 f"of an enabled module for anything else")
         self._check_alive()
         cid = next(_cids)
-        reply = self._calls[cid] = _Reply()
+        reply = self._calls[cid] = _Reply(f"{namespace_path}.{function_name}")
+        self.running[cid] = reply.fn_name
         try:
             await self._send({"t": "run", "cid": cid, "ns": namespace_path, "fn": function_name, "kw": kwargs},
                              f"{namespace_path}.{function_name}")
@@ -316,6 +324,7 @@ class Portal:
         ctx = Context(self.channel, cid, "parent", peer_uid=self.uid, fn_name=f"{ns}.{name}", portal=self,
                       allow_overruns=bool(allow_overruns))
         self._calls[cid] = ctx
+        self.running[cid] = ctx.fn_name
         token = None
         try:
             msg = {"t": "ctx", "cid": cid, "ns": ns, "fn": name, "kw": kwargs}
