@@ -66,6 +66,17 @@ def no_leftovers(request):
 CHILD_PRELUDE = "import signal as _signal; _signal.signal(_signal.SIGINT, _signal.default_int_handler)\n"
 
 
+def run_bounded(main, limit: float = 60) -> None:
+    """``trio.run(main)``, the whole of it bounded by ``limit`` seconds."""
+    import trio
+
+    async def bounded():
+        with trio.fail_after(limit):
+            await main()
+
+    trio.run(bounded)
+
+
 def child_argv(code: str, args=()) -> list[str]:
     """argv of a fresh Python running `code` (dedented, after the prelude)."""
     return [sys.executable, "-c", CHILD_PRELUDE + textwrap.dedent(code), *map(str, args)]

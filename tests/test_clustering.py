@@ -5,16 +5,11 @@ import trio
 import subactor
 
 from . import remote
+from .conftest import run_bounded as run
 
 MOD = remote.__name__
 
 
-def run(main, limit=60):
-    async def bounded():
-        with trio.fail_after(limit):
-            await main()
-
-    trio.run(bounded)
 
 
 def test_a_cluster_of_named_actors_serves_its_modules_and_ends_with_the_block():

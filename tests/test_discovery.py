@@ -17,17 +17,11 @@ import subactor
 from subactor import RemoteActorError
 
 from . import remote_discovery as rd
-from .conftest import run_child
+from .conftest import run_child, run_bounded as run
 
 MOD = rd.__name__
 
 
-def run(main, limit=60):
-    async def bounded():
-        with trio.fail_after(limit):
-            await main()
-
-    trio.run(bounded)
 
 
 async def names():

@@ -19,7 +19,7 @@ import subactor
 from subactor import RemoteActorError
 
 from . import remote_discovery as rd
-from .conftest import ROOT, child_argv
+from .conftest import ROOT, child_argv, run_bounded as run
 
 MOD = rd.__name__
 
@@ -115,12 +115,6 @@ def programs():
         ps.end()
 
 
-def run(main, limit=60):
-    async def bounded():
-        with trio.fail_after(limit):
-            await main()
-
-    trio.run(bounded)
 
 
 def test_a_root_finds_and_calls_an_actor_of_another_program(programs):
