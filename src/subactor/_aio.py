@@ -186,15 +186,9 @@ def _lone(exc: BaseException) -> BaseException:
     error, as an actor nursery raises it; anything else as it is."""
     if not isinstance(exc, BaseExceptionGroup):
         return exc
-    leaves = []
-    stack = [exc]
-    while stack:
-        e = stack.pop()
-        if isinstance(e, BaseExceptionGroup):
-            stack.extend(e.exceptions)
-        elif not isinstance(e, trio.Cancelled):
-            leaves.append(e)
-    return leaves[0] if len(leaves) == 1 else exc
+    from subactor._actor._runtime import _lone_error
+
+    return _lone_error(exc) or exc
 
 
 def run_guest(async_fn: Callable, *args: Any, collapse: bool = False) -> Any:

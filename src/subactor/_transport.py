@@ -147,6 +147,21 @@ class BlockingChannel:
         self.end.close()
 
 
+async def shielded_send(send, msg: dict) -> None:
+    """``await send(msg)`` for a message that must try to get out even while
+    its sender is being cancelled: shielded, at most CLEANUP_WAIT seconds;
+    a peer that is gone is ignored (TrioChannel's and StreamChannel's
+    ``send_cleanup``)."""
+    import trio
+
+    with trio.CancelScope(shield=True) as scope:
+        scope.deadline = trio.current_time() + CLEANUP_WAIT
+        try:
+            await send(msg)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+
+
 class TrioChannel:
     """A channel end used from trio. One task receives (the actor's or the
     portal's message pump); any number of tasks may send."""
@@ -267,13 +282,7 @@ class TrioChannel:
         being cancelled (a cancel, a stream's stop): shielded, but waiting
         at most CLEANUP_WAIT seconds for room; a peer that is gone is
         ignored."""
-        trio = self._trio
-        with trio.CancelScope(shield=True) as scope:
-            scope.deadline = trio.current_time() + CLEANUP_WAIT
-            try:
-                await self.send(msg)
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                pass
+        await shielded_send(self.send, msg)
 
     async def recv(self) -> dict:
         """The next message. Raises trio.EndOfChannel when the peer closed

@@ -31,7 +31,7 @@ import trio
 
 from subactor import _ext
 from subactor._spawn._sockend import _MAX_MSG, DEFAULT_MAX_FRAME
-from subactor._transport import CLEANUP_WAIT
+from subactor._transport import CLEANUP_WAIT, shielded_send
 
 _HDR = 4
 _MARKER = b"\0\0\0\0"
@@ -141,12 +141,7 @@ class StreamChannel:
         """Send a message that must try to get out even while its sender is
         being cancelled: shielded, at most CLEANUP_WAIT seconds; a peer that
         is gone is ignored."""
-        with trio.CancelScope(shield=True) as scope:
-            scope.deadline = trio.current_time() + CLEANUP_WAIT
-            try:
-                await self.send(msg)
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                pass
+        await shielded_send(self.send, msg)
 
     # -- receiving -----------------------------------------------------------------------
     def _parse(self):
