@@ -63,3 +63,9 @@ def sync_clean_up_at_the_end(path):
 def main_script_function():
     """Used by the inherit_parent_main test through a __main__ script."""
     return "from main"
+
+
+@subactor.context
+async def open_a_root_here(ctx):
+    async with subactor.open_root_actor():
+        pass

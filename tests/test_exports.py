@@ -1,6 +1,7 @@
 """The public API surface is pinned: a change to it must change this test."""
 import ast
 import pathlib
+import types
 
 import subactor
 
@@ -32,13 +33,16 @@ PUBLIC = [
     "current_ipc_ctx",
     "debug_mode",
     "default_worker_pool",
+    "discovery",
     "find_actor",
     "get_err_type",
     "get_registry",
     "get_runtime_vars",
+    "ipc",
     "is_root_process",
     "list_actors",
     "live_counts",
+    "log",
     "open_actor_cluster",
     "open_nursery",
     "open_root_actor",
@@ -50,6 +54,8 @@ PUBLIC = [
     "run_sync",
     "spawn",
     "stream",
+    "to_asyncio",
+    "trionics",
     "wait_for_actor",
 ]
 
@@ -62,8 +68,22 @@ def test_every_public_name_resolves_and_is_not_private():
     for name in PUBLIC:
         obj = getattr(subactor, name)
         assert obj is not None
-        mod = getattr(obj, "__module__", "") or ""
+        mod = obj.__name__ if isinstance(obj, types.ModuleType) else getattr(obj, "__module__", "") or ""
         assert mod.startswith("subactor"), (name, mod)
+
+
+def test_dir_and_wildcard_list_the_submodules_without_importing_them():
+    import subprocess
+    import sys
+
+    code = ("import sys, subactor; d = dir(subactor); "
+            "print(all(m in d for m in ('log', 'trionics', 'discovery', 'ipc', 'to_asyncio')), "
+            "'asyncio' in sys.modules, 'subactor.to_asyncio' in sys.modules, 'subactor.log' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.split() == ["True", "False", "False", "False"], out.stderr
+    code = "from subactor import *; print(to_asyncio.__name__, log.__name__)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.split() == ["subactor.to_asyncio", "subactor.log"], out.stderr
 
 
 def test_unknown_name_raises_attribute_error():

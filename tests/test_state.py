@@ -54,7 +54,7 @@ def test_open_root_actor_keywords():
             assert root.name == "boss" and root.uid[0] == "boss"
             assert root.enable_modules == [MOD]
             assert subactor.get_runtime_vars()["_registry_addrs"] == [("127.0.0.1", 1616)]
-            with pytest.raises(RuntimeError, match="already open"):
+            with pytest.raises(subactor._exceptions.RuntimeFailure, match="already open"):
                 async with subactor.open_root_actor():
                     pass
         with pytest.raises(TypeError, match="'registy_addrs'.*did you mean 'registry_addrs'"):
@@ -72,6 +72,81 @@ def test_open_root_actor_keywords():
         assert subactor.current_actor(err_on_no_runtime=False) is None
 
     trio.run(main)
+
+
+def test_a_second_root_is_a_runtime_failure_in_the_root_and_in_an_actor():
+    from subactor._exceptions import RuntimeFailure
+
+    async def in_root():
+        async with subactor.open_nursery():
+            with pytest.raises(RuntimeFailure, match="already open"):
+                async with subactor.open_root_actor():
+                    pass
+
+    async def in_actor():
+        async with subactor.open_nursery() as an:
+            p = await an.start_actor("rooty", enable_modules=[NMOD])
+            with pytest.raises(RemoteActorError) as info:
+                async with p.open_context(remote_nursery.open_a_root_here):
+                    pass
+            assert info.value.boxed_type is RuntimeFailure
+            assert "in an actor" in str(info.value)
+            await p.cancel_actor()
+
+    trio.run(in_root)
+    trio.run(in_actor)
+
+
+def test_the_nursery_says_whether_it_started_the_runtime():
+    async def main():
+        async with subactor.open_nursery() as an:
+            assert an._implicit_runtime_started is True
+            async with subactor.open_nursery() as inner:
+                assert inner._implicit_runtime_started is False
+        async with subactor.open_root_actor():
+            async with subactor.open_nursery() as an:
+                assert an._implicit_runtime_started is False
+
+    trio.run(main)
+
+
+def test_ipc_server_has_peers_while_an_actor_is_connected():
+    async def main():
+        async with subactor.open_root_actor() as root:
+            assert not root.ipc_server.has_peers()
+            async with subactor.open_nursery() as an:
+                p = await an.start_actor("peer", enable_modules=[MOD])
+                assert root.ipc_server.has_peers()
+                await p.cancel_actor()
+            with trio.fail_after(30):
+                while root.ipc_server.has_peers():
+                    await trio.sleep(0.01)
+            assert root.ipc_server.accept_addrs == []
+
+    trio.run(main)
+
+
+def test_runtime_vars_under_tractors_private_path():
+    assert subactor.runtime._state._runtime_vars["_is_root"] is True
+    assert subactor.runtime._state._runtime_vars["_debug_mode"] is False
+
+
+def test_load_module_from_path_loads_a_package_its_submodules_import_from(tmp_path, monkeypatch):
+    from subactor._code_load import load_module_from_path
+
+    pkg = tmp_path / "pathpkg_x"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("VALUE = 1\n")
+    (pkg / "sub.py").write_text("from pathpkg_x import VALUE\nDOUBLE = VALUE * 2\n")
+    monkeypatch.delitem(sys.modules, "pathpkg_x", raising=False)
+    monkeypatch.delitem(sys.modules, "pathpkg_x.sub", raising=False)
+    mod = load_module_from_path(pkg / "__init__.py", module_name="pathpkg_x")
+    assert mod.VALUE == 1 and sys.modules["pathpkg_x"] is mod
+    from pathpkg_x import sub  # noqa: E402
+
+    assert sub.DOUBLE == 2
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        load_module_from_path(tmp_path / "missing.py")
 
 
 def test_root_lifetime_stack_is_closed_at_the_end_also_after_an_error():

@@ -1,7 +1,10 @@
 """subactor.trionics: the broadcast receiver, the exception-group helpers,
 start_or_cancel, the unmasking of errors hidden by a cancellation, and the
 context-manager helpers (maybe_open_nursery, gather_contexts,
-maybe_open_context)."""
+maybe_open_context), and the fixes of trionics.patches."""
+import subprocess
+import sys
+import textwrap
 from contextlib import asynccontextmanager
 
 import pytest
@@ -757,3 +760,22 @@ def test_a_lone_receiver_buffers_nothing():
             assert list(brx._state.queue) == [3]
 
     run(main)
+
+
+# --- trionics.patches ------------------------------------------------------------
+
+
+def test_wakeup_socketpair_patch_stops_drain_at_end_of_file():
+    # In a child: the fix changes trio's class for the whole process, and
+    # without it the reproduction spins forever (the bound kills it).
+    code = textwrap.dedent("""
+        from subactor.trionics import patches
+        from subactor.trionics.patches import _wakeup_socketpair as w
+        assert w.is_needed() in (True, False)
+        first, second = patches.apply_all(), patches.apply_all()
+        assert set(first) == {"wakeup_socketpair"} and second == {"wakeup_socketpair": False}, (first, second)
+        w.repro()
+        print("drained", first["wakeup_socketpair"] == w.is_needed())
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.split() == ["drained", "True"], out.stderr

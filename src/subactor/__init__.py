@@ -53,15 +53,22 @@ _LAZY = {
     "get_registry": "subactor.discovery._api",
 }
 
-__all__ = ["ActorInterrupted", "AbandonedActorWarning", *_LAZY]
-
 # Public submodules, imported on first attribute access (``subactor.log``
 # after a bare ``import subactor``, as tractor programs write ``tractor.log``).
 _SUBMODULES = frozenset({"log", "trionics", "discovery", "ipc", "to_asyncio"})
 
+# The submodules are public names too: ``dir(subactor)`` lists them and
+# ``from subactor import *`` binds them, without ``import subactor``
+# importing any of them.
+__all__ = ["ActorInterrupted", "AbandonedActorWarning", *_LAZY, *sorted(_SUBMODULES)]
+
 # tractor's private names that tractor programs (and its tests) read, found
 # where a private tractor path leads (the top level): not in __all__.
 _TRACTOR_PRIVATE = {"_runtime_vars": "subactor._state"}
+
+
+def __dir__():
+    return sorted({*globals(), *__all__})
 
 
 def __getattr__(name):

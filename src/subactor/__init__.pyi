@@ -1,4 +1,11 @@
 """Type stubs of the public API (subactor/__init__.py loads these names lazily)."""
+from subactor import (
+    discovery as discovery,
+    ipc as ipc,
+    log as log,
+    to_asyncio as to_asyncio,
+    trionics as trionics,
+)
 from subactor._context import (
     Context as Context,
     MsgStream as MsgStream,
@@ -98,13 +105,16 @@ __all__ = [
     "current_ipc_ctx",
     "debug_mode",
     "default_worker_pool",
+    "discovery",
     "find_actor",
     "get_err_type",
     "get_registry",
     "get_runtime_vars",
+    "ipc",
     "is_root_process",
     "list_actors",
     "live_counts",
+    "log",
     "open_actor_cluster",
     "open_nursery",
     "open_root_actor",
@@ -116,5 +126,7 @@ __all__ = [
     "run_sync",
     "spawn",
     "stream",
+    "to_asyncio",
+    "trionics",
     "wait_for_actor",
 ]

@@ -151,6 +151,12 @@ class ActorNotAvailable(TransportClosed, RuntimeError):
     can be sent to it."""
 
 
+class RuntimeFailure(RuntimeError):
+    """The actor runtime was used in a way it cannot be: a second root
+    runtime opened inside an open one, or a root runtime opened inside an
+    actor (tractor's name)."""
+
+
 class NoRuntime(RuntimeError):
     """No actor runtime here: ``current_actor()`` in the root process
     outside ``open_root_actor()`` / ``open_nursery()`` (or in a worker of
@@ -382,6 +388,6 @@ def unbox_error(box: dict) -> BaseException:
 
 for _t in (RemoteActorError, ContextCancelled, StreamOverrun, MsgTypeError, TransportClosed,
            ActorTooSlowError, ModuleNotExposed, ActorNotAvailable, AsyncioCancelled, AsyncioTaskExited,
-           TrioCancelled, TrioTaskExited, AsyncioRuntimeTranslationError):
+           TrioCancelled, TrioTaskExited, AsyncioRuntimeTranslationError, RuntimeFailure, NoRuntime):
     register_err_type(_t)
 del _t

@@ -312,6 +312,9 @@ class ActorNursery:
         self.cancel_called = False     # it cancelled its actors (an.cancel(), an error, a cancellation)
         self._errors: list[BaseException] = []  # what failed, in order: run_in_actor actors, the block
         self._ria_running = 0          # run_in_actor actors whose call is not over
+        # It opened the root runtime itself (no root runtime was open in
+        # the root process); tractor's name.
+        self._implicit_runtime_started = False
 
     def _is_ria_failure(self, exc: BaseException) -> bool:
         return any(e is exc for e in self._errors)
@@ -616,7 +619,7 @@ async def open_nursery(*, grace: float = DEFAULT_GRACE, kill_after: float = DEFA
     _root.check_keywords(root_kwargs, "open_nursery", ("grace", "kill_after", "backend", "loglevel"))
     grace, kill_after = _ladder.check_deadlines(grace, kill_after)
     _spawn.check_backend(backend)
-    async with _root.maybe_open_root(root_kwargs, "open_nursery"):
+    async with _root.maybe_open_root(root_kwargs, "open_nursery") as implicit:
         actor = _state.current_actor()
         loglevel = _loglevel(loglevel, getattr(actor, "loglevel", None))
         if actor.is_root and (loglevel is not None or os.environ.get("SUBACTOR_LOGLEVEL")):
@@ -628,6 +631,7 @@ async def open_nursery(*, grace: float = DEFAULT_GRACE, kill_after: float = DEFA
         try:
             async with trio.open_nursery() as tn:
                 an = ActorNursery(tn, grace=grace, kill_after=kill_after, backend=backend, loglevel=loglevel)
+                an._implicit_runtime_started = implicit
                 try:
                     yield an
                 except BaseException as exc:

@@ -159,15 +159,16 @@ async def maybe_open_root(kwargs: dict, where: str):
     (the keywords are checked all the same)."""
     cfg = _root_config(kwargs, where)
     if _state.in_actor():
-        yield
+        yield False
         return
     net = cfg.pop("net")
+    started = _state._root is None
     actor = _state.open_root(explicit=False, **cfg)
     try:
         _sigint.install()
         _open_hub(actor)
         await _open_node(actor, cfg["registry_addrs"], net)
-        yield
+        yield started
     finally:
         _close(actor)
 

@@ -108,6 +108,12 @@ class Actor:
         return self.aid.uid
 
     @property
+    def ipc_server(self) -> "IpcServer":
+        """What this actor serves its peers on (tractor's name):
+        ``has_peers()`` and ``accept_addrs``."""
+        return IpcServer(self)
+
+    @property
     def lifetime_stack(self):
         # Made on first use: contextlib costs an actor that never needs it
         # a few milliseconds of its start.
@@ -130,6 +136,35 @@ class Actor:
 
     def __repr__(self) -> str:
         return f"<Actor {self.name!r} uid={self.aid.uuid[:8]} pid={self.aid.pid}>"
+
+
+class IpcServer:
+    """A view of the channels an actor serves (``Actor.ipc_server``).
+
+    ``has_peers()`` is True while another actor is connected: in the root,
+    any actor of the tree (or registered from another program); in an
+    actor, its parent at least, for as long as the actor runs.
+    ``accept_addrs`` is ``Actor.accept_addrs``."""
+
+    __slots__ = ("_actor",)
+
+    def __init__(self, actor: Actor):
+        self._actor = actor
+
+    @property
+    def accept_addrs(self) -> list:
+        return self._actor.accept_addrs
+
+    def has_peers(self) -> bool:
+        if not self._actor.is_root:
+            return True
+        from subactor.discovery import _hub
+
+        hub = _hub._hub
+        return hub is not None and hub.root is self._actor and len(hub.members) > 1
+
+    def __repr__(self) -> str:
+        return f"<IpcServer of {self._actor!r} peers={self.has_peers()}>"
 
 
 _current: Actor | None = None     # the actor of this interpreter now: its long-lived actor, or the
@@ -203,11 +238,13 @@ def open_root(*, explicit: bool, name: str = "root", enable_modules=(), registry
     """Enter a root runtime block (see :func:`subactor._root.open_root_actor`):
     the root actor record is made by the first. Returns the root actor."""
     global _root, _root_opened, _root_vars, _current
+    from subactor._exceptions import RuntimeFailure
+
     if in_actor():
-        raise RuntimeError("open_root_actor() in an actor: only the root process opens the root runtime "
+        raise RuntimeFailure("open_root_actor() in an actor: only the root process opens the root runtime "
                            "(open_nursery() inside an actor needs none)")
     if _root is not None and explicit:
-        raise RuntimeError(f"open_root_actor(): a root runtime is already open here ({_root!r}); "
+        raise RuntimeFailure(f"open_root_actor(): a root runtime is already open here ({_root!r}); "
                            f"the tree has one root")
     if _root is None:
         import uuid
