@@ -27,16 +27,20 @@ async def use_cached(hold):
         return [hit, value]
 
 
-def loglevel_info():
-    """[this actor's loglevel, whether logging is imported, the level of the
-    subactor logger tree]"""
+def loglevel_info(use_log=False):
+    """[this actor's loglevel, whether logging was imported, the level of
+    the subactor logger tree], after importing subactor.log if ``use_log``
+    (as code that logs does)."""
     level = getattr(subactor.current_actor(), "loglevel", None)
+    imported = "logging" in sys.modules
+    if use_log:
+        from subactor import log  # noqa: F401
     tree = None
     if "logging" in sys.modules:
         import logging
 
         tree = logging.getLevelName(logging.getLogger("subactor").getEffectiveLevel())
-    return [level, "logging" in sys.modules, tree]
+    return [level, imported, tree]
 
 
 def log_at(level, msg):

@@ -52,6 +52,7 @@ PUBLIC = [
     "run_daemon",
     "run_in_subinterpreter",
     "run_sync",
+    "runtime",
     "spawn",
     "stream",
     "to_asyncio",

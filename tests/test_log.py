@@ -223,11 +223,19 @@ def run(fn):
 def test_loglevel_reaches_the_actor(backend):
     async def main():
         async with subactor.open_nursery(backend=backend) as an:
-            p = await an.run_in_actor(remote_trionics.loglevel_info, loglevel="cancel")
-            assert await p.wait_for_result() == ["cancel", True, "CANCEL"]
+            # The level is the actor's from its start; it takes effect when
+            # the actor's code first imports subactor.log, and an actor that
+            # never logs imports no logging.
+            p = await an.start_actor("leveled", enable_modules=[MOD], loglevel="cancel")
+            assert await p.run(remote_trionics.loglevel_info) == ["cancel", False, None]
+            assert await p.run(remote_trionics.loglevel_info, use_log=True) == ["cancel", False, "CANCEL"]
+            await p.cancel_actor()
+            p = await an.run_in_actor(remote_trionics.loglevel_info, use_log=True, loglevel="cancel")
+            assert await p.wait_for_result() == ["cancel", False, "CANCEL"]
             p = await an.start_actor("quiet", enable_modules=[MOD])
-            # No level asked for: the actor never imported logging.
+            # No level asked for: importing subactor.log sets none (logging's default).
             assert await p.run(remote_trionics.loglevel_info) == [None, False, None]
+            assert await p.run(remote_trionics.loglevel_info, use_log=True) == [None, False, "WARNING"]
             await p.cancel_actor()
 
     run(main)
@@ -243,15 +251,15 @@ def test_the_nurserys_level_is_the_default_and_children_inherit_it():
             with trio.fail_after(60):
                 async with subactor.open_nursery(loglevel="runtime") as an:
                     assert subactor.current_actor().loglevel == "runtime"
-                    p = await an.run_in_actor(rt.loglevel_info)
+                    p = await an.run_in_actor(rt.loglevel_info, use_log=True)
                     print(await p.wait_for_result())
-                    p = await an.run_in_actor(rt.loglevel_info, loglevel="debug")
+                    p = await an.run_in_actor(rt.loglevel_info, use_log=True, loglevel="debug")
                     print(await p.wait_for_result())
 
         trio.run(main)
     """)
     assert r.returncode == 0, r.stderr
-    assert r.stdout.split("\n")[:2] == ["['runtime', True, 'RUNTIME']", "['debug', True, 'DEBUG']"]
+    assert r.stdout.split("\n")[:2] == ["['runtime', False, 'RUNTIME']", "['debug', False, 'DEBUG']"]
 
 
 def test_the_environment_overrides_the_level():
@@ -262,16 +270,16 @@ def test_the_environment_overrides_the_level():
         async def main():
             with trio.fail_after(60):
                 async with subactor.open_nursery() as an:
-                    p = await an.run_in_actor(rt.loglevel_info, loglevel="debug")
+                    p = await an.run_in_actor(rt.loglevel_info, use_log=True, loglevel="debug")
                     print(await p.wait_for_result())
-                    p = await an.run_in_actor(rt.loglevel_info, backend="process")
+                    p = await an.run_in_actor(rt.loglevel_info, use_log=True, backend="process")
                     print(await p.wait_for_result())
                     print(subactor.current_actor().loglevel)
 
         trio.run(main)
     """, env={"SUBACTOR_LOGLEVEL": "warning"})
     assert r.returncode == 0, r.stderr
-    assert r.stdout.split("\n")[:3] == ["['warning', True, 'WARNING']"] * 2 + ["warning"]
+    assert r.stdout.split("\n")[:3] == ["['warning', False, 'WARNING']"] * 2 + ["warning"]
 
 
 def test_a_bad_level_is_refused_before_the_actor_starts():
@@ -388,3 +396,28 @@ def test_without_logging_the_nursery_imports_and_prints_nothing_for_it():
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
     assert out.stderr == ""
+
+
+def test_transport_events_are_logged_at_the_transport_level():
+    # A root on the network logs the connections it accepts at `transport`
+    # (5); at `runtime` (15) they are left out.
+    script = """
+        import socket, trio, subactor
+        from subactor import log
+        from subactor.discovery import _net
+        log.get_console_log("{level}")
+        s = socket.socket(); s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]; s.close()
+        async def main():
+            with trio.fail_after(30):
+                async with subactor.open_root_actor(registry_addrs=[("127.0.0.1", port)]):
+                    conn = await _net.open_conn(("127.0.0.1", port), {{"t": "bogus"}})
+                    first = await _net.first_answer(conn, 10)
+                    assert first["t"] == "err" and "bogus" in first["err"], first
+        trio.run(main)
+    """
+    out = run_child(script.format(level="transport"), timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "[TRANSPORT]" in out.stderr and "accepted a 'bogus' connection from" in out.stderr, out.stderr
+    out = run_child(script.format(level="runtime"), timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "accepted a 'bogus' connection" not in out.stderr, out.stderr

@@ -55,7 +55,7 @@ _LAZY = {
 
 # Public submodules, imported on first attribute access (``subactor.log``
 # after a bare ``import subactor``, as tractor programs write ``tractor.log``).
-_SUBMODULES = frozenset({"log", "trionics", "discovery", "ipc", "to_asyncio"})
+_SUBMODULES = frozenset({"log", "trionics", "discovery", "ipc", "to_asyncio", "runtime"})
 
 # The submodules are public names too: ``dir(subactor)`` lists them and
 # ``from subactor import *`` binds them, without ``import subactor``
@@ -64,7 +64,7 @@ __all__ = ["ActorInterrupted", "AbandonedActorWarning", *_LAZY, *sorted(_SUBMODU
 
 # tractor's private names that tractor programs (and its tests) read, found
 # where a private tractor path leads (the top level): not in __all__.
-_TRACTOR_PRIVATE = {"_runtime_vars": "subactor._state"}
+_TRACTOR_PRIVATE = {"_runtime_vars": "subactor._state", "RuntimeFailure": "subactor._exceptions"}
 
 
 def __dir__():

@@ -3,6 +3,7 @@ from subactor import (
     discovery as discovery,
     ipc as ipc,
     log as log,
+    runtime as runtime,
     to_asyncio as to_asyncio,
     trionics as trionics,
 )
@@ -124,6 +125,7 @@ __all__ = [
     "run_daemon",
     "run_in_subinterpreter",
     "run_sync",
+    "runtime",
     "spawn",
     "stream",
     "to_asyncio",

@@ -49,10 +49,12 @@ from subactor._transport import CLEANUP_WAIT, TrioChannel
 
 def _lifecycle_log():
     """The nursery's logger if logging is in use (``subactor.log`` was
-    imported: a log level was given, or the program uses it), else None:
-    nothing is imported for it otherwise."""
+    imported, or this actor was given a log level), else None: nothing is
+    imported for it otherwise."""
     if "subactor.log" not in sys.modules:
-        return None
+        actor = _state._current
+        if (actor is None or actor.loglevel is None) and not os.environ.get("SUBACTOR_LOGLEVEL"):
+            return None
     from subactor import log
 
     return log.get_logger("subactor.nursery")

@@ -488,3 +488,17 @@ def apply_logspec(logspec: str | bool, default_level: str | None = None,
             log.logger.propagate = False
         logs[log.logger.name] = log
     return specs.get(None, default_level), logs
+
+
+def _apply_in_actor() -> None:
+    """In an actor, its level (``loglevel=`` of its spawn, or
+    ``SUBACTOR_LOGLEVEL``) takes effect when this module is first imported
+    there: an actor whose code never logs imports no logging at all."""
+    from subactor import _state
+
+    actor = _state._current
+    if actor is not None and _state._is_actor and (actor.loglevel is not None or os.environ.get(ENV_LOGLEVEL)):
+        _apply_actor_level(actor, actor.loglevel)
+
+
+_apply_in_actor()

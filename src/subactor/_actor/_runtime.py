@@ -366,13 +366,18 @@ def actor_main(cfg: dict | None = None, end=None) -> None:
     actor = _state.Actor(cfg["name"], cfg["uid"], parent=cfg.get("parent"), parent_main=cfg.get("main"))
     actor.enable_modules = list(cfg.get("mods") or ())
     _state.set_current(actor)
-    actor.loglevel = cfg.get("loglevel")
+    # SUBACTOR_LOGLEVEL wins (the parent checked it before the spawn).
+    actor.loglevel = os.environ.get("SUBACTOR_LOGLEVEL") or cfg.get("loglevel")
     if cfg.get("aio"):
         _state.set_infected(True)
-    if actor.loglevel is not None or os.environ.get("SUBACTOR_LOGLEVEL"):
+    # Its log level takes effect when subactor.log is first imported here
+    # (by its code, or by its nursery's first lifecycle record): see
+    # subactor.log._apply_in_actor. An actor that never logs imports no
+    # logging.
+    if "subactor.log" in sys.modules:
         from subactor import log
 
-        log._apply_actor_level(actor, actor.loglevel)
+        log._apply_in_actor()
     from subactor._actor import refuse_os_exit
 
     refuse_os_exit(actor.name)

@@ -47,6 +47,7 @@ from __future__ import annotations
 import errno
 import itertools
 import os
+import sys
 
 import trio
 
@@ -112,6 +113,15 @@ def _log():
     from subactor import log
 
     return log.get_logger("subactor.discovery")
+
+
+def _tlog(msg: str, *args) -> None:
+    """A transport event, at the ``transport`` level, when logging is in
+    use (``subactor.log`` imported); nothing is imported for it otherwise."""
+    if "subactor.log" in sys.modules:
+        lg = _log()
+        if lg.isEnabledFor(5):
+            lg.transport(msg, *args)
 
 
 def _system(scopes: set, fn, *args, name: str) -> None:
@@ -314,6 +324,7 @@ class Node:
                                f"registrar: {exc}") from None
         link = _Link(conn, addr)
         self.links.append(link)
+        _tlog("registered this tree with the registrar at %s", addr)
         _system(self._scopes, self._keep_link, link, name=f"registrar link {addr}")
 
     async def _keep_link(self, link: _Link) -> None:
@@ -325,6 +336,7 @@ class Node:
             self._bump()
             if self.closed:
                 return
+            _tlog("the link to the registrar at %s broke: connecting again", link.addr)
             delay = 0.05
             while True:
                 await trio.sleep(delay)
@@ -334,6 +346,7 @@ class Node:
                     break
                 except (OSError, ConnectionError, RuntimeError, TimeoutError):
                     continue
+            _tlog("linked to the registrar at %s again; this tree registered anew", link.addr)
             self._relinked.set()
             self._relinked = trio.Event()
 
@@ -453,6 +466,7 @@ class Node:
         hello = conn.hello
         if conn.tls:
             conn.channel().spawn = trio.lowlevel.spawn_system_task
+        _tlog("accepted a %r connection from %s%s", hello.get("t"), conn.peer_addr, " (TLS)" if conn.tls else "")
         try:
             t = hello.get("t")
             if t == "peer":
@@ -496,6 +510,7 @@ class Node:
             await relay(conn.channel(), TrioChannel(_ext.ChannelEnd(cid, 0)))
             return
         fd = conn.detach_fd()
+        _tlog("handed the connection of peer %r from %s to actor %r", name, conn.peer_addr, uid[0])
         try:
             m.chan.send_control({"t": "peer", "fd": fd, "aid": [name, uuid, pid]})
         except Exception:
@@ -518,6 +533,7 @@ class Node:
                         self._client_msg(c, msg, n)
                 n.cancel_scope.cancel()
         finally:
+            _tlog("registry client %r from %s left", c.aid[0] if c.aid else "?", conn.peer_addr)
             self.clients.pop(cid, None)
             self._bump()
             chan.close()
