@@ -47,6 +47,7 @@ def test_actor_identity_and_no_trio_for_sync_only():
             p = await an.start_actor("ident", enable_modules=[MOD])
             name, uid, trio_loaded = await p.run(remote.whoami)
             assert name == "ident" and p.uid == ("ident", uid)
+            assert p.channel.uid == p.chan.uid == ("ident", uid)   # tractor's Channel.uid
             # An actor that only ran sync functions never imported trio.
             assert trio_loaded is False
             await p.run(remote.async_add, a=1, b=1)

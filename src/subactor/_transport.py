@@ -184,6 +184,12 @@ class TrioChannel:
         self.aid = None               # the peer's identity (a subactor._state.Aid), set by the owner
 
     @property
+    def uid(self) -> tuple[str, str] | None:
+        """The peer's ``(name, uuid)`` (tractor's ``Channel.uid``); None
+        before the owner learnt who the peer is."""
+        return self.aid.uid if self.aid is not None else None
+
+    @property
     def raddr(self):
         """The far side's address, as tractor's (``.unwrap()`` gives its
         tuple): a ``subactor.ipc.TCPAddress`` / ``UDSAddress`` for a
