@@ -511,3 +511,32 @@ def test_ctrl_c_during_a_shielded_call_interrupts_the_worker():
     words = proc.stdout.split()
     assert words[:2] == ["KeyboardInterrupt", "after"] and 0.25 <= float(words[2]) < 1.3, proc.stdout
     assert proc.stderr == ""
+
+
+def test_ctrl_c_between_the_send_and_the_wait_stops_the_call():
+    # The fast path waits a few scheduler passes with no cancel scope
+    # before it watches for Ctrl-C: a SIGINT counted in that window stops
+    # the call as one during the wait does (the worker goes down its
+    # ladder). The window is simulated: the count moves on after the send.
+    proc = run_child("""
+        import time, trio
+        from subactor import _sigint
+        from subactor._pool import open_worker_pool
+        from tests import helpers
+
+        async def main():
+            async with open_worker_pool(1, grace=0.2) as pool:
+                assert await pool.run_sync(helpers.add, 1, 1) == 2
+                counts = iter(range(100))
+                _sigint.sigints = lambda: next(counts)
+                t0 = time.monotonic()
+                try:
+                    await pool.run_sync(helpers.spin)
+                except KeyboardInterrupt as exc:
+                    print("stopped", "Ctrl-C" in str(exc), round(time.monotonic() - t0, 2))
+
+        trio.run(main)
+    """, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    words = proc.stdout.split()
+    assert words[:2] == ["stopped", "True"] and float(words[2]) < 10, proc.stdout

@@ -290,6 +290,20 @@ class WorkerPool:
         payload = _encode_call(fn, args)
         if limiter is None:
             limiter = self.limiter
+        if not cancellable and type(limiter) is trio.CapacityLimiter:
+            # The fast path: a token free now, taken without a pass of the
+            # scheduler, and no cancel scope unless the answer is slow.
+            await trio.lowlevel.checkpoint_if_cancelled()
+            try:
+                limiter.acquire_nowait()
+            except trio.WouldBlock:
+                pass
+            else:
+                try:
+                    answer = await self._run_quick(payload, fn)
+                finally:
+                    limiter.release()
+                return await self._result(answer)
         async with limiter:
             while True:
                 with trio.CancelScope(shield=not cancellable):
@@ -302,6 +316,9 @@ class WorkerPool:
                 # That worker had left (idle) before it took the call: the
                 # call never ran, so another worker may take it.
                 await trio.lowlevel.checkpoint_if_cancelled()
+        return await self._result(answer)
+
+    async def _result(self, answer: tuple):
         status, value = answer
         if status == _pool_worker.OK:
             return value
@@ -313,6 +330,48 @@ class WorkerPool:
             await trio.lowlevel.checkpoint_if_cancelled()
             raise KeyboardInterrupt(value)
         raise unbox_error(value)
+
+    async def _run_quick(self, payload: bytes, fn) -> tuple:
+        """A call that is not cancellable, without a cancel scope while its
+        answer comes within a few passes of the scheduler (they are
+        cancel-shielded checkpoints); a slower answer is awaited as the
+        general path does, shielded and watching for Ctrl-C (one that came
+        meanwhile is taken into account)."""
+        while True:
+            if self._closed:
+                raise trio.ClosedResourceError("the worker pool is closed")
+            w = self._checkout()
+            if not self._send(w, payload, fn):
+                await trio.lowlevel.checkpoint_if_cancelled()
+                continue
+            since = _sigint.sigints()
+            end = w.end
+            msg = None
+            try:
+                for _ in range(_YIELDS):
+                    try:
+                        msg = end.recv_nowait()
+                        break
+                    except BlockingIOError:
+                        await trio.lowlevel.cancel_shielded_checkpoint()
+            except _ext.EndOfChannel:
+                self._release(w, retire=True)
+                await trio.lowlevel.checkpoint_if_cancelled()
+                continue
+            except _ext.BrokenError:
+                self._release(w, retire=True)
+                raise self._broken(w, fn) from None
+            if msg is not None:
+                if _ == 0:
+                    # Answered before any pass of the scheduler: still a
+                    # schedule point, as every trio call is.
+                    await trio.lowlevel.cancel_shielded_checkpoint()
+                return self._decode(w, msg, fn)
+            with trio.CancelScope(shield=True):
+                answer = await self._finish(w, fn, False, since)
+            if answer is not None:
+                return answer
+            await trio.lowlevel.checkpoint_if_cancelled()
 
     @trio.lowlevel.enable_ki_protection
     async def aclose(self) -> None:
@@ -362,12 +421,18 @@ class WorkerPool:
         """(status, value), or None if the worker had left before it took
         the call, or (_STOPPED, why) if Ctrl-C took its worker down. Raises
         BrokenWorkerError if it died while it ran it."""
-        end = w.end
+        if not self._send(w, payload, fn):
+            return None
+        return await self._finish(w, fn, cancellable)
+
+    def _send(self, w: _Worker, payload: bytes, fn) -> bool:
+        """Hand the call to the worker; False if it had left (idle) or died
+        while idle (it is retired)."""
         try:
-            end.send_nowait(payload)
+            w.end.send_nowait(payload)
         except _ext.BrokenError:
             self._release(w, retire=True)  # it left (idle) or died while idle
-            return None
+            return False
         except ValueError as exc:
             self._release(w)
             raise ValueError(f"the call to {_describe(fn)} is too large for a worker's channel "
@@ -375,6 +440,15 @@ class WorkerPool:
         except BaseException:
             self._release(w, retire=True)
             raise
+        return True
+
+    def _broken(self, w: _Worker, fn) -> BrokenWorkerError:
+        return BrokenWorkerError(f"worker {w.name!r} died while it ran {_describe(fn)}: {self._why(w)}")
+
+    async def _finish(self, w: _Worker, fn, cancellable: bool, since: int | None = None) -> tuple | None:
+        """The rest of :meth:`_call` once the call is sent. ``since``: the
+        count of SIGINTs when the call was sent, if that was before this
+        wait began (a Ctrl-C in between stops the call as one during it)."""
         stopped = False
         try:
             if cancellable:
@@ -382,6 +456,8 @@ class WorkerPool:
             else:
                 # Shielded from cancellation, not from Ctrl-C.
                 with _sigint.watch() as sigint:
+                    if since is not None and _sigint.sigints() != since:
+                        sigint.cancel()
                     msg = await self._answer(w)
                 stopped = sigint.cancelled_caught
         except _ext.EndOfChannel:
@@ -389,8 +465,7 @@ class WorkerPool:
             return None
         except _ext.BrokenError:
             self._release(w, retire=True)
-            raise BrokenWorkerError(f"worker {w.name!r} died while it ran {_describe(fn)}: "
-                                    f"{self._why(w)}") from None
+            raise self._broken(w, fn) from None
         except BaseException as exc:
             # Cancelled (cancellable=True): the call is abandoned, so is its
             # worker, at once. KeyboardInterrupt (delivered to the main
@@ -410,6 +485,9 @@ class WorkerPool:
             finally:
                 self._release(w, retire=True)
             return _STOPPED, f"worker {w.name!r} was stopped while it ran {_describe(fn)}: {w.why}"
+        return self._decode(w, msg, fn)
+
+    def _decode(self, w: _Worker, msg, fn) -> tuple:
         try:
             status, value, retiring = pickle.loads(msg)
         except Exception as exc:

@@ -51,6 +51,8 @@ class _Handler:
         self.raised_in = None   # the ladder epoch in which we passed a SIGINT on
 
     def __call__(self, signum, frame):
+        global _count
+        _count += 1
         try:
             if _ladder.teardown_in_progress() and self.raised_in == _ladder.epoch():
                 self.token.run_sync_soon(_ladder.hurry_all)
@@ -60,6 +62,16 @@ class _Handler:
         except trio.RunFinishedError:
             pass
         self.prev(signum, frame)  # install() only chains to a callable
+
+
+_count = 0   # SIGINTs our handler has seen in this process
+
+
+def sigints() -> int:
+    """How many SIGINTs subactor's handler has seen: a caller that compares
+    it before and after a stretch without a :func:`watch` learns whether
+    Ctrl-C came in between."""
+    return _count
 
 
 def _release_watched() -> None:
