@@ -121,7 +121,9 @@ class Runtime:
 
             mod = load(self.main_path)
         else:
-            mod = importlib.import_module(ns)
+            # An imported module is taken from sys.modules (what
+            # import_module would return, without its machinery).
+            mod = sys.modules.get(ns) or importlib.import_module(ns)
         obj = mod
         for part in fn_name.split("."):
             try:
