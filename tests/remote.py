@@ -45,6 +45,10 @@ async def async_raise(msg):
     raise KeyError(msg)
 
 
+def echo_bytes(n):
+    return b"x" * n
+
+
 def not_serializable():
     return object()
 

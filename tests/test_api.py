@@ -57,6 +57,39 @@ def test_actor_identity_and_no_trio_for_sync_only():
     run(main)
 
 
+@pytest.mark.parametrize("backend", ["subint", "process"])
+def test_sync_calls_in_a_trio_mode_actor(backend):
+    # Once an actor serves an async call it is in trio mode; its sync calls
+    # then run in its message loop: their values, errors, unsendable
+    # results and their order with the actor's end are as for any call.
+    async def main():
+        async with subactor.open_nursery(backend=backend) as an:
+            p = await an.start_actor("mixed", enable_modules=[MOD])
+            assert await p.run(remote.async_add, a=1, b=1) == 2   # now in trio mode
+            assert await p.run(remote.add, a=2, b=3) == 5
+            with pytest.raises(RemoteActorError, match="boom") as info:
+                await p.run(remote.raise_value_error, msg="boom")
+            assert info.value.boxed_type is ValueError
+            with pytest.raises(RemoteActorError, match="cannot be sent back"):
+                await p.run(remote.not_serializable)
+            big = await p.run(remote.echo_bytes, n=8 << 20)   # more than the channel takes at once
+            assert len(big) == 8 << 20
+            async with trio.open_nursery() as n:
+                got = []
+
+                async def one(i):
+                    got.append(await p.run(remote.add, a=i, b=0))
+
+                for i in range(50):
+                    n.start_soon(one, i)
+            assert sorted(got) == list(range(50))
+            name, _, trio_loaded = await p.run(remote.whoami)
+            assert name == "mixed" and trio_loaded
+            await p.cancel_actor()
+
+    run(main)
+
+
 def test_run_in_actor_results_and_nursery_waits():
     async def main():
         async with subactor.open_nursery() as an:

@@ -211,6 +211,8 @@ def _dispatch(rt: Runtime, link: _Link, nursery, msg: dict) -> Context | None:
     whose inbox had no room for a stream item (see _portal._make_room)."""
     t = msg.get("t")
     cid = msg.get("cid")
+    if t == "run" and _run_inline(rt, link, nursery, msg):
+        return None
     if t in ("run", "ctx"):
         ctx = None
         if t == "ctx":
@@ -230,6 +232,40 @@ def _dispatch(rt: Runtime, link: _Link, nursery, msg: dict) -> Context | None:
         call.cancel_by = tuple(msg["by"]) if msg.get("by") else link.peer_uid
         call.scope.cancel()
     return None
+
+
+def _run_inline(rt: Runtime, link: _Link, nursery, msg: dict) -> bool:
+    """Run a call of a sync function right here, in the message loop, and
+    send its answer without waiting: no task, no cancel scope. A sync
+    function holds the actor's thread for as long as it runs, in a task or
+    not, and nothing can cancel it but an interrupt, so nothing changes for
+    it. False (nothing done) for anything else: an async or context
+    function, one that does not resolve (the task path reports why)."""
+    try:
+        fn = rt.resolve(msg["ns"], msg["fn"])
+    except Exception:
+        return False
+    if _is_async(fn) or is_context(fn):
+        return False
+    cid = msg["cid"]
+    try:
+        final = {"t": "return", "cid": cid, "v": fn(**(msg.get("kw") or {}))}
+    except Exception as exc:
+        final = rt.error_msg(cid, exc)
+    chan = link.chan
+    if type(chan) is TrioChannel:   # (a stream connection's channel sends only by awaiting)
+        try:
+            chan.end.send_nowait(_ext.dumps(final))
+            return True
+        except (BlockingIOError, TypeError, ValueError):
+            pass
+        except (_ext.BrokenError, _ext.ClosedError):
+            return True   # the caller is gone
+    # No room now, or the value cannot be sent: the task path's send, bounded
+    # and shielded, says so to the caller (a task of the calls' nursery, so
+    # that it is over before the actor says bye).
+    nursery.start_soon(_send_final, rt, chan, final, f"{msg['ns']}.{msg['fn']}")
+    return True
 
 
 async def _send_final(rt: Runtime, chan: TrioChannel, msg: dict, fn_name: str) -> None:
