@@ -40,3 +40,11 @@ def whoami():
     from subactor import _ext
 
     return _ext.current_actor()
+
+
+def stamped_sleep(seconds):
+    """Sleep; return (start, end) on the system-wide monotonic clock (the
+    same in every interpreter and process of the machine)."""
+    t0 = time.monotonic()
+    time.sleep(seconds)
+    return t0, time.monotonic()

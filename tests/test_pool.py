@@ -231,21 +231,32 @@ def test_a_call_to_a_worker_that_left_goes_to_a_fresh_one():
 
 
 def test_limiter_bounds_concurrency():
-    async def batch(pool, n, limiter=None):
-        t0 = trio.current_time()
+    # How many calls ran at once, from their own start and end stamps (no
+    # wall-clock bound on the batch: spawning workers on a loaded machine
+    # takes what it takes).
+    def most_at_once(spans):
+        return max(sum(1 for a, b in spans if a <= t < b) for t, _ in spans)
+
+    async def batch(pool, n, seconds, limiter=None):
+        spans = []
+
+        async def one():
+            spans.append(await pool.run_sync(helpers.stamped_sleep, seconds, limiter=limiter))
+
         async with trio.open_nursery() as nursery:
             for _ in range(n):
-                nursery.start_soon(lambda: pool.run_sync(time.sleep, 0.15, limiter=limiter))
-        return trio.current_time() - t0
+                nursery.start_soon(one)
+        return most_at_once(spans)
 
     async def main():
         async with open_worker_pool(2) as pool:
             assert pool.limiter.total_tokens == 2
-            # Four 0.15 s calls on two workers take two rounds...
-            assert await batch(pool, 4) >= 0.29
+            # Six calls on two workers: never more than two at once ...
+            assert await batch(pool, 6, 0.05) == 2
             assert pool.statistics().workers_started == 2
-            # ... and one round with a limiter of four.
-            assert await batch(pool, 4, trio.CapacityLimiter(4)) < 0.29
+            # ... and all four at once with a limiter of four (each call
+            # long enough for the two new workers to start meanwhile).
+            assert await batch(pool, 4, 1.5, trio.CapacityLimiter(4)) == 4
             s = pool.statistics()
             assert s.workers_started == 4 and s.idle_workers == 2  # only `size` kept warm
 
