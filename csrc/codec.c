@@ -171,9 +171,12 @@ typedef struct {
     PyObject *err_msg;      /* str: what went wrong, without the path */
     PyObject *err_cause;    /* the exception that caused it, or NULL */
     const char *err_hint;   /* static text after the path, or "" */
+    int typed;              /* typed mode (codec_typed.h): sets, Enums, tuples as arrays */
+    PyObject *enc_hook;     /* borrowed: called on objects of no known type, or NULL */
 } enc_t;
 
 static int enc_obj(enc_t *e, PyObject *obj, int depth);
+static int enc_typed_other(enc_t *e, PyObject *obj, int depth, int *r);
 
 /* Make room for `need` more bytes: double or grow to fit, whichever is
  * more, so appends cost amortised O(1) (the result is trimmed at the end).
@@ -623,6 +626,8 @@ static int enc_tuple(enc_t *e, PyObject *obj, int depth)
 {
     if (depth >= SA_CODEC_MAX_DEPTH)
         return enc_depth_error();
+    if (e->typed)
+        return enc_tuple_items(e, obj, depth); /* a plain array: the spec says it is a tuple */
     if (enc_reserve(e, 6) < 0)
         return -1;
     size_t start = e->len;
@@ -695,6 +700,9 @@ static Py_NO_INLINE int enc_other(enc_t *e, PyObject *obj, int depth)
         return enc_tuple(e, obj, depth);
     if (PyDict_Check(obj))
         return enc_dict(e, obj, depth);
+    int tr;
+    if (enc_typed_other(e, obj, depth, &tr))
+        return tr;
     if (!(e->flags & SA_CODEC_PICKLE))
         return enc_fail(e, e->st->EncodeError, NULL, " (pass pickle_fallback=True to pickle it)",
                         "unsupported type '" SA_TYPE_FMT "'", SA_TYPE_ARG(obj));
@@ -752,10 +760,13 @@ static void enc_init(enc_t *e, sa_codec_state_t *st, int flags)
     e->flags = flags;
 }
 
-int sa_codec_encode_raw(sa_codec_state_t *st, PyObject *obj, int flags, char **out, size_t *len)
+static int codec_encode_raw_ex(sa_codec_state_t *st, PyObject *obj, int flags, int typed, PyObject *enc_hook,
+                               char **out, size_t *len)
 {
     enc_t e;
     enc_init(&e, st, flags);
+    e.typed = typed;
+    e.enc_hook = enc_hook;
     if ((e.buf = PyMem_RawMalloc(SA_ENC_INITIAL)) == NULL) {
         PyErr_NoMemory();
         return -1;
@@ -777,12 +788,21 @@ int sa_codec_encode_raw(sa_codec_state_t *st, PyObject *obj, int flags, char **o
     return 0;
 }
 
-/* dumps(): encode into a new bytes object. */
-static PyObject *codec_encode_bytes(sa_codec_state_t *st, PyObject *obj, int flags)
+int sa_codec_encode_raw(sa_codec_state_t *st, PyObject *obj, int flags, char **out, size_t *len)
+{
+    return codec_encode_raw_ex(st, obj, flags, 0, NULL, out, len);
+}
+
+/* dumps(): encode into a new bytes object; typed mode and enc_hook for
+ * typed_dumps() (codec_typed.h). */
+static PyObject *codec_encode_bytes_ex(sa_codec_state_t *st, PyObject *obj, int flags, int typed,
+                                       PyObject *enc_hook)
 {
 #if SA_CODEC_BYTES_IN_PLACE
     enc_t e;
     enc_init(&e, st, flags);
+    e.typed = typed;
+    e.enc_hook = enc_hook;
     if ((e.bytes = PyBytes_FromStringAndSize(NULL, SA_ENC_INITIAL)) == NULL)
         return NULL;
     e.buf = (unsigned char *)PyBytes_AS_STRING(e.bytes);
@@ -806,12 +826,17 @@ static PyObject *codec_encode_bytes(sa_codec_state_t *st, PyObject *obj, int fla
 #else
     char *buf;
     size_t len;
-    if (sa_codec_encode_raw(st, obj, flags, &buf, &len) < 0)
+    if (codec_encode_raw_ex(st, obj, flags, typed, enc_hook, &buf, &len) < 0)
         return NULL;
     PyObject *res = PyBytes_FromStringAndSize(buf, (Py_ssize_t)len);
     PyMem_RawFree(buf);
     return res;
 #endif
+}
+
+static PyObject *codec_encode_bytes(sa_codec_state_t *st, PyObject *obj, int flags)
+{
+    return codec_encode_bytes_ex(st, obj, flags, 0, NULL);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -826,9 +851,13 @@ typedef struct {
     const unsigned char *end;   /* one past the last byte readable now */
     sa_codec_state_t *st;       /* the calling interpreter's codec state */
     int flags;                  /* SA_CODEC_* */
+    PyObject *vpath;            /* a pending validation error's path (codec_typed.h), or NULL */
+    PyObject *vmsg;             /* its message */
+    PyObject *dec_hook;         /* borrowed: dec_hook(type, obj) of typed decoding, or NULL */
 } dec_t;
 
 static PyObject *dec_obj(dec_t *d, int depth, int is_key);
+static PyObject *dec_text_ext(dec_t *d, const unsigned char *at, const unsigned char *p, size_t n, int code);
 
 /* Raise DecodeError "<fmt...> at byte offset N" for position `at`; when
  * `chain`, the exception now set becomes its cause. Returns NULL. */
@@ -1087,6 +1116,8 @@ static PyObject *dec_ext(dec_t *d, const unsigned char *at, size_t n, int depth,
         return dec_tuple(d, at, p, n, depth, is_key);
     case 3:
         return dec_pickle(d, at, p, n);
+    case 16: case 17:
+        return dec_text_ext(d, at, p, n, code);
     default:
         return dec_error(d, at, 0, "unsupported ext type %d", (int)code);
     }
@@ -1204,6 +1235,8 @@ PyObject *sa_codec_decode(sa_codec_state_t *st, const char *buf, size_t len, int
     return obj;
 }
 
+#include "codec_typed.h"
+
 /* ---------------------------------------------------------------------- */
 /* Python functions                                                        */
 
@@ -1282,6 +1315,18 @@ static PyMethodDef codec_methods[] = {
      "wrong with the bytes raises DecodeError with its byte offset. Pickled\n"
      "objects (ext 3) are unpickled only with pickle_fallback=True: unpickling\n"
      "runs code chosen by whoever made the bytes."},
+    {"typed_dumps", (PyCFunction)(void (*)(void))codec_typed_dumps, METH_FASTCALL,
+     "typed_dumps(obj, enc_hook=None) -> bytes\n\n"
+     "dumps() in typed mode (subactor.msg): Structs, sets and Enum members by value,\n"
+     "tuples as plain arrays, enc_hook(obj) for any other type."},
+    {"typed_loads", (PyCFunction)(void (*)(void))codec_typed_loads, METH_FASTCALL,
+     "typed_loads(data, spec, dec_hook=None) -> object\n\n"
+     "Decode one value of the type spec (made by subactor.msg), validating it:\n"
+     "ValidationError names the path, the expected and the received type."},
+    {"struct_plan", (PyCFunction)(void (*)(void))codec_struct_plan, METH_FASTCALL,
+     "struct_plan(cls, names, defaults, dkinds, tag_field, tag_value) -> StructPlan"},
+    {"struct_plan_resolve", (PyCFunction)(void (*)(void))codec_struct_plan_resolve, METH_FASTCALL,
+     "struct_plan_resolve(plan, specs): set the field types of a plan."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1298,6 +1343,17 @@ int sa_codec_module_init(PyObject *mod, sa_codec_state_t *st)
         PyExc_ValueError, NULL);
     if (st->DecodeError == NULL || PyModule_AddObjectRef(mod, "DecodeError", st->DecodeError) < 0)
         return -1;
+    st->ValidationError = PyErr_NewExceptionWithDoc(
+        "subactor._ext.ValidationError",
+        "Well-formed bytes whose value is not of the expected type (a DecodeError).",
+        st->DecodeError, NULL);
+    if (st->ValidationError == NULL || PyModule_AddObjectRef(mod, "ValidationError", st->ValidationError) < 0)
+        return -1;
+    if ((st->plans = PyDict_New()) == NULL)
+        return -1;
+    st->PlanType = PyType_FromModuleAndSpec(mod, &plan_spec, NULL);
+    if (st->PlanType == NULL || PyModule_AddObjectRef(mod, "StructPlan", st->PlanType) < 0)
+        return -1;
     return PyModule_AddFunctions(mod, codec_methods);
 }
 
@@ -1307,6 +1363,14 @@ int sa_codec_state_traverse(sa_codec_state_t *st, visitproc visit, void *arg)
     Py_VISIT(st->DecodeError);
     Py_VISIT(st->pickle_dumps);
     Py_VISIT(st->pickle_loads);
+    Py_VISIT(st->ValidationError);
+    Py_VISIT(st->PlanType);
+    Py_VISIT(st->plans);
+    Py_VISIT(st->enum_type);
+    Py_VISIT(st->datetime_type);
+    Py_VISIT(st->decimal_type);
+    Py_VISIT(st->datetime_fromiso);
+    Py_VISIT(st->decimal_ctor);
     /* keycache holds only str, which cannot be part of a cycle. */
     return 0;
 }
@@ -1317,6 +1381,14 @@ void sa_codec_state_clear(sa_codec_state_t *st)
     Py_CLEAR(st->DecodeError);
     Py_CLEAR(st->pickle_dumps);
     Py_CLEAR(st->pickle_loads);
+    Py_CLEAR(st->plans);
+    Py_CLEAR(st->ValidationError);
+    Py_CLEAR(st->PlanType);
+    Py_CLEAR(st->enum_type);
+    Py_CLEAR(st->datetime_type);
+    Py_CLEAR(st->decimal_type);
+    Py_CLEAR(st->datetime_fromiso);
+    Py_CLEAR(st->decimal_ctor);
     for (size_t i = 0; i < SA_CODEC_KEYCACHE_SIZE; i++)
         Py_CLEAR(st->keycache[i]);
 }

@@ -35,6 +35,15 @@ typedef struct {
     PyObject *DecodeError;  /* ValueError subclass: bytes that are not one valid message */
     PyObject *pickle_dumps; /* pickle.dumps, imported on first use; NULL before that */
     PyObject *pickle_loads; /* pickle.loads, imported on first use; NULL before that */
+    /* Typed messages (codec_typed.h): */
+    PyObject *ValidationError; /* DecodeError subclass: a value not of the expected type */
+    PyObject *PlanType;     /* the StructPlan type */
+    PyObject *plans;        /* dict: Struct class -> its StructPlan (every class made here) */
+    PyObject *enum_type;    /* enum.Enum once the enum module is loaded; else NULL */
+    PyObject *datetime_type;    /* datetime.datetime, likewise */
+    PyObject *decimal_type;     /* decimal.Decimal, likewise */
+    PyObject *datetime_fromiso; /* datetime.fromisoformat (decoding ext 16), imported on first use */
+    PyObject *decimal_ctor;     /* decimal.Decimal (decoding ext 17), imported on first use */
     /* Recently decoded map keys (exact ASCII str of at most 32 bytes), indexed
      * by a hash of their bytes, so that the same key decoded again is one
      * memcmp and a new reference, with its str hash already computed. */
@@ -59,5 +68,11 @@ int sa_codec_encode_raw(sa_codec_state_t *st, PyObject *obj, int flags, char **o
  * NULL with an exception set (DecodeError for anything wrong with the bytes).
  * `flags`: SA_CODEC_PICKLE or 0. The buffer is only read. */
 PyObject *sa_codec_decode(sa_codec_state_t *st, const char *buf, size_t len, int flags);
+
+/* Decode exactly one value of type spec `spec` (a tuple made by
+ * subactor/msg/_spec.py), validating it: ValidationError (a DecodeError)
+ * names the path. dec_hook: dec_hook(type, obj) for custom types, or NULL. */
+PyObject *sa_codec_decode_typed(sa_codec_state_t *st, const char *buf, size_t len, PyObject *spec,
+                                PyObject *dec_hook);
 
 #endif
