@@ -45,7 +45,7 @@ from typing import Any
 import trio
 
 from subactor import _state
-from subactor._exceptions import ContextCancelled, StreamOverrun, box_error, unbox_error
+from subactor._exceptions import ContextCancelled, MsgTypeError, StreamOverrun, box_error, unbox_error
 
 
 class _Unresolved:
@@ -164,13 +164,13 @@ class MsgStream:
             # it has read half of it (or the context ends).
             await hold.wait()
             ctx._raise_if_over()
-        await ctx._send({"t": "yield", "v": value})
+        await ctx._send(ctx._pld_out({"t": "yield"}, value, "stream item"))
 
     def _handle(self, msg: dict) -> Any:
         ctx = self._ctx
         t = msg["t"]
         if t == "yield":
-            return msg["v"]
+            return ctx._pld_in(msg, "stream item")
         if t == "stop":
             self._eof = True
             raise self._end_of_channel()
@@ -342,6 +342,8 @@ class Context:
         self._in_overrun = False              # we told the peer to hold
         self._overrun_sent = False            # we sent the peer a StreamOverrun
         self._peer_hold: trio.Event | None = None  # the peer told us to hold
+        self._pld_type: Any = None            # the payload spec (pld_spec, limit_plds), or None
+        self._result_msg: dict | None = None  # the 'return' message, its payload decoded on use
 
     # -- tractor's view of the state ------------------------------------
     @property
@@ -386,10 +388,10 @@ class Context:
 
     @property
     def has_outcome(self) -> bool:
-        return self.maybe_error is not None or self._result is not Unresolved
+        return self.maybe_error is not None or self._result is not Unresolved or self._result_msg is not None
 
     def _final_result_is_set(self) -> bool:
-        return self._result is not Unresolved
+        return self._result is not Unresolved or self._result_msg is not None
 
     # -- plumbing --------------------------------------------------------
     async def _send(self, msg: dict) -> None:
@@ -403,6 +405,36 @@ class Context:
             # peer then gets it boxed with that type).
             what = "first value" if msg["t"] == "started" else "stream item"
             raise TypeError(f"{self.fn_name}: the {what} cannot be sent: {exc}") from exc
+
+    # -- payloads (subactor.msg) ------------------------------------------
+    def _pld_out(self, msg: dict, value: Any, what: str) -> dict:
+        """Put ``value`` in ``msg``. With a payload spec (``pld_spec=``,
+        ``limit_plds``) or an applied codec, the payload travels as bytes of
+        the typed codec, checked against the spec here first: a value
+        outside it raises MsgTypeError on this (the sending) side."""
+        from .msg import _codec
+        codec = _codec._current.get()
+        typ = self._pld_type
+        if typ is None and codec is _codec._default:
+            msg["v"] = value
+            return msg
+        msg["v"] = _pld_check(self, value, typ, codec, what, sending=True)
+        msg["pb"] = True
+        return msg
+
+    def _pld_in(self, msg: dict, what: str) -> Any:
+        """The payload of a received message, decoded (and checked) against
+        this side's payload spec: a value outside it raises MsgTypeError on
+        this (the receiving) side."""
+        from .msg import _codec
+        codec = _codec._current.get()
+        typ = self._pld_type
+        value = msg.get("v")
+        if not msg.get("pb"):
+            if typ is None:
+                return value
+            value = _pld_check(self, value, typ, codec, what, sending=False)
+        return _pld_decode(self, value, typ, codec, what)
 
     async def _send_cleanup(self, msg: dict) -> None:
         msg["cid"] = self.cid
@@ -503,7 +535,9 @@ class Context:
         ``ovr`` error) a StreamOverrun it sent while its task goes on."""
         if msg["t"] == "return":
             if not self._peer_done:
-                self._result = msg.get("v")
+                self._result_msg = msg
+                if not msg.get("pb") and self._pld_type is None:
+                    self._result = msg.get("v")
         elif self._remote_error is None:
             exc = unbox_error(msg["e"])
             self._remote_error = exc
@@ -631,7 +665,7 @@ class Context:
             raise RuntimeError("started() is called by the child side of a context")
         if self._started:
             raise RuntimeError("started() was already called")
-        await self._send({"t": "started", "v": value})
+        await self._send(self._pld_out({"t": "started"}, value, "started() value"))
         self._started = True
 
     async def send_yield(self, value: Any) -> None:
@@ -655,6 +689,8 @@ class Context:
             await self._next()   # drains what the peer still streams
         err = self._remote_error
         if err is None:
+            if self._result is Unresolved and self._result_msg is not None:
+                self._result = self._pld_in(self._result_msg, "result")
             return self._result
         if self.cancel_acked:
             return err
@@ -670,6 +706,39 @@ class Context:
 # before a full inbox counts as overrun: a burst that arrives in one batch
 # must not overrun a reader that is keeping up.
 ROOM_PASSES = 8
+
+
+def _pld_check(ctx: Context, value: Any, typ: Any, codec, what: str, *, sending: bool) -> Any:
+    """Encode ``value`` with the typed codec and, with a spec, check it:
+    the bytes, or MsgTypeError naming the payload, the spec and the path."""
+    from . import _ext
+    from .msg import _spec
+    try:
+        data = _ext.typed_dumps(value, codec.enc_hook)
+        if typ is not None:
+            _ext.typed_loads(data, _spec.spec_of(typ), codec.dec_hook)
+    except (_ext.ValidationError, _ext.EncodeError) as exc:
+        raise _pld_error(ctx, typ, what, exc, sending) from exc
+    return data
+
+
+def _pld_decode(ctx: Context, data: bytes, typ: Any, codec, what: str) -> Any:
+    from . import _ext
+    from .msg import _spec
+    try:
+        return _ext.typed_loads(data, _spec.spec_of(Any if typ is None else typ), codec.dec_hook)
+    except _ext.DecodeError as exc:
+        raise _pld_error(ctx, typ, what, exc, False) from exc
+
+
+def _pld_error(ctx: Context, typ: Any, what: str, exc: BaseException, sending: bool) -> MsgTypeError:
+    from .msg import _spec
+    spec = "Any" if typ is None else _spec.spec_of(typ)[1]
+    verb = "sent" if sending else "received"
+    return MsgTypeError(
+        f"{ctx.fn_name}: the {what} {verb} by {ctx.side} side is not of the payload spec {spec}: {exc}",
+        boxed_type=MsgTypeError, src_uid=ctx._actor.uid if ctx._actor is not None else None,
+        pld_spec=spec, side=ctx.side, sending=sending)
 
 
 async def _make_room(ctx: Context, msg: dict) -> None:

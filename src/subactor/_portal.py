@@ -313,16 +313,18 @@ class Portal:
         ``ctx.cancel()`` is absorbed. ``allow_overruns``: see
         :mod:`subactor._context`."""
         ns, name = check_remote_fn(fn, want_context=True)
-        async with self._open_ctx(ns, name, kwargs, allow_overruns=allow_overruns) as pair:
+        async with self._open_ctx(ns, name, kwargs, allow_overruns=allow_overruns,
+                                  pld_spec=getattr(fn, "_subactor_pld_spec", None)) as pair:
             yield pair
 
     @asynccontextmanager
     async def _open_ctx(self, ns: str, name: str, kwargs: dict, *, allow_overruns: bool = False,
-                        legacy: bool = False):
+                        legacy: bool = False, pld_spec: Any = None):
         self._check_alive()
         cid = next(_cids)
         ctx = Context(self.channel, cid, "parent", peer_uid=self.uid, fn_name=f"{ns}.{name}", portal=self,
                       allow_overruns=bool(allow_overruns))
+        ctx._pld_type = pld_spec  # the @context(pld_spec=) of the function: both sides check it
         self._calls[cid] = ctx
         self.running[cid] = ctx.fn_name
         token = None
@@ -393,7 +395,7 @@ class Portal:
             msg = await ctx._next()
             t = msg["t"]
             if t == "started":
-                return msg.get("v")
+                return ctx._pld_in(msg, "started() value")
             if t == "error":
                 raise ctx._remote_error
             if t == "return":

@@ -337,6 +337,7 @@ async def _run_call(rt: Runtime, link: _Link, call: _Call, msg: dict) -> None:
                             raise TypeError(
                                 f"{fn_name} is not a context function: decorate it with @subactor.context"
                             )
+                        ctx._pld_type = getattr(fn, "_subactor_pld_spec", None)
                         value = await fn(ctx, **kw)
                         if not ctx._started:
                             raise RuntimeError(f"context function {fn_name} returned without calling ctx.started()")
@@ -346,7 +347,11 @@ async def _run_call(rt: Runtime, link: _Link, call: _Call, msg: dict) -> None:
                     value = fn(**kw)
                     if _is_async(fn):
                         value = await value
-                final = {"t": "return", "cid": cid, "v": value}
+                final = {"t": "return", "cid": cid}
+                if ctx is not None:
+                    ctx._pld_out(final, value, "return value")  # MsgTypeError: this call's error
+                else:
+                    final["v"] = value
             except trio.Cancelled as exc:
                 masked = _masked(exc)
                 raise

@@ -20,7 +20,7 @@ def limit_plds(spec: Any) -> Iterator[Any]:
                            "open_context() block)")
     spec_of(spec)  # a bad type fails here, before the block
     prev = ctx._pld_type
-    ctx._pld_type = spec
+    ctx._pld_type = type(None) if spec is None else spec
     try:
         yield spec
     finally:
