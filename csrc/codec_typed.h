@@ -112,9 +112,8 @@ static inline PyObject **plan_slot(plan_t *p, PyObject *obj, Py_ssize_t i)
 
 /* struct_plan(cls, names, defaults, dkinds, tag_field, tag_value): compile
  * and register the plan of a Struct class whose __slots__ hold its fields. */
-static PyObject *codec_struct_plan(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+static PyObject *plan_make(sa_codec_state_t *st, PyObject *const *args, Py_ssize_t nargs)
 {
-    sa_codec_state_t *st = &sa_state(mod)->codec;
     if (nargs != 6) {
         PyErr_SetString(PyExc_TypeError, "struct_plan() takes 6 arguments");
         return NULL;
@@ -179,10 +178,14 @@ error:
     return NULL;
 }
 
-/* struct_plan_resolve(plan, specs): the field types, once they resolve. */
-static PyObject *codec_struct_plan_resolve(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+static PyObject *codec_struct_plan(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
 {
-    sa_codec_state_t *st = &sa_state(mod)->codec;
+    return plan_make(&sa_state(mod)->codec, args, nargs);
+}
+
+/* struct_plan_resolve(plan, specs): the field types, once they resolve. */
+static PyObject *plan_resolve(sa_codec_state_t *st, PyObject *const *args, Py_ssize_t nargs)
+{
     if (nargs != 2 || !Py_IS_TYPE(args[0], (PyTypeObject *)st->PlanType) || !PyTuple_Check(args[1]) ||
         PyTuple_GET_SIZE(args[1]) != ((plan_t *)args[0])->n) {
         PyErr_SetString(PyExc_TypeError, "struct_plan_resolve(plan, specs: tuple of one spec a field)");
@@ -190,6 +193,11 @@ static PyObject *codec_struct_plan_resolve(PyObject *mod, PyObject *const *args,
     }
     Py_XSETREF(((plan_t *)args[0])->specs, Py_NewRef(args[1]));
     Py_RETURN_NONE;
+}
+
+static PyObject *codec_struct_plan_resolve(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+    return plan_resolve(&sa_state(mod)->codec, args, nargs);
 }
 
 /* ---------------------------------------------------------------------- */

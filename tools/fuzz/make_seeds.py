@@ -14,6 +14,11 @@ SEEDS = [
     list(range(20)), (), (1, (2, "x")), {}, {"a": 1, "b": [1.5, None]}, {(1, 2): {3: b"x"}},
     {f"k{i}": i for i in range(20)}, [{"same": i} for i in range(5)], "x" * 70000,
     [[[[[[[[[[0]]]]]]]]]],
+    # shaped like the Struct specs of fuzz_decode.c (FUZZ_SPECS)
+    {"x": 1, "y": -2}, {"v": 1, "kids": [{"v": 2, "kids": [{"v": 3}]}]}, {"type": "A", "n": 5},
+    [{"type": "B", "s": "q"}, {"type": "A", "n": 1}],
+    {"b": True, "f": 1.5, "by": b"z", "vt": ["a"], "ft": [1, {"x": 1}], "d": {"k": {"x": 2}},
+     "se": [1, 2], "fs": ["s"], "o": None, "u": [1, 2], "lit": "a", "c": "r", "p": {"x": 0}, "any": [1]},
 ]
 
 
