@@ -7,8 +7,8 @@ import os
 import sys
 import time
 
-BENCHES = ["host", "chan", "codec", "api", "cancel", "process", "pool", "ladder", "sigint_fuzz", "streams", "wire",
-           "discovery", "discovery_net", "asyncio", "imports", "log", "scale"]
+BENCHES = ["host", "chan", "codec", "struct", "api", "cancel", "process", "pool", "ladder", "sigint_fuzz", "streams",
+           "wire", "discovery", "discovery_net", "asyncio", "imports", "log", "scale"]
 
 
 def _bench_dir() -> str:
