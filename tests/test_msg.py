@@ -322,3 +322,31 @@ def test_property_random_bytes_give_decode_error_never_a_crash(data, type_):
         msg.decode(data, type=type_)
     except DecodeError:  # ValidationError is one
         pass
+
+
+# -- pretty_struct / mk_dec (tractor.msg.pretty_struct, tractor.msg._codec) ----
+
+from subactor.msg import pretty_struct  # noqa: E402
+
+
+class Pretty(pretty_struct.Struct):
+    name: str = "n"
+    _private: int = 1
+    inner: Point | None = None
+
+
+def test_pretty_struct_hides_private_fields():
+    text = repr(Pretty(inner=Point(1)))
+    assert text.startswith("Pretty(\n") and text.endswith(")")
+    assert "name: str = 'n'," in text and "_private" not in text
+    assert [line for _, line in pretty_struct.iter_struct_ppfmt_lines(Pretty())] == \
+        ["name: str = 'n',", "inner: Point | None = None,"]
+    assert rt(Pretty(_private=5), Pretty)._private == 5  # private is only about display
+
+
+def test_mk_dec():
+    dec = msg.mk_dec(spec=list[Point])
+    assert dec.decode(msg.encode([Point(1)])) == [Point(1)]
+    assert "_dec" not in pretty_struct.pformat(dec) and "MsgDec(" in pretty_struct.pformat(dec)
+    with pytest.raises(ValidationError):
+        dec.decode(msg.encode([1]))

@@ -84,6 +84,42 @@ class MsgCodec:
         return f"<MsgCodec pld_spec={self.dec._spec[1]} ext_types={[t.__name__ for t in self.ext_types]}>"
 
 
+def _mk_msgdec():
+    from .pretty_struct import Struct
+
+    class MsgDec(Struct):
+        """A decoder of payloads of one spec (``mk_dec(spec=...)``): a
+        pretty Struct whose ``_dec`` (the Decoder) is private."""
+
+        _dec: Any = None
+
+        @property
+        def spec(self) -> Any:
+            return self._dec.type
+
+        @property
+        def pld_spec_str(self) -> str:
+            return self._dec._spec[1]
+
+        def decode(self, data) -> Any:
+            return self._dec.decode(data)
+
+        def __repr__(self) -> str:
+            return f"<MsgDec spec={self.pld_spec_str}>"
+
+    MsgDec.__module__ = __name__
+    MsgDec.__qualname__ = "MsgDec"
+    return MsgDec
+
+
+MsgDec = _mk_msgdec()
+
+
+def mk_dec(spec: Any = Any, *, dec_hook=None) -> "MsgDec":
+    """A decoder of values of type ``spec`` (validating)."""
+    return MsgDec(_dec=Decoder(spec, dec_hook=dec_hook))
+
+
 def mk_codec(*, enc_hook=None, dec_hook=None, ext_types: Iterable[type] = (), pld_spec: Any = Any,
              **unsupported) -> MsgCodec:
     if unsupported:
