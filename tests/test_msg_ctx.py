@@ -11,11 +11,11 @@ from . import remote_msg as rm
 MOD = rm.__name__
 
 
-def with_actor(body):
+def with_actor(body, backend=None):
     async def main():
         with trio.fail_after(60):
             async with subactor.open_nursery() as an:
-                p = await an.start_actor("msg-actor", enable_modules=[MOD])
+                p = await an.start_actor("msg-actor", enable_modules=[MOD], backend=backend)
                 try:
                     await body(p)
                 finally:
@@ -34,7 +34,8 @@ def test_struct_in_subinterpreter_actor():
     with_actor(body)
 
 
-def test_pld_spec_round_trip():
+@pytest.mark.parametrize("backend", [None, "process"])
+def test_pld_spec_round_trip(backend):
     async def body(p):
         async with p.open_context(rm.point_echo) as (ctx, first):
             assert first == rm.Point(1, 2)
@@ -44,10 +45,11 @@ def test_pld_spec_round_trip():
                     assert await stream.receive() == rm.Point(i * 10, (i + 1) * 10)
         assert await ctx.wait_for_result() == rm.Point(-1, -1)
 
-    with_actor(body)
+    with_actor(body, backend)
 
 
-def test_pld_spec_carries_sets_and_enums_in_a_tagged_union():
+@pytest.mark.parametrize("backend", [None, "process"])
+def test_pld_spec_carries_sets_and_enums_in_a_tagged_union(backend):
     async def body(p):
         async with p.open_context(rm.shapes, n=3) as (ctx, first):
             assert first == rm.Note("ready")
@@ -56,7 +58,7 @@ def test_pld_spec_carries_sets_and_enums_in_a_tagged_union():
         assert got == [rm.Shape([rm.Point(i, i)], rm.Color.BLUE, {f"l{i}"}) for i in range(3)]
         assert await ctx.wait_for_result() == rm.Note("done")
 
-    with_actor(body)
+    with_actor(body, backend)
 
 
 def test_parent_send_outside_spec_raises_on_sending_side():
@@ -73,7 +75,8 @@ def test_parent_send_outside_spec_raises_on_sending_side():
 
 @pytest.mark.parametrize("flag,what", [("bad_started", "started"), ("bad_item", "stream item"),
                                        ("bad_return", "return value")])
-def test_child_violation_is_its_error_and_the_parent_learns_why(flag, what):
+@pytest.mark.parametrize("backend", [None, "process"])
+def test_child_violation_is_its_error_and_the_parent_learns_why(flag, what, backend):
     async def body(p):
         with pytest.raises(RemoteActorError) as info:
             async with p.open_context(rm.point_echo, **{flag: True}) as (ctx, first):
@@ -87,7 +90,7 @@ def test_child_violation_is_its_error_and_the_parent_learns_why(flag, what):
         assert err.boxed_type is MsgTypeError
         assert what in str(err) and "sent by child side" in str(err)
 
-    with_actor(body)
+    with_actor(body, backend)
 
 
 def test_receiving_side_checks_what_an_untyped_peer_sent():
