@@ -147,3 +147,27 @@ def test_pld_spec_of_an_unknown_kind_fails_at_decoration():
         @subactor.context(pld_spec=list[1])
         async def f(ctx):
             pass
+
+
+def test_msgspec_structs_opt_in_with_a_process_actor():
+    pytest.importorskip("msgspec")
+    from . import remote_msgspec as rms
+
+    async def main():
+        with trio.fail_after(60):
+            async with subactor.open_nursery() as an:
+                p = await an.start_actor("msgspec-actor", enable_modules=[rms.__name__], backend="process")
+                try:
+                    with msg.apply_codec(msg.msgspec_codec()):
+                        async with p.open_context(rms.mpoint_echo) as (ctx, first):
+                            assert first == rms.MPoint(1, 2)
+                            async with ctx.open_stream() as stream:
+                                await stream.send(rms.MPoint(5))
+                                assert await stream.receive() == rms.MPoint(6, 1)
+                                with pytest.raises(MsgTypeError, match="spec MPoint"):
+                                    await stream.send({"x": "no"})
+                        assert await ctx.wait_for_result() == rms.MPoint(0, 0)
+                finally:
+                    await p.cancel_actor()
+
+    trio.run(main)

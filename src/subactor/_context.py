@@ -38,6 +38,7 @@ Ctrl-C never lands half-way through it (see :mod:`subactor._sigint`).
 from __future__ import annotations
 
 import contextvars
+import sys
 from collections import deque
 from contextlib import asynccontextmanager
 from typing import Any
@@ -344,6 +345,7 @@ class Context:
         self._peer_hold: trio.Event | None = None  # the peer told us to hold
         self._pld_type: Any = None            # the payload spec (pld_spec, limit_plds), or None
         self._result_msg: dict | None = None  # the 'return' message, its payload decoded on use
+        self._codec = None                    # the last codec applied while in use (see _pld_codec)
 
     # -- tractor's view of the state ------------------------------------
     @property
@@ -412,27 +414,41 @@ class Context:
         ``limit_plds``) or an applied codec, the payload travels as bytes of
         the typed codec, checked against the spec here first: a value
         outside it raises MsgTypeError on this (the sending) side."""
-        from .msg import _codec
-        codec = _codec._current.get()
+        codec = self._pld_codec()
         typ = self._pld_type
-        if typ is None and codec is _codec._default:
+        if typ is None and codec is None:
             msg["v"] = value
             return msg
-        msg["v"] = _pld_check(self, value, typ, codec, what, sending=True)
+        from .msg import _codec
+        msg["v"] = _pld_check(self, value, typ, codec or _codec._default, what, sending=True)
         msg["pb"] = True
         return msg
+
+    def _pld_codec(self):
+        """The codec of this context's payloads: the applied one
+        (``apply_codec``), else the last one applied while this context was
+        used (so a result returned after the block still uses it), else
+        None (the default codec)."""
+        mod = sys.modules.get("subactor.msg._codec")
+        if mod is None:
+            return self._codec  # subactor.msg never imported here: no codec was applied
+        codec = mod._current.get()
+        if codec is not mod._default:
+            self._codec = codec
+            return codec
+        return self._codec
 
     def _pld_in(self, msg: dict, what: str) -> Any:
         """The payload of a received message, decoded (and checked) against
         this side's payload spec: a value outside it raises MsgTypeError on
         this (the receiving) side."""
-        from .msg import _codec
-        codec = _codec._current.get()
         typ = self._pld_type
         value = msg.get("v")
+        if not msg.get("pb") and typ is None:
+            return value
+        from .msg import _codec
+        codec = self._pld_codec() or _codec._default
         if not msg.get("pb"):
-            if typ is None:
-                return value
             value = _pld_check(self, value, typ, codec, what, sending=False)
         return _pld_decode(self, value, typ, codec, what)
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from .._ext import DecodeError, EncodeError, ValidationError
 from ._codec import (Decoder, Encoder, MsgCodec, MsgDec, apply_codec, current_codec, decode, encode, mk_codec,
-                     mk_dec, validate)
+                     mk_dec, msgspec_codec, validate)
 from ._pld import limit_plds
 from ._spec import spec_of
 from ._struct import Struct, StructConfig, asdict, astuple, field, fields, replace
@@ -25,7 +25,7 @@ from .._exceptions import MsgTypeError
 
 __all__ = [
     "Struct", "StructConfig", "field", "fields", "asdict", "astuple", "replace",
-    "Encoder", "Decoder", "MsgCodec", "MsgDec", "mk_dec", "encode", "decode", "validate", "mk_codec", "apply_codec",
+    "Encoder", "Decoder", "MsgCodec", "MsgDec", "mk_dec", "msgspec_codec", "encode", "decode", "validate", "mk_codec", "apply_codec",
     "current_codec", "limit_plds", "spec_of", "DecodeError", "EncodeError", "ValidationError",
     "MsgTypeError",
 ]

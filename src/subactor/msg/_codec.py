@@ -127,6 +127,40 @@ def mk_codec(*, enc_hook=None, dec_hook=None, ext_types: Iterable[type] = (), pl
     return MsgCodec(enc_hook=enc_hook, dec_hook=dec_hook, ext_types=ext_types, pld_spec=pld_spec)
 
 
+def msgspec_codec(*, enc_hook=None, dec_hook=None, pld_spec: Any = Any) -> MsgCodec:
+    """Opt-in: a codec that also carries msgspec Structs (and anything
+    else ``msgspec.to_builtins``/``msgspec.convert`` know), for code that
+    runs where msgspec loads (the root, process actors; never a
+    subinterpreter actor: msgspec uses single-phase init). A msgspec Struct
+    crosses as its builtins (a map) and is rebuilt, validated by msgspec,
+    where the spec names its type. ``enc_hook``/``dec_hook`` still handle
+    what msgspec does not."""
+    try:
+        import msgspec
+    except ImportError as exc:
+        raise ImportError(f"msgspec_codec() needs msgspec where it runs: {exc} (msgspec cannot load in a "
+                          "subinterpreter actor; use subactor.msg.Struct there, or backend='process')") from exc
+
+    def _enc(obj):
+        if isinstance(obj, msgspec.Struct):
+            return msgspec.to_builtins(obj, enc_hook=enc_hook)
+        if enc_hook is not None:
+            return enc_hook(obj)
+        raise NotImplementedError(f"no encoding for {type(obj).__name__}")
+
+    def _dec(type_, obj):
+        if isinstance(type_, type) and issubclass(type_, msgspec.Struct):
+            try:
+                return msgspec.convert(obj, type_, dec_hook=dec_hook)
+            except msgspec.ValidationError as exc:
+                raise TypeError(str(exc)) from None
+        if dec_hook is not None:
+            return dec_hook(type_, obj)
+        raise NotImplementedError(f"no decoding for {type_!r}")
+
+    return MsgCodec(enc_hook=_enc, dec_hook=_dec, pld_spec=pld_spec)
+
+
 _default = MsgCodec()
 _current: contextvars.ContextVar[MsgCodec] = contextvars.ContextVar("subactor.msg.codec", default=_default)
 
