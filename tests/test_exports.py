@@ -43,6 +43,7 @@ PUBLIC = [
     "list_actors",
     "live_counts",
     "log",
+    "msg",
     "open_actor_cluster",
     "open_nursery",
     "open_root_actor",

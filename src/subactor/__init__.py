@@ -55,7 +55,7 @@ _LAZY = {
 
 # Public submodules, imported on first attribute access (``subactor.log``
 # after a bare ``import subactor``, as tractor programs write ``tractor.log``).
-_SUBMODULES = frozenset({"log", "trionics", "discovery", "ipc", "to_asyncio", "runtime"})
+_SUBMODULES = frozenset({"log", "trionics", "discovery", "ipc", "to_asyncio", "runtime", "msg"})
 
 # The submodules are public names too: ``dir(subactor)`` lists them and
 # ``from subactor import *`` binds them, without ``import subactor``
