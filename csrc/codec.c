@@ -32,6 +32,14 @@
  *   3  pickle, only with SA_CODEC_PICKLE (pickle_fallback=True): an object
  *      of a type not listed above. Payload: pickle.dumps(obj, protocol=5).
  *      Decoding it without the flag raises DecodeError.
+ *  16  datetime.datetime. Payload: its isoformat() (UTF-8), decoded with
+ *      datetime.fromisoformat (naive or aware, microseconds kept).
+ *  17  decimal.Decimal. Payload: its str(), decoded with Decimal(str).
+ *
+ * Structs of subactor.msg (a class with a StructPlan, codec_typed.h)
+ * encode as a map of field name -> value, the tag first when the class has
+ * one: the plain decoder reads them back as dicts; the typed decoder
+ * (typed_loads) rebuilds and validates them.
  */
 #include "common.h"
 

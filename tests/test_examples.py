@@ -11,6 +11,9 @@ EXPECT = {
     "streaming.py": ["squaring up to 10", "5 -> 25", "the actor said: ValueError: 7 is over the limit 3"],
     "discovery.py": ["the worker read back: hello", "the root reads: hello"],
     "asyncio_in_an_actor.py": ["[42, 'ticking', 0, 1, 2]"],
+    "typed_messages.py": ["actor refused to send: $.values[0]: expected float, got str",
+                          "average: Reading(sensor='s1', values=[22.0], unit='C')",
+                          "parent refused to send: $.values: expected list[float], got str"],
 }
 
 
