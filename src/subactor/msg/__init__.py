@@ -22,10 +22,11 @@ from ._pld import limit_plds
 from ._spec import spec_of
 from ._struct import Struct, StructConfig, asdict, astuple, field, fields, replace
 from .._exceptions import MsgTypeError
+from .._state import Aid
 
 __all__ = [
     "Struct", "StructConfig", "field", "fields", "asdict", "astuple", "replace",
     "Encoder", "Decoder", "MsgCodec", "MsgDec", "mk_dec", "msgspec_codec", "encode", "decode", "validate", "mk_codec", "apply_codec",
     "current_codec", "limit_plds", "spec_of", "DecodeError", "EncodeError", "ValidationError",
-    "MsgTypeError",
+    "MsgTypeError", "Aid",
 ]
