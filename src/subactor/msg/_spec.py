@@ -3,8 +3,6 @@ C decoder walks (``(kind, display name, args...)``, kinds as in
 csrc/codec_typed.h). Compiled specs are cached per type."""
 from __future__ import annotations
 
-import datetime
-import decimal
 import enum
 import types
 import typing
@@ -18,9 +16,10 @@ ANY, NONE, BOOL, INT, FLOAT, STR, BYTES, LIST, VARTUPLE, TUPLE, DICT, SET, FROZE
 _SCALARS = {
     type(None): (NONE, "None"), None: (NONE, "None"), bool: (BOOL, "bool"), int: (INT, "int"),
     float: (FLOAT, "float"), str: (STR, "str"), bytes: (BYTES, "bytes"),
-    datetime.datetime: (DATETIME, "datetime"), decimal.Decimal: (DECIMAL, "Decimal"),
     Any: (ANY, "Any"), object: (ANY, "Any"),
 }
+
+_EXT_CLASSES = {("datetime", "datetime"): (DATETIME, "datetime"), ("decimal", "Decimal"): (DECIMAL, "Decimal")}
 
 _cache: dict[Any, tuple] = {}
 
@@ -77,6 +76,9 @@ def _compile(tp) -> tuple:
     if isinstance(tp, StructMeta) and tp is not Struct:
         resolve_struct(tp)
         return (STRUCT, tp.__qualname__, tp.__struct_plan__)
+    if isinstance(tp, type) and (tp.__module__, tp.__qualname__) in _EXT_CLASSES:
+        # datetime/Decimal, known by name so that this module imports neither
+        return _EXT_CLASSES[tp.__module__, tp.__qualname__]
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
         return (ENUM, tp.__qualname__, {m.value: m for m in tp})
     if tp in (list, typing.List):

@@ -142,7 +142,8 @@ class StructMeta(type):
         cls.__struct_defaults__ = defaults
         cls.__struct_config__ = StructConfig(bool(frozen), bool(kw_only), tag_value, tag_field, tag if tag is True or callable(tag) else None)
         cls.__match_args__ = fields
-        cls.__init__ = _make_init(cls, fields, defaults, kw_only)
+        if "__init__" not in ns:  # a class's own __init__ stays (decoding never calls __init__)
+            cls.__init__ = _make_init(cls, fields, defaults, kw_only)
         if frozen:
             cls.__setattr__ = _frozen_setattr
             cls.__delattr__ = _frozen_setattr
