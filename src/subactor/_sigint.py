@@ -53,6 +53,13 @@ class _Handler:
     def __call__(self, signum, frame):
         global _count
         _count += 1
+        from subactor.devx import _lock
+
+        if _lock.holder() is not None:
+            # A REPL has the terminal (subactor.devx): Ctrl-C is its, as in
+            # pdb, not the tree's. The usual handling is back once it ends.
+            _lock.note_sigint()
+            return
         try:
             if _ladder.teardown_in_progress() and self.raised_in == _ladder.epoch():
                 self.token.run_sync_soon(_ladder.hurry_all)

@@ -315,6 +315,7 @@ async def _run_call(rt: Runtime, link: _Link, call: _Call, msg: dict) -> None:
                 masked = _masked(exc)
                 raise
             except Exception as exc:
+                rt.crashed(exc)
                 final = rt.error_msg(cid, exc)
         if call.scope.cancelled_caught:
             final = _cancelled_final(rt, call, fn_name, masked)

@@ -17,6 +17,8 @@ Hub messages (``t``):
   delete   {rid, uid}             -> ans {v: True/False}
   adopt    {chan, name, uuid, pid}   a child this actor spawned (no answer)
   gone     {uid}                     a child this actor spawned has ended (no answer)
+  dbg_lock {rid}                  -> ans {v: True}, once this actor holds the terminal (subactor.devx)
+  dbg_unlock {}                      done with the terminal, or no longer waiting for it
   peer     {chan, aid}            <- a peer's channel; this side attaches side 1 and serves it
   peer     {fd, aid}              <- a peer of another program: the socket of its connection
   ans      {rid, v | err}         <- an answer
