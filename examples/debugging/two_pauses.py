@@ -7,6 +7,9 @@ import subactor
 
 async def pauser(tag: str):
     await subactor.pause()
+    print(f"{tag} resumed", flush=True)
+    await trio.sleep(3)   # still alive: the lock went with `c`, not with its end
+    print(f"{tag} ending", flush=True)
     return tag
 
 
