@@ -198,3 +198,24 @@ def test_pause_without_debug_mode_is_a_clear_error():
 
     with pytest.raises(RuntimeError, match="debugger is off"):
         subactor.pause_from_sync()
+
+
+def test_stack_on_sig_dumps_every_actor():
+    import subprocess
+
+    out = subprocess.run([sys.executable, str(EXAMPLES / "stack_on_sig.py")], capture_output=True, text=True,
+                         timeout=120, cwd=str(ROOT), env=dict(os.environ, PYTHON_COLORS="0"))
+    assert out.returncode == 0, out.stderr
+    err = out.stderr
+    assert re.search(r"- actor \('sleeper', '[0-9a-f]{32}'\) pid \d+ backend subint: state running", err), err
+    assert "the root's trio tasks" in err and "in main" in err, err
+    # the actor's own dump: its trio tasks, down to the call it runs
+    assert re.search(r"actor \('sleeper', '[0-9a-f]{32}'\) \(subint\) Python stacks", err), err
+    assert "in waits_for_ever" in err, err
+
+
+def test_enable_stack_on_sig_checks_its_input():
+    from subactor import devx
+
+    with pytest.raises(TypeError, match="signal number"):
+        devx.enable_stack_on_sig("USR1")
