@@ -67,7 +67,7 @@ def dump_stacks(file=None) -> None:
         asked = 0
         for m in members:
             if m.chan is not None:
-                pass
+                m.chan.send_control({"t": "stack"})
                 asked += 1
         if asked:
             w(f"-------- {asked} actor(s) asked for their stacks: each writes its own below, "
