@@ -219,3 +219,23 @@ def test_enable_stack_on_sig_checks_its_input():
 
     with pytest.raises(TypeError, match="signal number"):
         devx.enable_stack_on_sig("USR1")
+
+
+def test_post_mortem_and_open_crash_handler(term):
+    t = term("crash_handler.py")
+    # the actor's own await subactor.post_mortem() in its except block ...
+    before = t.prompt()
+    assert "crashed actor ('handler'" in before and "KeyError: 'missing'" in before
+    t.send("c")
+    # ... then the runtime's crash REPL, as the error goes on
+    assert "crashed actor ('handler'" in t.prompt()
+    t.send("c")
+    t.expect("the root caught KeyError")
+    # open_crash_handler() around sync code in the root, after the tree
+    before = t.prompt()
+    assert "crashed actor ('root'" in before and "AssertionError: seven is not eight" in before
+    t.send("p value")
+    assert "7" in t.prompt()
+    t.send("c")
+    t.expect("the assertion went on")
+    assert t.end() == 0

@@ -354,9 +354,19 @@ def _pm(tb, header: str) -> None:
             release()
 
 
-def post_mortem(exc: BaseException | None = None, *, tb=None, hide_tb: bool = True, **kwargs) -> None:
-    """A post-mortem REPL at where ``exc`` (by default the exception being
-    handled) was raised, on the tree's terminal under the terminal lock."""
+async def post_mortem(exc: BaseException | None = None, *, tb=None, hide_tb: bool = True, **kwargs) -> None:
+    """``await post_mortem()``: a post-mortem REPL at where ``exc`` (by
+    default the exception being handled) was raised, on the tree's
+    terminal under the terminal lock (tractor's is async too)."""
+    if exc is None and tb is None:
+        exc = sys.exception()
+    await acquire()
+    post_mortem_sync(exc, tb=tb)
+
+
+def post_mortem_sync(exc: BaseException | None = None, *, tb=None) -> None:
+    """The same from sync code (it blocks this actor's thread while it
+    waits for the terminal)."""
     if exc is None and tb is None:
         exc = sys.exception()
     if tb is None:
@@ -364,7 +374,9 @@ def post_mortem(exc: BaseException | None = None, *, tb=None, hide_tb: bool = Tr
             raise ValueError("post_mortem(): no exception is being handled and none was given")
         tb = exc.__traceback__
     uid = _uid()
-    _pm(tb, f"{_crash_msg} {uid!r}\n{_summary(exc)}")
+    src = getattr(exc, "src_uid", None)
+    origin = f", a remote error from actor {tuple(src)!r}" if src else ""
+    _pm(tb, f"{_crash_msg} {uid!r}{origin}\n{_summary(exc)}")
 
 
 def _summary(exc) -> str:
@@ -385,7 +397,7 @@ def crashed(exc: BaseException) -> None:
     if isinstance(exc, bdb.BdbQuit):
         return
     try:
-        post_mortem(exc)
+        post_mortem_sync(exc)
     except _ext.ActorInterrupted:
         raise
     except Exception as e:   # the REPL itself broke: the error goes on
@@ -413,5 +425,5 @@ class open_crash_handler:
     def __exit__(self, typ, exc, tb):
         if exc is None or isinstance(exc, self.ignore) or not isinstance(exc, self.catch):
             return False
-        post_mortem(exc)
+        post_mortem_sync(exc)
         return not self.raise_on_exit
