@@ -477,7 +477,6 @@ class ActorNursery:
                            bind_addrs: list | None = None,
                            inherit_parent_main: bool = True,
                            proc_kwargs: dict | None = None,
-                           debug_mode: bool | None = None,
                            **kwargs: Any) -> Portal:
         """Start an actor that runs ``fn(**kwargs)`` and then ends; its result
         comes from ``portal.wait_for_result()``. A failure is raised from

@@ -17,6 +17,7 @@ _LAZY = {
     "pause_from_sync": "subactor.devx._debug",
     "post_mortem": "subactor.devx._debug",
     "open_crash_handler": "subactor.devx._debug",
+    "maybe_open_crash_handler": "subactor.devx._debug",
     "PdbREPL": "subactor.devx._debug",
     "enable_stack_on_sig": "subactor.devx._stack",
     "dump_stacks": "subactor.devx._stack",

@@ -348,7 +348,10 @@ def _pm(tb, header: str) -> None:
         p = PdbREPL(uid[0])
         p.reset()
         with _ReplSigint():
-            p.interaction(None, tb)
+            try:
+                p.interaction(None, tb)
+            except OSError as exc:   # no terminal to read (stdin closed, captured)
+                sys.stderr.write(f"{_repl_fail_msg}: cannot read the terminal: {exc}\n")
     finally:
         if locked:
             release()
@@ -404,26 +407,60 @@ def crashed(exc: BaseException) -> None:
         sys.stderr.write(f"{_repl_fail_msg}: {e!r}\n")
 
 
-class open_crash_handler:
-    """``with open_crash_handler():`` a post-mortem REPL for an error that
-    leaves the block (``catch``: which ones, ``Exception`` by default;
-    ``ignore``: which not, ``KeyboardInterrupt`` and BdbQuit always), then
-    the error goes on. Works with or without a runtime, as tractor's."""
+class BoxedMaybeException:
+    """What ``with open_crash_handler() as box:`` yields: ``box.value`` is
+    the error that left the block (None if none did), as in tractor."""
 
-    def __init__(self, catch: set | tuple = (Exception,), ignore: set | tuple = (), raise_on_exit: bool = True,
-                 **kwargs):
+    __slots__ = ("value", "raise_on_exit")
+
+    def __init__(self, raise_on_exit=True):
+        self.value: BaseException | None = None
+        self.raise_on_exit = raise_on_exit
+
+    def __repr__(self) -> str:
+        return f"<BoxedMaybeException value={self.value!r}>"
+
+
+class open_crash_handler:
+    """``with open_crash_handler() as box:`` a post-mortem REPL for an error
+    that leaves the block (``catch``: which ones, ``BaseException`` by
+    default; ``ignore``: which not, ``KeyboardInterrupt``, trio's
+    ``Cancelled`` and BdbQuit always), then the error goes on
+    (``raise_on_exit=False``: it is swallowed; a sequence of types: only
+    those go on). ``box.value`` is the error. Works with or without a
+    runtime and debug_mode, as tractor's."""
+
+    def __init__(self, catch=(BaseException,), ignore=(), raise_on_exit=True, repl: bool = True, **kwargs):
         import bdb
 
         self.catch = tuple(catch)
         self.ignore = (*tuple(ignore), bdb.BdbQuit, KeyboardInterrupt)
         self.raise_on_exit = raise_on_exit
-        self.repl = None
+        self.repl = repl
+        self.box = BoxedMaybeException(raise_on_exit)
 
-    def __enter__(self):
-        return self
+    def __enter__(self) -> BoxedMaybeException:
+        return self.box
 
     def __exit__(self, typ, exc, tb):
-        if exc is None or isinstance(exc, self.ignore) or not isinstance(exc, self.catch):
+        if exc is None or not isinstance(exc, self.catch):
             return False
-        post_mortem_sync(exc)
-        return not self.raise_on_exit
+        self.box.value = exc
+        if isinstance(exc, self.ignore) or type(exc).__name__ == "Cancelled":
+            return False
+        if self.repl:
+            post_mortem_sync(exc)
+        roe = self.raise_on_exit
+        if roe is True:
+            return False
+        if roe is False:
+            return True
+        return not isinstance(exc, tuple(roe))
+
+
+def maybe_open_crash_handler(pdb: bool | None = None, **kwargs) -> open_crash_handler:
+    """tractor's: an :class:`open_crash_handler` whose REPL opens only if
+    ``pdb`` is true (by default: if debug_mode is on here); the box gets
+    the error either way."""
+    on = _state.debug_mode() if pdb is None else bool(pdb)
+    return open_crash_handler(repl=on, **kwargs)

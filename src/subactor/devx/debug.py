@@ -7,13 +7,15 @@ from subactor.devx._debug import (  # noqa: F401
     _ctlc_ignore_header,
     _pause_msg,
     _repl_fail_msg,
+    BoxedMaybeException,
+    maybe_open_crash_handler,
     open_crash_handler,
     pause,
     pause_from_sync,
     post_mortem,
 )
 
-__all__ = ["PdbREPL", "TractorConfig", "open_crash_handler", "pause", "pause_from_sync", "post_mortem"]
+__all__ = ["BoxedMaybeException", "PdbREPL", "TractorConfig", "maybe_open_crash_handler", "open_crash_handler", "pause", "pause_from_sync", "post_mortem"]
 
 
 class TractorConfig:
