@@ -491,7 +491,7 @@ class ActorNursery:
                                         rpc_module_paths=rpc_module_paths, loglevel=loglevel,
                                         infect_asyncio=infect_asyncio, bind_addrs=bind_addrs,
                                         inherit_parent_main=inherit_parent_main, proc_kwargs=proc_kwargs,
-                                        shared_gil=shared_gil, backend=backend, debug_mode=debug_mode)
+                                        shared_gil=shared_gil, backend=backend)
         portal._child.is_ria = True
         # Counted now, not when its task first runs: a sibling's failure
         # must not find "none running" in between.
