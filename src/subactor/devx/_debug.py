@@ -248,6 +248,18 @@ class _ReplSigint:
             signal.signal(signal.SIGINT, self.old)
 
 
+def _task() -> str:
+    """`` in <Task 'name'>`` for the trio task the REPL opens in, else ""."""
+    if "trio" not in sys.modules:
+        return ""
+    try:
+        import trio
+
+        return f" in <Task {trio.lowlevel.current_task().name!r}>"
+    except RuntimeError:
+        return ""
+
+
 def _banner(msg: str) -> None:
     sys.stdout.write(msg + "\n")
     sys.stdout.flush()
@@ -267,7 +279,7 @@ def _check_on(what: str) -> None:
 def _trace_at(frame) -> None:
     """Stop in ``frame`` at its next line (the one after the pause)."""
     uid = _uid()
-    _banner(f"{_pause_msg} {uid!r}")
+    _banner(f"{_pause_msg} {uid!r}{_task()}")
     p = PdbREPL(uid[0])
     _install_sigint_guard(p)
     p.set_trace(frame)
@@ -331,11 +343,7 @@ def breakpoint_hook(*args, **kwargs) -> None:
     pause_from_sync()."""
     frame = sys._getframe(1)
     acquire_sync()
-    uid = _uid()
-    _banner(f"{_pause_msg} {uid!r}")
-    p = PdbREPL(uid[0])
-    _install_sigint_guard(p)
-    p.set_trace(frame)
+    _trace_at(frame)
 
 
 # -- post-mortem -------------------------------------------------------------------
@@ -379,7 +387,7 @@ def post_mortem_sync(exc: BaseException | None = None, *, tb=None) -> None:
     uid = _uid()
     src = getattr(exc, "src_uid", None)
     origin = f", a remote error from actor {tuple(src)!r}" if src else ""
-    _pm(tb, f"{_crash_msg} {uid!r}{origin}\n{_summary(exc)}")
+    _pm(tb, f"{_crash_msg} {uid!r}{_task()}{origin}\n{_summary(exc)}")
 
 
 def _summary(exc) -> str:
