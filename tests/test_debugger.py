@@ -239,3 +239,19 @@ def test_post_mortem_and_open_crash_handler(term):
     t.send("c")
     t.expect("the assertion went on")
     assert t.end() == 0
+
+
+def test_a_cancelled_lock_request_is_dropped(term):
+    t = term("waiter_cancelled.py")
+    assert "paused actor ('holder'" in t.prompt()
+    t.expect("the waiter's call is cancelled")
+    t.send("c")
+    t.expect("got holder")
+    # The terminal is free: the holder's next pause gets it (a request left
+    # behind by the cancelled call would hold it for good).
+    before = t.prompt()
+    assert "paused actor ('holder'" in before
+    assert "paused actor ('waiter'" not in "".join(t.log)
+    t.send("c")
+    t.expect("again holder")
+    assert t.end() == 0
