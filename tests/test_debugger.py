@@ -255,3 +255,20 @@ def test_a_cancelled_lock_request_is_dropped(term):
     t.send("c")
     t.expect("again holder")
     assert t.end() == 0
+
+
+def test_term_lock_serves_in_order_and_forgets_the_gone():
+    from subactor.devx._lock import TermLock
+
+    lock = TermLock()
+    granted = []
+    lock.request(("a", "1"), lambda: granted.append("a"))
+    lock.request(("b", "2"), lambda: granted.append("b"))
+    lock.request(("c", "3"), lambda: granted.append("c"))
+    assert granted == ["a"] and lock.holder == ("a", "1")
+    lock.release(("b", "2"))            # b gives up waiting: it is never served
+    lock.drop(("a", "1"))               # a's actor is gone while it holds it
+    assert granted == ["a", "c"] and lock.holder == ("c", "3")
+    lock.release(("c", "3"))
+    assert lock.holder is None
+    assert lock.try_acquire(("root", "0")) and not lock.try_acquire(("x", "9"))

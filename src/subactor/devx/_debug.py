@@ -110,6 +110,17 @@ def _take_foreground() -> None:
         pass
 
 
+def _still_held() -> bool:
+    """This interpreter holds the lock now. (In the root the lock itself
+    says so: a root runtime that ended took its lock with it.)"""
+    global _held
+    if _held and not _state.in_actor():
+        from subactor.devx import _lock
+
+        _held = _lock._lock is not None and _lock._lock.holder == _uid()
+    return _held
+
+
 def acquire_sync() -> bool:
     """Wait for the terminal lock, blocking this actor's thread (its REPL
     would block it anyway). The wait ends when the lock comes (True), when
@@ -117,7 +128,7 @@ def acquire_sync() -> bool:
     actor is cancelled (ActorInterrupted, the request withdrawn): the
     parent's ladder bounds it."""
     global _held
-    if _held:
+    if _still_held():
         return True
     if not _state.in_actor():
         if _state._root is None:
@@ -177,7 +188,7 @@ async def acquire() -> bool:
     """Wait for the terminal lock in trio mode (cancellable: a cancelled
     wait withdraws its request)."""
     global _held
-    if _held:
+    if _still_held():
         return True
     if not _state.in_actor():
         if _state._root is None:
