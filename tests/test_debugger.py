@@ -272,3 +272,29 @@ def test_term_lock_serves_in_order_and_forgets_the_gone():
     lock.release(("c", "3"))
     assert lock.holder is None
     assert lock.try_acquire(("root", "0")) and not lock.try_acquire(("x", "9"))
+
+
+def test_open_crash_handler_box_and_raise_on_exit():
+    from contextlib import contextmanager
+
+    from subactor import devx
+
+    seen = []
+
+    @contextmanager
+    def no_repl(repl, maybe_bxerr=None):   # tractor's repl_fixture: stands in for the REPL
+        seen.append(("pre", type(repl).__name__))
+        yield False
+        seen.append("post")
+
+    with pytest.raises(KeyError):
+        with devx.open_crash_handler(repl_fixture=no_repl) as box:
+            raise KeyError("k")
+    assert isinstance(box.value, KeyError)
+    with devx.open_crash_handler(raise_on_exit=[ValueError], repl_fixture=no_repl) as box:
+        raise LookupError("only exactly ValueError goes on")
+    assert isinstance(box.value, LookupError)
+    with devx.open_crash_handler(raise_on_exit=False, repl_fixture=no_repl) as box:
+        pass
+    assert box.value is None
+    assert seen == [("pre", "PdbREPL"), "post", ("pre", "PdbREPL"), "post"]

@@ -446,16 +446,20 @@ class open_crash_handler:
     default; ``ignore``: which not, ``KeyboardInterrupt``, trio's
     ``Cancelled`` and BdbQuit always), then the error goes on
     (``raise_on_exit=False``: it is swallowed; a sequence of types: only
-    those go on). ``box.value`` is the error. Works with or without a
+    errors of exactly those types go on). ``box.value`` is the error. Works with or without a
     runtime and debug_mode, as tractor's."""
 
-    def __init__(self, catch=(BaseException,), ignore=(), raise_on_exit=True, repl: bool = True, **kwargs):
+    def __init__(self, catch=(BaseException,), ignore=(), raise_on_exit=True, repl: bool = True,
+                 repl_fixture=None, **kwargs):
         import bdb
 
         self.catch = tuple(catch)
         self.ignore = (*tuple(ignore), bdb.BdbQuit, KeyboardInterrupt)
         self.raise_on_exit = raise_on_exit
         self.repl = repl
+        # tractor's hook around the REPL: repl_fixture(repl=, maybe_bxerr=)
+        # is a context manager whose value says whether to open the REPL.
+        self.repl_fixture = repl_fixture
         self.box = BoxedMaybeException(raise_on_exit)
 
     def __enter__(self) -> BoxedMaybeException:
@@ -467,14 +471,18 @@ class open_crash_handler:
         self.box.value = exc
         if isinstance(exc, self.ignore) or type(exc).__name__ == "Cancelled":
             return False
-        if self.repl:
+        if self.repl_fixture is not None:
+            with self.repl_fixture(repl=PdbREPL(_uid()[0]), maybe_bxerr=self.box) as enter:
+                if enter and self.repl:
+                    post_mortem_sync(exc)
+        elif self.repl:
             post_mortem_sync(exc)
         roe = self.raise_on_exit
         if roe is True:
             return False
         if roe is False:
             return True
-        return not isinstance(exc, tuple(roe))
+        return type(exc) not in tuple(roe)   # tractor's rule: those exact types go on
 
 
 def maybe_open_crash_handler(pdb: bool | None = None, **kwargs) -> open_crash_handler:
