@@ -60,9 +60,13 @@ def test_open_root_actor_keywords():
         with pytest.raises(TypeError, match="'registy_addrs'.*did you mean 'registry_addrs'"):
             async with subactor.open_root_actor(registy_addrs=[]):
                 pass
-        with pytest.raises(NotImplementedError, match="debug_mode"):
-            async with subactor.open_root_actor(debug_mode=True):
+        with pytest.raises(TypeError, match="debug_mode=.*must be a bool"):
+            async with subactor.open_root_actor(debug_mode="yes"):
                 pass
+        async with subactor.open_root_actor(debug_mode=True):
+            assert subactor.debug_mode() is True
+            assert subactor.get_runtime_vars()["_debug_mode"] is True
+        assert subactor.debug_mode() is False
         with pytest.raises(ValueError, match="loglevel"):
             async with subactor.open_root_actor(loglevel="no-such-level"):
                 pass
@@ -265,7 +269,7 @@ def test_actor_configuring_keywords_are_not_passed_to_the_function():
 
 
 @pytest.mark.parametrize("kwargs, err, match", [
-    ({"debug_mode": True}, NotImplementedError, "debug_mode=True"),
+    ({"debug_mode": "on"}, TypeError, "debug_mode=.*must be a bool"),
     ({"infect_asyncio": "yes"}, TypeError, "infect_asyncio=.*must be a bool"),
     ({"proc_kwargs": {"env": {}}}, NotImplementedError, "proc_kwargs"),
     ({"proc_kwargs": []}, TypeError, "proc_kwargs"),
@@ -290,8 +294,8 @@ def test_misspelled_and_unsupported_keywords_are_named():
             with pytest.raises(TypeError, match="'lgolevel'.*did you mean 'loglevel'"):
                 async with subactor.open_nursery(lgolevel="info"):
                     pass
-            with pytest.raises(NotImplementedError, match="debug_mode"):
-                async with subactor.open_nursery(debug_mode=True):
+            with pytest.raises(TypeError, match="debug_mode"):
+                async with subactor.open_nursery(debug_mode=1):
                     pass
             async with subactor.open_nursery() as an:
                 with pytest.raises(TypeError, match="infect_asyncio"):

@@ -32,6 +32,9 @@ _LAZY = {
     "is_root_process": "subactor._state",
     "get_runtime_vars": "subactor._state",
     "debug_mode": "subactor._state",
+    "pause": "subactor.devx._debug",
+    "pause_from_sync": "subactor.devx._debug",
+    "post_mortem": "subactor.devx._debug",
     "open_root_actor": "subactor._root",
     "run_daemon": "subactor._root",
     "open_actor_cluster": "subactor._clustering",
@@ -55,7 +58,7 @@ _LAZY = {
 
 # Public submodules, imported on first attribute access (``subactor.log``
 # after a bare ``import subactor``, as tractor programs write ``tractor.log``).
-_SUBMODULES = frozenset({"log", "trionics", "discovery", "ipc", "to_asyncio", "runtime", "msg"})
+_SUBMODULES = frozenset({"log", "trionics", "discovery", "ipc", "to_asyncio", "runtime", "msg", "devx"})
 
 # The submodules are public names too: ``dir(subactor)`` lists them and
 # ``from subactor import *`` binds them, without ``import subactor``

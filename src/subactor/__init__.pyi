@@ -1,5 +1,6 @@
 """Type stubs of the public API (subactor/__init__.py loads these names lazily)."""
 from subactor import (
+    devx as devx,
     discovery as discovery,
     ipc as ipc,
     log as log,
@@ -72,6 +73,11 @@ from subactor._state import (
     get_runtime_vars as get_runtime_vars,
     is_root_process as is_root_process,
 )
+from subactor.devx._debug import (
+    pause as pause,
+    pause_from_sync as pause_from_sync,
+    post_mortem as post_mortem,
+)
 from subactor.discovery._api import (
     find_actor as find_actor,
     get_registry as get_registry,
@@ -107,6 +113,7 @@ __all__ = [
     "current_ipc_ctx",
     "debug_mode",
     "default_worker_pool",
+    "devx",
     "discovery",
     "find_actor",
     "get_err_type",
@@ -122,6 +129,9 @@ __all__ = [
     "open_nursery",
     "open_root_actor",
     "open_worker_pool",
+    "pause",
+    "pause_from_sync",
+    "post_mortem",
     "query_actor",
     "reg_err_types",
     "run_daemon",

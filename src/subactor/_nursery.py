@@ -375,8 +375,9 @@ class ActorNursery:
         by default the nursery's, else this actor's own. ``infect_asyncio=True``: the actor runs an
         asyncio loop with trio as its guest, so that its code can use :mod:`subactor.to_asyncio`
         (see :mod:`subactor._aio`). ``enable_transports`` and ``bind_addrs`` are accepted and mean
-        nothing here (its root listens for it); ``debug_mode=True`` and a non-empty ``proc_kwargs``
-        are NotImplementedError. ``host``: the address of a daemon (a networked root, ``python -m
+        nothing here (its root listens for it); ``debug_mode=True`` turns the debugger on for this
+        actor (and its own children), whatever the tree's (see :mod:`subactor.devx`); a non-empty
+        ``proc_kwargs`` is a NotImplementedError. ``host``: the address of a daemon (a networked root, ``python -m
         subactor daemon``), ``"tcp://HOST:PORT"`` or a tuple: the actor runs there (``backend``
         there), with the same portal and ladder (see subactor.discovery._remote).
         """
@@ -410,6 +411,9 @@ class ActorNursery:
             "main": _main_path() if inherit_parent_main else None,
             "sleep_wakes": bool(sleep_wakes_on_cancel),
             "loglevel": loglevel,
+            # The debugger (subactor.devx): on for it when its tree has it,
+            # or when start_actor(debug_mode=True) asked.
+            "debug": bool(_state.debug_mode() if debug_mode is None else debug_mode),
         }
         if infect_asyncio:
             cfg["aio"] = True   # its trio runs as the guest of an asyncio loop (see subactor._aio)

@@ -43,11 +43,11 @@ def check_keywords(kwargs: dict, where: str, own: tuple[str, ...] = ()) -> None:
                             + (f"; did you mean {hint[0]!r}?" if hint else ""))
 
 
-def check_debug_mode(debug_mode, where: str) -> None:
-    if debug_mode:
-        raise NotImplementedError(
-            f"{where}(debug_mode=True): subactor has no debugger integration yet (issue 16); "
-            f"leave debug_mode unset")
+def check_debug_mode(debug_mode, where: str) -> bool | None:
+    """``debug_mode`` checked: None (not given), True or False."""
+    if debug_mode is None or isinstance(debug_mode, bool):
+        return debug_mode
+    raise TypeError(f"{where}(debug_mode=...) must be a bool, got {debug_mode!r}")
 
 
 def check_name(name, where: str) -> str:
@@ -59,9 +59,9 @@ def check_name(name, where: str) -> str:
 def _root_config(kwargs: dict, where: str) -> dict:
     from subactor._nursery import _check_modules
 
-    check_debug_mode(kwargs.get("debug_mode"), where)
     name = kwargs.get("name")
     return {
+        "debug_mode": check_debug_mode(kwargs.get("debug_mode"), where),
         "name": "root" if name is None else check_name(name, where),
         "enable_modules": _check_modules(kwargs.get("enable_modules"))
         + _check_modules(kwargs.get("rpc_module_paths"), "rpc_module_paths"),
@@ -124,8 +124,8 @@ async def open_root_actor(**kwargs: Any):
 
     Takes tractor's keywords: ``name`` (the root's name, "root" by
     default), ``loglevel``, ``enable_modules`` / ``rpc_module_paths``
-    (what it serves to peers) and ``debug_mode`` (``True`` is a
-    NotImplementedError: no debugger integration yet);
+    (what it serves to peers) and ``debug_mode`` (``True`` turns the
+    debugger on for the tree: see :mod:`subactor.devx`);
     ``registry_addrs``, ``enable_transports`` (['tcp'], ['uds']) and
     ``tpt_bind_addrs`` put the root on the network: it listens, and it is
     the registrar at the first registry address it can bind, or registers
@@ -140,14 +140,20 @@ async def open_root_actor(**kwargs: Any):
     loglevel = _check_loglevel(kwargs.get("loglevel"))
     await trio.lowlevel.checkpoint()
     net = cfg.pop("net")
+    debug = cfg.pop("debug_mode")
     actor = _state.open_root(explicit=True, **cfg)
+    was_debug = _state.debug_mode()
+    if debug is not None:
+        _state.set_debug_mode(debug)
     try:
         _apply_loglevel(actor, loglevel)
         _sigint.install()
         _open_hub(actor)
         await _open_node(actor, cfg["registry_addrs"], net)
-        yield actor
+        with _crash_repl():
+            yield actor
     finally:
+        _state.set_debug_mode(was_debug)
         _close(actor)
 
 
@@ -162,15 +168,53 @@ async def maybe_open_root(kwargs: dict, where: str):
         yield False
         return
     net = cfg.pop("net")
+    debug = cfg.pop("debug_mode")
     started = _state._root is None
     actor = _state.open_root(explicit=False, **cfg)
+    was_debug = _state.debug_mode()
+    if debug is not None and started:
+        _state.set_debug_mode(debug)
     try:
         _sigint.install()
         _open_hub(actor)
         await _open_node(actor, cfg["registry_addrs"], net)
-        yield started
+        if started:
+            with _crash_repl():
+                yield started
+        else:
+            yield started
     finally:
+        _state.set_debug_mode(was_debug)
         _close(actor)
+
+
+class _crash_repl:
+    """Under debug_mode, an error leaving the root runtime opens a
+    post-mortem REPL in the root before it propagates (its actors are down
+    by then). ``breakpoint()`` in the root is a pause_from_sync() meanwhile."""
+
+    __slots__ = ("hook",)
+
+    def __enter__(self):
+        self.hook = None
+        if _state.debug_mode():
+            import sys
+
+            from subactor.devx._debug import breakpoint_hook
+
+            self.hook, sys.breakpointhook = sys.breakpointhook, breakpoint_hook
+        return self
+
+    def __exit__(self, typ, exc, tb):
+        if self.hook is not None:
+            import sys
+
+            sys.breakpointhook = self.hook
+        if exc is not None and _state.debug_mode() and isinstance(exc, Exception):
+            from subactor.devx._debug import crashed
+
+            crashed(exc)
+        return False
 
 
 def _open_hub(actor) -> None:

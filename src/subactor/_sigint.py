@@ -19,6 +19,10 @@ block them), so the root turns Ctrl-C into the tree's cancellation:
   after (:func:`subactor._ladder.hurry_all`). No second
   ``KeyboardInterrupt`` is raised into the teardown. A SIGINT during a
   teardown that no SIGINT started (a timeout's, say) is a first one.
+- **While a debugger REPL holds the terminal** (subactor.devx, under
+  ``debug_mode``), SIGINT is the REPL's: the handler says so, shows the
+  prompt again and passes nothing on; the tree is not cancelled. Once the
+  REPL is left, the rules above hold again.
 
 The handler is installed once per ``trio.run`` (in its main thread, by the
 first root actor nursery or shielded pool call), before anything it
@@ -34,6 +38,7 @@ import threading
 import trio
 
 from subactor import _ext, _ladder
+from subactor.devx import _lock   # the debugger's terminal lock: while a REPL holds it, Ctrl-C is the REPL's
 
 _handler_var: trio.lowlevel.RunVar = trio.lowlevel.RunVar("subactor.sigint_handler")
 # Cancel scopes of shielded waits to cancel on the first SIGINT (see watch()).
@@ -53,6 +58,11 @@ class _Handler:
     def __call__(self, signum, frame):
         global _count
         _count += 1
+        if _lock.holder() is not None:
+            # A REPL has the terminal (subactor.devx): Ctrl-C is its, as in
+            # pdb, not the tree's. The usual handling is back once it ends.
+            _lock.note_sigint()
+            return
         try:
             if _ladder.teardown_in_progress() and self.raised_in == _ladder.epoch():
                 self.token.run_sync_soon(_ladder.hurry_all)

@@ -216,9 +216,20 @@ def is_root_process() -> bool:
     return not in_actor()
 
 
+_debug = False                    # debug_mode is on in this actor (see subactor.devx)
+
+
 def debug_mode() -> bool:
-    """Whether the debugger integration is on: never yet (issue 16)."""
-    return False
+    """Whether the debugger integration is on in this actor: in the root
+    while a root runtime opened with ``debug_mode=True`` is open, in an
+    actor when its tree or its ``start_actor(debug_mode=True)`` turned it
+    on (see :mod:`subactor.devx`)."""
+    return _debug
+
+
+def set_debug_mode(on: bool) -> None:
+    global _debug
+    _debug = bool(on)
 
 
 def get_runtime_vars() -> dict:

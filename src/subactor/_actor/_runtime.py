@@ -232,6 +232,14 @@ class Runtime:
         self.failing = True
         return RuntimeError(f"actor {self.name!r} got {what} from its parent: it leaves")
 
+    def crashed(self, exc: BaseException) -> None:
+        """A call failed with ``exc``: under debug_mode, a post-mortem REPL
+        at the raise before the error goes to its caller (subactor.devx)."""
+        if _state._debug:
+            from subactor.devx._debug import crashed
+
+            crashed(exc)
+
     def error_msg(self, cid, exc: BaseException) -> dict:
         return {"t": "error", "cid": cid, "e": box_error(exc, self.uid)}
 
@@ -291,6 +299,7 @@ class Runtime:
                     return msg
                 value = fn(**(msg.get("kw") or {}))
             except Exception as exc:
+                self.crashed(exc)
                 chan.end.send(_ext.dumps(self.error_msg(cid, exc)))
                 continue
             self.send_final(chan, cid, fn_name, self.encode_return(cid, fn_name, value))
@@ -372,6 +381,11 @@ def actor_main(cfg: dict | None = None, end=None) -> None:
     actor.loglevel = os.environ.get("SUBACTOR_LOGLEVEL") or cfg.get("loglevel")
     if cfg.get("aio"):
         _state.set_infected(True)
+    if cfg.get("debug"):
+        _state.set_debug_mode(True)
+        from subactor.devx._debug import breakpoint_hook
+
+        sys.breakpointhook = breakpoint_hook
     # Its log level takes effect when subactor.log is first imported here
     # (by its code, or by its nursery's first lifecycle record): see
     # subactor.log._apply_in_actor. An actor that never logs imports no

@@ -221,7 +221,9 @@ def _dispatch(rt: Runtime, link: _Link, nursery, msg: dict) -> Context | None:
         if ctx is not None:
             ctx._scope = call.scope
         link.tasks[cid] = call
-        nursery.start_soon(_run_call, rt, link, call, msg)
+        # The task is named after the function it runs (as tractor's): what
+        # a REPL's banner and a stack dump (subactor.devx) show.
+        nursery.start_soon(_run_call, rt, link, call, msg, name=str(msg.get("fn")))
         return None
     call = link.tasks.get(cid)
     if call is None:
@@ -356,6 +358,7 @@ async def _run_call(rt: Runtime, link: _Link, call: _Call, msg: dict) -> None:
                 masked = _masked(exc)
                 raise
             except Exception as exc:
+                rt.crashed(exc)
                 final = rt.error_msg(cid, exc)
         if call.scope.cancelled_caught:
             final = _cancelled_final(rt, call, fn_name, masked)

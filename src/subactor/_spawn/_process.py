@@ -124,7 +124,8 @@ def spawn(cfg: dict, entry: str, pass_fds: tuple[int, ...] = ()):
                 str(cfd), str(wake_r), str(os.getpid())]
         try:
             popen = subprocess.Popen(argv, pass_fds=(cfd, wake_r, *pass_fds), close_fds=True,
-                                     stdin=subprocess.DEVNULL, env=env, process_group=0)
+                                     stdin=None if cfg.get("debug") else subprocess.DEVNULL,
+                                     env=env, process_group=0)
         except OSError as exc:
             raise RuntimeError(f"could not start a process for actor {cfg['name']!r} "
                                f"({sys.executable}): {exc}") from exc

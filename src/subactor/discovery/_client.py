@@ -17,6 +17,9 @@ Hub messages (``t``):
   delete   {rid, uid}             -> ans {v: True/False}
   adopt    {chan, name, uuid, pid}   a child this actor spawned (no answer)
   gone     {uid}                     a child this actor spawned has ended (no answer)
+  dbg_lock {rid}                  -> ans {v: True}, once this actor holds the terminal (subactor.devx)
+  dbg_unlock {}                      done with the terminal, or no longer waiting for it
+  stack    {}                     <- write this actor's Python stack to stderr (enable_stack_on_sig)
   peer     {chan, aid}            <- a peer's channel; this side attaches side 1 and serves it
   peer     {fd, aid}              <- a peer of another program: the socket of its connection
   ans      {rid, v | err}         <- an answer
@@ -90,6 +93,10 @@ class HubLink:
             ans = self._waiting.pop(msg.get("rid"), None)
             if ans is not None:
                 ans.set(msg)
+        elif t == "stack":   # the root's enable_stack_on_sig: this actor writes its own stack
+            from subactor.devx._stack import actor_dump
+
+            actor_dump()
         elif t == "peer" and self._on_peer is not None:
             from subactor._state import Aid
             from subactor._transport import TrioChannel

@@ -26,6 +26,7 @@ import trio
 
 from subactor import _ext, _state
 from subactor._transport import TrioChannel
+from subactor.devx import _lock
 
 
 def _unattached(cid: int) -> bool:
@@ -111,6 +112,8 @@ class Hub:
                 self.members[m.uid] = m   # the root is never removed
             return False
         self._waiters = [w for w in self._waiters if w[0] is not m]
+        if _lock._lock is not None:
+            _lock._lock.drop(m.uid)   # the terminal lock of the debugger (subactor.devx)
         m.chan.close()
         m.release()
         if self.node is not None:
@@ -155,6 +158,7 @@ class Hub:
                 m.chan.close()
                 m.release()
         self.members = {k: v for k, v in self.members.items() if v.chan is None}
+        _lock._lock = None   # nobody holds the terminal once the tree is gone
         if self.node is not None:
             self.node.close()
 
@@ -212,6 +216,10 @@ class Hub:
                 self.gone(msg["uid"])
             elif t == "listen":
                 self._system(self._answer_listen, m, rid)
+            elif t == "dbg_lock":   # the debugger's terminal lock (subactor.devx._lock)
+                _lock.term_lock().request(m.uid, lambda: self._answer(m, rid, True))
+            elif t == "dbg_unlock":
+                _lock.term_lock().release(m.uid)
         except LookupError as exc:
             if rid is not None:
                 self._answer(m, rid, err=str(exc).strip("'\""))
