@@ -8,7 +8,7 @@ CSRC    := $(wildcard csrc/*.c csrc/*.h)
 ASANLIB := build/asan-lib
 SETUPTOOLS := $(shell grep -o -m1 'setuptools==[0-9.]*' pyproject.toml)
 
-.PHONY: all demo test test-c bench asan clean
+.PHONY: all demo test test-c test-py314 bench asan clean
 
 all: $(VENV)/.built
 
@@ -40,6 +40,12 @@ test: $(VENV)/.built
 		{ apt-get install -y -q iproute2 >/dev/null 2>&1 || \
 		  { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q iproute2 >/dev/null 2>&1; }; }; } || true
 	$(VPY) -m pytest -q
+
+# The suite on Python 3.14 from Debian's packages, in a Debian sid chroot
+# made with debootstrap in build/py314-chroot (needs root; not part of
+# `make test`). See tools/py314-chroot.sh.
+test-py314:
+	tools/py314-chroot.sh test
 
 bench: $(VENV)/.built
 	@mkdir -p build
