@@ -327,9 +327,9 @@ def backend_hint(module: str, msg: str) -> str:
     """The message for an import refused by a subinterpreter: names the
     module and the ways out."""
     return (
-        f"module {module!r} cannot load in an own-GIL subinterpreter; run this actor in a "
-        f'child process with backend="process" (or with shared_gil=True, which gives up '
-        f"parallelism). Original error: {msg}"
+        f"module {module!r} cannot load in an own-GIL subinterpreter; run this code in a "
+        f'child process with backend="process" (open_nursery(), start_actor(), run_in_actor() '
+        f"and open_worker_pool() take it). Original error: {msg}"
     )
 
 
