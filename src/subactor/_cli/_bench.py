@@ -8,7 +8,7 @@ import sys
 import time
 
 BENCHES = ["host", "chan", "codec", "api", "cancel", "process", "pool", "ladder", "sigint_fuzz", "streams", "wire",
-           "discovery", "discovery_net", "asyncio", "imports", "log"]
+           "discovery", "discovery_net", "asyncio", "imports", "log", "leak"]
 
 
 def _bench_dir() -> str:
