@@ -74,3 +74,22 @@ def test_python_312_is_refused_with_an_explanation_not_an_abort():
     assert r.returncode == 1, (r.returncode, r.stderr)
     assert "supported version (Python >= 3.13): NO" in r.stdout
     assert "_ctypes refuses to load in a subinterpreter" in r.stdout
+
+
+def test_bench_marks_missed_goals_and_warns_on_a_busy_machine(monkeypatch):
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        from _table import format_table
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    rows = [dict(group="g", case="met", median=1.0, unit="ms", goal_met=True),
+            dict(group="g", case="missed", median=9.0, unit="ms", goal_met=False, note="goal <= 5 ms")]
+    met, miss = format_table("t", rows).splitlines()[2:]
+    assert "MISSED GOAL" not in met and "<< MISSED GOAL >> goal <= 5 ms" in miss
+    from subactor._cli import _bench
+
+    monkeypatch.setattr(_bench.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(_bench.os, "getloadavg", lambda: (3.5, 0.0, 0.0))
+    assert "load average 3.50 on 2 cores" in _bench.busy_warning()
+    monkeypatch.setattr(_bench.os, "getloadavg", lambda: (0.5, 0.0, 0.0))
+    assert _bench.busy_warning() is None
