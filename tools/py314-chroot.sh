@@ -11,6 +11,7 @@
 #   tools/py314-chroot.sh setup   make the chroot (once; a few minutes)
 #   tools/py314-chroot.sh test    setup, then build and run pytest there
 #   PYTEST_ARGS="tests/test_x.py" tools/py314-chroot.sh test
+#   tools/py314-chroot.sh run python bench/bench_leak.py   (after a test run)
 #
 # Needs root (debootstrap, chroot, mount) and Debian's archive.
 set -eu
@@ -46,11 +47,17 @@ setup() {
 }
 
 mounts_up() {
+    # The chroot's root a mount point of its own: `ip -n NS` (the multi-host
+    # tests) remounts / as a slave, which fails on a plain folder.
+    mountpoint -q "$ROOT" || mount --bind "$ROOT" "$ROOT"
     mkdir -p "$ROOT/src" "$ROOT/build" "$ROOT/opt/wheels" "$ROOT/opt/pypi" "$ROOT/opt/pypi-more"
     mountpoint -q "$ROOT/proc" || mount -t proc proc "$ROOT/proc"
     mountpoint -q "$ROOT/dev" || mount --rbind /dev "$ROOT/dev"
     mountpoint -q "$ROOT/dev/shm" || mount -t tmpfs shm "$ROOT/dev/shm"
     mountpoint -q "$ROOT/sys" || mount --rbind /sys "$ROOT/sys"
+    # `ip netns` (tests/test_multihost.py) keeps its namespaces in /run/netns.
+    mkdir -p "$ROOT/run"
+    mountpoint -q "$ROOT/run" || mount -t tmpfs run "$ROOT/run"
     mountpoint -q "$ROOT/src" || mount --bind "$TOP" "$ROOT/src"
     # The host's pip configuration and local package folders, when it has them.
     for d in /opt/wheels /opt/pypi /opt/pypi-more; do
@@ -67,9 +74,10 @@ mounts_up() {
 }
 
 mounts_down() {
-    for m in src opt/pypi-more opt/pypi opt/wheels sys dev/shm dev proc; do
+    for m in run/netns src opt/pypi-more opt/pypi opt/wheels run sys dev/shm dev proc; do
         mountpoint -q "$ROOT/$m" 2>/dev/null && umount -l "$ROOT/$m" 2>/dev/null || true
     done
+    mountpoint -q "$ROOT" && umount -l "$ROOT" 2>/dev/null || true
 }
 
 run_tests() {
@@ -97,8 +105,19 @@ run_tests() {
     '
 }
 
+run_cmd() {
+    # A command in the build of the last `test` run (/build/src, its venv on PATH).
+    setup
+    [ -e "$ROOT/build/venv/pyvenv.cfg" ] || { echo "py314-chroot: run \`$0 test\` first" >&2; exit 1; }
+    trap mounts_down EXIT INT TERM
+    mounts_up
+    chroot "$ROOT" /usr/bin/env -i PATH=/build/venv/bin:/usr/bin:/bin HOME=/root LANG=C.UTF-8 \
+        /bin/sh -c 'cd /build/src && exec "$@"' sh "$@"
+}
+
 case "${1:-test}" in
     setup) setup ;;
     test) run_tests ;;
-    *) echo "usage: $0 [setup|test]" >&2; exit 2 ;;
+    run) shift; run_cmd "$@" ;;
+    *) echo "usage: $0 [setup|test|run CMD...]" >&2; exit 2 ;;
 esac
