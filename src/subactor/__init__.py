@@ -55,6 +55,8 @@ _LAZY = {
     "SubinterpreterImportError": "subactor._host",
     "live_counts": "subactor._host",
     "list_actors": "subactor._host",
+    "print_tree": "subactor._tree",
+    "actor_tree": "subactor._tree",
     "find_actor": "subactor.discovery._api",
     "wait_for_actor": "subactor.discovery._api",
     "query_actor": "subactor.discovery._api",

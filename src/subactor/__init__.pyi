@@ -42,6 +42,10 @@ from subactor._host import (
     run_in_subinterpreter as run_in_subinterpreter,
     spawn as spawn,
 )
+from subactor._tree import (
+    actor_tree as actor_tree,
+    print_tree as print_tree,
+)
 from subactor._nursery import (
     ActorNursery as ActorNursery,
     open_nursery as open_nursery,
@@ -101,6 +105,7 @@ __all__ = [
     "SubinterpreterImportError",
     "TransportClosed",
     "WorkerPool",
+    "actor_tree",
     "context",
     "current_actor",
     "current_ipc_ctx",
@@ -120,6 +125,7 @@ __all__ = [
     "open_nursery",
     "open_root_actor",
     "open_worker_pool",
+    "print_tree",
     "query_actor",
     "reg_err_types",
     "run_daemon",
