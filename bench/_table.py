@@ -23,6 +23,15 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
+def progress(bench: str, what: str) -> None:
+    """One progress line on stderr inside a benchmark module (stdout carries
+    its rows), so a long module does not run silently."""
+    import sys
+    import time
+
+    print(f"    {time.strftime('%H:%M:%S')} bench_{bench}: {what}", file=sys.stderr, flush=True)
+
+
 def missed(row: dict) -> bool:
     """Whether a row reports a goal it did not reach: goal_met is False, or
     its note says MISSED / MISS (as some benchmarks write it)."""

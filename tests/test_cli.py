@@ -76,16 +76,19 @@ def test_python_312_is_refused_with_an_explanation_not_an_abort():
     assert "_ctypes refuses to load in a subinterpreter" in r.stdout
 
 
-def test_bench_marks_missed_goals_and_warns_on_a_busy_machine(monkeypatch):
+def test_bench_marks_missed_goals_and_warns_on_a_busy_machine(monkeypatch, capsys):
     sys.path.insert(0, str(ROOT / "bench"))
     try:
-        from _table import format_table
+        from _table import format_table, progress
     finally:
         sys.path.remove(str(ROOT / "bench"))
     rows = [dict(group="g", case="met", median=1.0, unit="ms", goal_met=True),
             dict(group="g", case="missed", median=9.0, unit="ms", goal_met=False, note="goal <= 5 ms")]
     met, miss = format_table("t", rows).splitlines()[2:]
     assert "MISSED GOAL" not in met and "<< MISSED GOAL >> goal <= 5 ms" in miss
+    progress("chan", "ping-pong")   # progress inside a module goes to stderr, not into the rows
+    out, err = capsys.readouterr()
+    assert out == "" and err.rstrip().endswith("bench_chan: ping-pong"), err
     from subactor._cli import _bench
 
     monkeypatch.setattr(_bench.os, "cpu_count", lambda: 2)
