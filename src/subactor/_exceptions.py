@@ -323,14 +323,17 @@ def refused_module(exc: BaseException) -> str | None:
     return None
 
 
-def backend_hint(module: str, msg: str) -> str:
+def backend_hint(module: str, msg: str, *, shared_gil: bool = False) -> str:
     """The message for an import refused by a subinterpreter: names the
-    module and the ways out."""
-    return (
-        f"module {module!r} cannot load in an own-GIL subinterpreter; run this code in a "
-        f'child process with backend="process" (open_nursery(), start_actor(), run_in_actor() '
-        f"and open_worker_pool() take it). Original error: {msg}"
-    )
+    module and the ways out that the caller's API really takes
+    (``shared_gil``: the low-level spawn(), which takes shared_gil=True)."""
+    if shared_gil:
+        way = ("run it with shared_gil=True (it gives up parallelism), or in an actor with "
+               'backend="process"')
+    else:
+        way = ('run this code in a child process with backend="process" (open_nursery(), '
+               "start_actor(), run_in_actor() and open_worker_pool() take it)")
+    return f"module {module!r} cannot load in an own-GIL subinterpreter; {way}. Original error: {msg}"
 
 
 def box_error(exc: BaseException, actor, *, canceller=None) -> dict:
