@@ -8,7 +8,7 @@ CSRC    := $(wildcard csrc/*.c csrc/*.h)
 ASANLIB := build/asan-lib
 SETUPTOOLS := $(shell grep -o -m1 'setuptools==[0-9.]*' pyproject.toml)
 
-.PHONY: all demo test test-c bench asan clean
+.PHONY: all demo test test-c test-py314 wheel wheel-test bench asan clean
 
 all: $(VENV)/.built
 
@@ -40,6 +40,25 @@ test: $(VENV)/.built
 		{ apt-get install -y -q iproute2 >/dev/null 2>&1 || \
 		  { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q iproute2 >/dev/null 2>&1; }; }; } || true
 	$(VPY) -m pytest -q
+
+# An sdist, a wheel built from it, and that wheel repaired by auditwheel
+# into a manylinux one (build/wheelhouse/), as PyPI accepts. `make
+# wheel-test` installs it into a clean venv and runs an example and the
+# doctor there, with no source tree (tests/test_wheel.py).
+wheel: $(VENV)/.deps
+	rm -rf build/dist build/wheelhouse
+	$(VPY) -m build --no-isolation --outdir build/dist . > build/wheel.log 2>&1 || { cat build/wheel.log; exit 1; }
+	PATH=$(abspath $(VENV))/bin:$$PATH $(VPY) -m auditwheel repair --wheel-dir build/wheelhouse build/dist/*.whl >> build/wheel.log 2>&1 || { cat build/wheel.log; exit 1; }
+	@ls build/dist/*.tar.gz build/wheelhouse/*.whl
+
+wheel-test: wheel
+	SUBACTOR_WHEEL_TEST=1 $(VPY) -m pytest -q tests/test_wheel.py
+
+# The suite on Python 3.14 from Debian's packages, in a Debian sid chroot
+# made with debootstrap in build/py314-chroot (needs root; not part of
+# `make test`). See tools/py314-chroot.sh.
+test-py314:
+	tools/py314-chroot.sh test
 
 bench: $(VENV)/.built
 	@mkdir -p build

@@ -10,8 +10,14 @@ SUBACTOR_ASAN=1 adds -fsanitize=address (see `make asan`).
 """
 import glob
 import os
+import sys
 
-from setuptools import Extension, setup
+# The C core needs Linux (eventfd(2), Linux thread ids): say so at once
+# rather than with a compiler error.
+if not sys.platform.startswith("linux"):
+    sys.exit(f"subactor supports Linux only (its C core uses eventfd(2)); this is {sys.platform!r}")
+
+from setuptools import Extension, setup  # noqa: E402
 
 cflags = ["-std=gnu11", "-Wall", "-Wextra", "-Werror", "-Wno-missing-field-initializers"]
 ldflags = ["-pthread"]

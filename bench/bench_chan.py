@@ -38,6 +38,7 @@ import time
 import trio
 
 from subactor import _ext
+from _table import progress  # noqa: E402  (bench/ is on sys.path: run directly or by `subactor bench`)
 
 SIZES = (64, 4096, 1 << 20)
 BATCH = 256
@@ -401,6 +402,7 @@ def run(quick=False):
         for name, fn in cases:
             # per-call paths are slower; fewer messages keep the run short
             m = n // 4 if ("1/call" in name or "Pipe" in name or "interp" in name) and size == 64 else n
+            progress("chan", f"{name}, {size} B messages")
             r = _median_rate(fn, size, max(m, 100), repeat)
             rows.append({"case": name, "size": size, **r})
     n = 500 if quick else 5000
@@ -418,6 +420,7 @@ def run(quick=False):
                      ("ping-pong blocking<->actor", pingpong_blocking),
                      ("ping-pong trio<->actor nospin", nospin(pingpong_trio)),
                      ("ping-pong mp.Pipe", pingpong_pipe)]:
+        progress("chan", name)
         p50s, p99s = zip(*(fn(n) for _ in range(repeat)))
         rows.append({"case": name, "size": 64, "p50_us": statistics.median(p50s),
                      "p99_us": statistics.median(p99s)})

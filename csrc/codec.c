@@ -712,7 +712,7 @@ static Py_NO_INLINE int enc_other(enc_t *e, PyObject *obj, int depth)
     if (enc_typed_other(e, obj, depth, &tr))
         return tr;
     if (!(e->flags & SA_CODEC_PICKLE))
-        return enc_fail(e, e->st->EncodeError, NULL, " (pass pickle_fallback=True to pickle it)",
+        return enc_fail(e, e->st->EncodeError, NULL, " (send plain data: None, bool, int, float, str, bytes, list, tuple or dict)",
                         "unsupported type '" SA_TYPE_FMT "'", SA_TYPE_ARG(obj));
     if (codec_import_pickle(e->st) < 0)
         return -1;

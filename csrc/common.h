@@ -12,6 +12,13 @@
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+
+/* Linux only: actors signal their end and their wake-ups through eventfd(2),
+ * and interrupt helpers use Linux's thread ids. A build elsewhere stops
+ * here, with this message, instead of at the first missing header. */
+#if !defined(__linux__)
+#error "subactor supports Linux only: it needs eventfd(2) (see setup.py)"
+#endif
 #include <stdatomic.h>
 #include <stdint.h>
 

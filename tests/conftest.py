@@ -4,6 +4,7 @@ buffers, Python threads, live subinterpreters and open file descriptors
 must all be back to what they were before it."""
 import gc
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -19,6 +20,15 @@ import pytest
 from subactor import _ext
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
+
+# A suite started in the background (`cmd &` from a script, nohup, some CI
+# runners) inherits SIGINT ignored, and an ignored disposition survives
+# exec: every child program the tests start, and every process actor, would
+# ignore the Ctrl-C the SIGINT tests send. Python's own handler is put back
+# here, so children start with the default disposition (a handler is reset
+# to SIG_DFL at exec) and the suite passes however it is started.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 if os.environ.get("SUBACTOR_EXPECT_ASAN") == "1":
     # `make asan` must test the instrumented build, not the in-place one.

@@ -100,3 +100,24 @@ def test_ctrl_c_in_an_empty_nursery_is_a_plain_keyboard_interrupt():
     assert rc == -signal.SIGINT, (rc, err)
     assert elapsed < 5
     assert err.count("Traceback") == 1 and err.rstrip().endswith("KeyboardInterrupt"), err
+
+
+def test_suite_started_with_sigint_ignored_still_sends_real_ctrl_c():
+    # As when the suite runs as a background job (`make test &`, nohup):
+    # pytest inherits SIGINT ignored. The conftest puts Python's handler back,
+    # so the programs it starts get the default disposition and the SIGINT
+    # test above still passes.
+    import os
+    import subprocess
+    import sys
+
+    from .conftest import ROOT
+
+    here = "tests/test_sigint.py::test_ctrl_c_in_an_empty_nursery_is_a_plain_keyboard_interrupt"
+    code = ("import signal, subprocess, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+            "sys.exit(subprocess.run([sys.executable, '-m', 'pytest', '-q', '-p', 'no:randomly', "
+            f"{here!r}]).returncode)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=90,
+                          cwd=str(ROOT), env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert "1 passed" in proc.stdout, proc.stdout[-2000:]

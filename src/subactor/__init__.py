@@ -4,6 +4,14 @@ This module only re-exports. It stays cheap to import because every actor
 imports it (through ``subactor._ext``): names whose modules need trio are
 loaded on first use.
 """
+import sys as _sys
+
+if _sys.version_info < (3, 13):
+    # Unsupported (see subactor._pyver): the import works and says why, and
+    # every use of the C core raises the same explanation; no abort.
+    from subactor import _pyver
+
+    _pyver.install_stub()
 from subactor._ext import ActorInterrupted, AbandonedActorWarning
 
 _LAZY = {
@@ -50,6 +58,8 @@ _LAZY = {
     "SubinterpreterImportError": "subactor._host",
     "live_counts": "subactor._host",
     "list_actors": "subactor._host",
+    "print_tree": "subactor._tree",
+    "actor_tree": "subactor._tree",
     "find_actor": "subactor.discovery._api",
     "wait_for_actor": "subactor.discovery._api",
     "query_actor": "subactor.discovery._api",

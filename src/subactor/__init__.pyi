@@ -44,6 +44,10 @@ from subactor._host import (
     run_in_subinterpreter as run_in_subinterpreter,
     spawn as spawn,
 )
+from subactor._tree import (
+    actor_tree as actor_tree,
+    print_tree as print_tree,
+)
 from subactor._nursery import (
     ActorNursery as ActorNursery,
     open_nursery as open_nursery,
@@ -108,6 +112,7 @@ __all__ = [
     "SubinterpreterImportError",
     "TransportClosed",
     "WorkerPool",
+    "actor_tree",
     "context",
     "current_actor",
     "current_ipc_ctx",
@@ -132,6 +137,7 @@ __all__ = [
     "pause",
     "pause_from_sync",
     "post_mortem",
+    "print_tree",
     "query_actor",
     "reg_err_types",
     "run_daemon",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import builtins
 import importlib
+import os
 
 
 def _uid(value) -> tuple[str, str] | None:
@@ -259,6 +260,8 @@ def check_findable(fn, where: str) -> None:
     if not isinstance(target, types.FunctionType):
         return
     qual, mod = target.__qualname__, target.__module__
+    if mod == "__mp_main__" and "subactor._actor._parent_main" in sys.modules:
+        sys.modules["subactor._actor._parent_main"].check_not_loading()
     name = f"{mod}.{qual}"
     if "<lambda>" in qual:
         raise TypeError(f"{name} is a lambda: {where} finds functions by name, so only "
@@ -267,9 +270,15 @@ def check_findable(fn, where: str) -> None:
         raise TypeError(f"{name} is defined inside a function (a closure): {where} finds functions "
                         f"by name, so only module-level functions can be sent")
     if mod == "__main__":
-        if not getattr(sys.modules.get("__main__"), "__file__", None):
+        path = getattr(sys.modules.get("__main__"), "__file__", None)
+        if not path:
             raise TypeError(f"{qual} is defined in __main__, which is not a file here (an interactive "
-                            f"session or -c): {where} cannot load it; define it in a module")
+                            f"session or python -c): {where} loads the main script from its file to "
+                            f"find it, so it cannot; save the script to a file or define {qual} in a module")
+        if path == "<stdin>" or not os.path.isfile(path):
+            raise TypeError(f"{qual} is defined in __main__, which was read from {path!r}, not from a "
+                            f"file: {where} loads the main script from its file to find it, so it "
+                            f"cannot; save the script to a file or define {qual} in a module")
         return
     if mod == "__mp_main__" and getattr(sys.modules.get(mod), "_subactor_parent_main", False):
         return   # the parent's __main__, loaded in this actor (every actor of the tree can load it)
@@ -314,14 +323,17 @@ def refused_module(exc: BaseException) -> str | None:
     return None
 
 
-def backend_hint(module: str, msg: str) -> str:
+def backend_hint(module: str, msg: str, *, shared_gil: bool = False) -> str:
     """The message for an import refused by a subinterpreter: names the
-    module and the ways out."""
-    return (
-        f"module {module!r} cannot load in an own-GIL subinterpreter; run this actor in a "
-        f'child process with backend="process" (or with shared_gil=True, which gives up '
-        f"parallelism). Original error: {msg}"
-    )
+    module and the ways out that the caller's API really takes
+    (``shared_gil``: the low-level spawn(), which takes shared_gil=True)."""
+    if shared_gil:
+        way = ("run it with shared_gil=True (it gives up parallelism), or in an actor with "
+               'backend="process"')
+    else:
+        way = ('run this code in a child process with backend="process" (open_nursery(), '
+               "start_actor(), run_in_actor() and open_worker_pool() take it)")
+    return f"module {module!r} cannot load in an own-GIL subinterpreter; {way}. Original error: {msg}"
 
 
 def box_error(exc: BaseException, actor, *, canceller=None) -> dict:

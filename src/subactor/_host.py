@@ -60,7 +60,7 @@ class SubinterpreterImportError(ActorFailed, ImportError):
     def __init__(self, actor_name, type_name, message, traceback_text, module):
         self.module = module
         ActorFailed.__init__(self, actor_name, type_name, message, traceback_text)
-        self.args = (f"actor {actor_name!r}: {backend_hint(module, message)}",)
+        self.args = (f"actor {actor_name!r}: {backend_hint(module, message, shared_gil=True)}",)
 
     def __str__(self) -> str:
         return f"{self.args[0]}\n--- traceback in the actor ---\n{self.traceback_text.rstrip()}"

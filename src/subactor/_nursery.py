@@ -39,6 +39,8 @@ from typing import Any, Callable
 
 import trio
 
+from subactor import _tree
+
 from subactor import _ext, _ladder, _root, _spawn, _state
 from subactor.discovery import _hub
 from subactor._exceptions import ActorNotAvailable, ContextCancelled
@@ -311,6 +313,7 @@ class ActorNursery:
         self.grace = grace
         self.kill_after = kill_after
         self._children: set[_Child] = set()
+        _tree.track(self)              # for subactor.print_tree()
         self.cancel_called = False     # it cancelled its actors (an.cancel(), an error, a cancellation)
         self._errors: list[BaseException] = []  # what failed, in order: run_in_actor actors, the block
         self._ria_running = 0          # run_in_actor actors whose call is not over

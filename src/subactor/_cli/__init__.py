@@ -2,11 +2,32 @@
 import argparse
 
 
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("subactor")
+    except metadata.PackageNotFoundError:   # a source tree on sys.path, not installed
+        return "unknown (not installed)"
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m subactor", description=__doc__)
+    p.add_argument("--version", action="version", version=f"subactor {_version()}")
     sub = p.add_subparsers(dest="cmd", required=True)
     d = sub.add_parser("demo", help="an actor tree doing parallel work, then stuck actors cancelled")
-    d.add_argument("--mb", type=int, default=256, help="size of the generated data set (default 256)")
+    d.add_argument("--mb", type=_positive_int, default=256,
+                   help="size of the generated data set in MB, at least 1 (default 256)")
     b = sub.add_parser("bench", help="run the benchmark suite and print the comparison tables")
     b.add_argument("--quick", action="store_true", help="fewer repetitions")
     b.add_argument("--json", metavar="FILE", help="also write the results as JSON")

@@ -8,7 +8,7 @@ import sys
 import time
 
 BENCHES = ["host", "chan", "codec", "struct", "api", "cancel", "process", "pool", "ladder", "sigint_fuzz", "streams",
-           "wire", "discovery", "discovery_net", "asyncio", "imports", "log", "scale"]
+           "wire", "discovery", "discovery_net", "asyncio", "imports", "log", "scale", "leak"]
 
 
 def _bench_dir() -> str:
@@ -25,6 +25,20 @@ def _bench_dir() -> str:
         if os.path.isfile(os.path.join(c, "bench_host.py")):
             return c
     raise SystemExit(f"benchmarks live in the source checkout's bench/ folder; not found in {candidates}")
+
+
+def busy_warning() -> str | None:
+    """A warning when the 1-minute load average says other work shares the
+    cores (above half of them busy): figures measured then run slow."""
+    try:
+        load = os.getloadavg()[0]
+    except OSError:
+        return None
+    cores = os.cpu_count() or 1
+    if load <= cores / 2:
+        return None
+    return (f"WARNING: the machine is busy (load average {load:.2f} on {cores} cores): "
+            f"figures measured now are slower and noisier than on an idle machine")
 
 
 _CHILD = """
@@ -50,12 +64,15 @@ def main(quick: bool = False, json_path: str | None = None, only: list[str] | No
         raise SystemExit(f"unknown benchmark(s) {unknown}; choose from {BENCHES}")
     bench_dir = _bench_dir()
     sys.path.insert(0, bench_dir)
-    from _table import format_table, machine
+    from _table import format_table, machine, missed
 
     results = {"machine": machine(), "quick": quick, "tables": {}}
     failed = []
     tables_text: list[tuple[str, str]] = []
     for i, name in enumerate(names, 1):
+        busy = busy_warning()
+        if busy:
+            print(f"[{i}/{len(names)}] {busy}", file=sys.stderr, flush=True)
         print(f"[{i}/{len(names)}] running bench_{name} ...", file=sys.stderr, flush=True)
         t0 = time.perf_counter()
         proc = subprocess.run(
@@ -89,6 +106,15 @@ def main(quick: bool = False, json_path: str | None = None, only: list[str] | No
             for name, text in tables_text:
                 f.write(f"\n## {name}\n\n```\n{text}\n```\n")
         print(f"wrote {markdown_path}", file=sys.stderr)
+    misses = [f"{name}: {r.get('group', '')} / {r.get('case', '')}" for name, rows in results["tables"].items()
+              for r in rows if missed(r)]
+    if misses:
+        print(f"MISSED GOALS ({len(misses)}):", file=sys.stderr)
+        for m in misses:
+            print(f"  {m}", file=sys.stderr)
+    busy = busy_warning()
+    if busy:
+        print(busy, file=sys.stderr)
     if failed:
         print(f"failed: {', '.join(failed)}", file=sys.stderr)
         return 1

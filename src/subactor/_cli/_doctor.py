@@ -71,18 +71,70 @@ def own_gil_works() -> tuple[bool, str]:
     return out == ("ok", b"ok"), str(out[:3])
 
 
+async def _trio_answer() -> str:
+    import trio
+
+    await trio.sleep(0)
+    return "ok"
+
+
+async def _asyncio_answer() -> str:
+    import asyncio
+
+    from subactor import to_asyncio
+
+    async def aio() -> str:
+        await asyncio.sleep(0)
+        return "ok"
+
+    return await to_asyncio.run_task(aio)
+
+
+def runs_in_actor(what: str, limit: float = 60.0) -> tuple[bool, str]:
+    """(True, "") when an actor of the public API answers "ok" from trio
+    (``what="trio"``) or from asyncio in an infected actor, within
+    ``limit`` seconds, else (False, what happened)."""
+    import trio
+
+    import subactor
+
+    fn = _trio_answer if what == "trio" else _asyncio_answer
+
+    async def main() -> str:
+        with trio.fail_after(limit):
+            async with subactor.open_nursery() as an:
+                p = await an.run_in_actor(fn, name=f"doctor-{what}", infect_asyncio=(what == "asyncio"))
+                return await p.wait_for_result()
+
+    try:
+        got = trio.run(main)
+    except Exception as exc:
+        return False, f"{type(exc).__name__}: {exc}"[:200]
+    return got == "ok", "" if got == "ok" else repr(got)[:200]
+
+
 def main(timeout: float = 20.0) -> int:
-    from subactor import _ext
+    from subactor import _pyver
 
     print(f"Python {sys.version.split()[0]} ({sys.executable})")
-    ok = sys.version_info >= (3, 12)
-    print(f"  per-interpreter GIL (PEP 684, Python >= 3.12): {'yes' if ok else 'NO'}")
+    ok = sys.version_info >= _pyver.MIN
+    print(f"  supported version (Python >= 3.13): {'yes' if ok else 'NO'}")
     if not ok:
+        print(f"  {_pyver.TOO_OLD}")
         return 1
+    from subactor import _ext
+
     works, detail = own_gil_works()
     print(f"  own-GIL subinterpreter actor starts and answers: {'yes' if works else 'NO: ' + detail}")
     if not works:
         return 1
+    for what in ("trio", "asyncio"):
+        works, detail = runs_in_actor(what)
+        print(f"  {what} runs in an actor: {'yes' if works else 'NO: ' + detail}")
+        if not works:
+            return 1
+    if sys.version_info[:2] == (3, 13):
+        print(f"  WARNING: {_pyver.LEAK_NOTE}")
     names = extension_modules()
     print(f"Probing {len(names)} installed extension modules in an own-GIL subinterpreter ...", flush=True)
     t0 = time.monotonic()
@@ -107,7 +159,7 @@ def main(timeout: float = 20.0) -> int:
     print(f"  done in {time.monotonic() - t0:.1f} s: {len(fine)} load, {len(refuse)} need "
           f"backend=\"process\", {len(errors)} fail to import for other reasons")
     if refuse:
-        print("Need backend=\"process\" (or shared_gil=True):")
+        print("Need backend=\"process\":")
         for n, m in refuse:
             print(f"  {n:<24} ({m} refuses own-GIL subinterpreters)")
     if errors:

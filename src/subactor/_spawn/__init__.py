@@ -28,6 +28,7 @@ or a process and does not wait for the actor to come up).
 """
 from __future__ import annotations
 
+import sys
 from typing import Any, Protocol
 
 BACKENDS = ("subint", "subint-shared-gil", "process")
@@ -132,6 +133,8 @@ def spawn(kind: str, cfg: dict, *, entry: str = "runtime",
     nothing is left behind. ``pass_fds``: descriptors a process actor
     inherits (with the same numbers); the caller still owns and closes them."""
     check_backend(kind)
+    if "subactor._actor._parent_main" in sys.modules:   # loaded only in actors that need it
+        sys.modules["subactor._actor._parent_main"].check_not_loading()
     if entry not in ENTRIES:
         raise ValueError(f"unknown entry point {entry!r}; choose one of {', '.join(ENTRIES)}")
     if kind == "process":
