@@ -1061,3 +1061,25 @@ def test_ends_attached_by_threads_of_an_actor_belong_to_the_actor():
     with pytest.raises(_ext.BrokenError):
         a.recv(timeout=5)
     a.close()
+
+
+def test_a_trio_channel_closes_after_its_trio_run_ended():
+    # Its descriptors were watched in a run that is over: close() still
+    # frees the end (a portal dropped after trio.run, a Ctrl-C during
+    # teardown), without trio's "must be called from async context".
+    import trio
+
+    from subactor._transport import TrioChannel
+
+    cid = _ext.channel()
+    peer = _ext.ChannelEnd(cid, 1)
+    chan = TrioChannel(_ext.ChannelEnd(cid, 0))
+
+    async def main():
+        chan.end.recv_fileno()
+        chan.end.send_fileno()
+
+    trio.run(main)
+    chan.close()
+    assert chan.end.closed
+    peer.close()

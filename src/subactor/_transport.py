@@ -372,5 +372,8 @@ class TrioChannel:
         except (_ext.ClosedError, ValueError, OSError):
             fds = ()
         for fd in fds:
-            self._trio.lowlevel.notify_closing(fd)
+            try:
+                self._trio.lowlevel.notify_closing(fd)
+            except RuntimeError:
+                break   # no trio run here (closed after its end): nobody waits on them
         self.end.close()
