@@ -17,8 +17,8 @@ $(VENV)/.deps: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	@# The build backend first (the pin of pyproject.toml's [build-system]):
 	@# the editable install below builds without isolation.
-	$(VPY) -m pip install -q --disable-pip-version-check $(SETUPTOOLS)
-	$(VPY) -m pip install -q --disable-pip-version-check -e '.[dev]' --no-build-isolation
+	$(VPY) -m pip install -qq --disable-pip-version-check $(SETUPTOOLS)
+	$(VPY) -m pip install -qq --disable-pip-version-check -e '.[dev]' --no-build-isolation
 	touch $@
 
 $(VENV)/.built: $(VENV)/.deps $(CSRC) setup.py $(wildcard src/subactor/*.py src/subactor/*/*.py)
