@@ -20,7 +20,6 @@ actor ends, whatever way.
 """
 from __future__ import annotations
 
-import os
 import pdb
 import sys
 
@@ -95,19 +94,9 @@ def _take_foreground() -> None:
     while it holds the lock (the root takes it back on release)."""
     if not _state.in_child_process():
         return
-    try:
-        fd = sys.stdin.fileno()
-        if not os.isatty(fd):
-            return
-        import signal
+    from subactor.devx import _lock
 
-        old = signal.signal(signal.SIGTTOU, signal.SIG_IGN)
-        try:
-            os.tcsetpgrp(fd, os.getpgrp())
-        finally:
-            signal.signal(signal.SIGTTOU, old)
-    except (OSError, ValueError, AttributeError):
-        pass
+    _lock.make_foreground()
 
 
 def _still_held() -> bool:

@@ -85,6 +85,13 @@ def _restore_foreground() -> None:
     """A process actor makes itself the terminal's foreground group while
     it holds the lock (so it can read it, and Ctrl-C goes to its REPL);
     when it is done, or dies doing it, the root takes the terminal back."""
+    make_foreground()
+
+
+def make_foreground() -> None:
+    """Make this process the foreground group of the terminal on stdin (if
+    stdin is one and it is not already); SIGTTOU is ignored meanwhile, as
+    a background group must for tcsetpgrp()."""
     try:
         fd = sys.stdin.fileno()
         if not os.isatty(fd) or os.tcgetpgrp(fd) == os.getpgrp():
