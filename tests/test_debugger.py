@@ -133,9 +133,11 @@ def test_two_pauses_are_served_one_after_the_other(term):
     assert t.end() == 0
 
 
-@pytest.mark.parametrize("backend", ["subint", "process"])
-def test_post_mortem_in_an_actor(term, backend):
-    t = term("pm_in_actor.py", backend)
+@pytest.mark.parametrize("backend,how", [("subint", "async"), ("process", "async"), ("subint", "sync")])
+def test_post_mortem_in_an_actor(term, backend, how):
+    # "sync": a sync function's call in a trio-mode actor (run in its
+    # message loop) opens the REPL as any failed call does.
+    t = term("pm_in_actor.py", backend, how)
     before = t.prompt()
     assert "Opening a pdb REPL in crashed actor ('crasher'" in before
     assert "NameError: boom with the value" in before

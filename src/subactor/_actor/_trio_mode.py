@@ -253,6 +253,7 @@ def _run_inline(rt: Runtime, link: _Link, nursery, msg: dict) -> bool:
     try:
         final = {"t": "return", "cid": cid, "v": fn(**(msg.get("kw") or {}))}
     except Exception as exc:
+        rt.crashed(exc)   # under debug_mode: the post-mortem REPL, as for any failed call
         final = rt.error_msg(cid, exc)
     chan = link.chan
     if type(chan) is TrioChannel:   # (a stream connection's channel sends only by awaiting)
