@@ -24,8 +24,6 @@ Wire messages (``t`` is the kind; ``cid`` names the call they belong to):
 """
 from __future__ import annotations
 
-import collections
-
 from subactor import _ext
 
 dumps = _ext.dumps
@@ -167,6 +165,8 @@ class TrioChannel:
     portal's message pump); any number of tasks may send."""
 
     def __init__(self, end):
+        import collections  # here, not at the top: a sync-mode actor never needs it
+
         import trio
 
         self._trio = trio
