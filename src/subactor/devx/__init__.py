@@ -12,6 +12,8 @@ See docs/debugger.md. Names are loaded lazily: the hub imports
 """
 from __future__ import annotations
 
+from typing import Any
+
 _LAZY = {
     "pause": "subactor.devx._debug",
     "pause_from_sync": "subactor.devx._debug",
@@ -26,7 +28,7 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     mod = _LAZY.get(name)
     if mod is None:
         raise AttributeError(f"module 'subactor.devx' has no attribute {name!r}")
@@ -37,5 +39,5 @@ def __getattr__(name: str):
     return value
 
 
-def __dir__():
+def __dir__() -> list[str]:
     return __all__

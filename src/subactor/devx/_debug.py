@@ -22,6 +22,10 @@ from __future__ import annotations
 
 import pdb
 import sys
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from types import TracebackType
+from typing import Any
 
 from subactor import _ext, _state
 
@@ -55,20 +59,20 @@ class PdbREPL(pdb.Pdb):
         super().__init__(nosigint=True, skip=["subactor.devx.*"])
         self.prompt = prompt_for(name)
 
-    def do_continue(self, arg):
+    def do_continue(self, arg: str) -> bool | None:
         out = super().do_continue(arg)
         release()
         return out
 
     do_c = do_cont = do_continue
 
-    def do_quit(self, arg):
+    def do_quit(self, arg: str) -> bool | None:
         release()
         return super().do_quit(arg)
 
     do_q = do_exit = do_quit
 
-    def do_EOF(self, arg):
+    def do_EOF(self, arg: str) -> bool | None:
         release()
         return super().do_EOF(arg)
 
@@ -309,7 +313,7 @@ def _install_sigint_guard(p: PdbREPL) -> None:
     p.__class__ = Guarded
 
 
-async def pause(*, shield: bool = False, hide_tb: bool = True, **kwargs) -> None:
+async def pause(*, shield: bool = False, hide_tb: bool = True, **kwargs: Any) -> None:
     """Open a pdb REPL in the calling task, on the tree's terminal, once
     this actor holds the terminal lock (another actor's REPL first, if one
     is open). ``c`` continues, ``q`` quits: ``bdb.BdbQuit`` is raised in the
@@ -327,7 +331,7 @@ async def pause(*, shield: bool = False, hide_tb: bool = True, **kwargs) -> None
     _trace_at(frame)
 
 
-def pause_from_sync(*, hide_tb: bool = True, **kwargs) -> None:
+def pause_from_sync(*, hide_tb: bool = True, **kwargs: Any) -> None:
     """The same from sync code (in an actor's sync function, or a sync
     function called from one of its tasks): it blocks this actor's thread
     until the terminal is free. No greenlets: subactor runs the actor's
@@ -365,7 +369,8 @@ def _pm(tb, header: str) -> None:
             release()
 
 
-async def post_mortem(exc: BaseException | None = None, *, tb=None, hide_tb: bool = True, **kwargs) -> None:
+async def post_mortem(exc: BaseException | None = None, *, tb: TracebackType | None = None, hide_tb: bool = True,
+                      **kwargs: Any) -> None:
     """``await post_mortem()``: a post-mortem REPL at where ``exc`` (by
     default the exception being handled) was raised, on the tree's
     terminal under the terminal lock (tractor's is async too)."""
@@ -375,7 +380,7 @@ async def post_mortem(exc: BaseException | None = None, *, tb=None, hide_tb: boo
     post_mortem_sync(exc, tb=tb)
 
 
-def post_mortem_sync(exc: BaseException | None = None, *, tb=None) -> None:
+def post_mortem_sync(exc: BaseException | None = None, *, tb: TracebackType | None = None) -> None:
     """The same from sync code (it blocks this actor's thread while it
     waits for the terminal)."""
     if exc is None and tb is None:
@@ -421,9 +426,9 @@ class BoxedMaybeException:
 
     __slots__ = ("value", "raise_on_exit")
 
-    def __init__(self, raise_on_exit=True):
+    def __init__(self, raise_on_exit: bool | Sequence[type[BaseException]] = True):
         self.value: BaseException | None = None
-        self.raise_on_exit = raise_on_exit
+        self.raise_on_exit: bool | Sequence[type[BaseException]] = raise_on_exit
 
     def __repr__(self) -> str:
         return f"<BoxedMaybeException value={self.value!r}>"
@@ -438,23 +443,26 @@ class open_crash_handler:
     errors of exactly those types go on). ``box.value`` is the error. Works with or without a
     runtime and debug_mode, as tractor's."""
 
-    def __init__(self, catch=(BaseException,), ignore=(), raise_on_exit=True, repl: bool = True,
-                 repl_fixture=None, **kwargs):
+    def __init__(self, catch: Sequence[type[BaseException]] = (BaseException,),
+                 ignore: Sequence[type[BaseException]] = (),
+                 raise_on_exit: bool | Sequence[type[BaseException]] = True, repl: bool = True,
+                 repl_fixture: Callable[..., AbstractContextManager[bool]] | None = None, **kwargs: Any):
         import bdb
 
-        self.catch = tuple(catch)
-        self.ignore = (*tuple(ignore), bdb.BdbQuit, KeyboardInterrupt)
-        self.raise_on_exit = raise_on_exit
-        self.repl = repl
+        self.catch: tuple[type[BaseException], ...] = tuple(catch)
+        self.ignore: tuple[type[BaseException], ...] = (*tuple(ignore), bdb.BdbQuit, KeyboardInterrupt)
+        self.raise_on_exit: bool | Sequence[type[BaseException]] = raise_on_exit
+        self.repl: bool = repl
         # tractor's hook around the REPL: repl_fixture(repl=, maybe_bxerr=)
         # is a context manager whose value says whether to open the REPL.
-        self.repl_fixture = repl_fixture
-        self.box = BoxedMaybeException(raise_on_exit)
+        self.repl_fixture: Callable[..., AbstractContextManager[bool]] | None = repl_fixture
+        self.box: BoxedMaybeException = BoxedMaybeException(raise_on_exit)
 
     def __enter__(self) -> BoxedMaybeException:
         return self.box
 
-    def __exit__(self, typ, exc, tb):
+    def __exit__(self, typ: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> bool:
         if exc is None or not isinstance(exc, self.catch):
             return False
         self.box.value = exc
@@ -474,7 +482,7 @@ class open_crash_handler:
         return type(exc) not in tuple(roe)   # tractor's rule: those exact types go on
 
 
-def maybe_open_crash_handler(pdb: bool | None = None, **kwargs) -> open_crash_handler:
+def maybe_open_crash_handler(pdb: bool | None = None, **kwargs: Any) -> open_crash_handler:
     """tractor's: an :class:`open_crash_handler` whose REPL opens only if
     ``pdb`` is true (by default: if debug_mode is on here); the box gets
     the error either way."""
