@@ -10,8 +10,8 @@ import trio
 
 
 @asynccontextmanager
-async def open_actor_cluster(modules, count: int | None = None, names: list[str] | None = None,
-                             hard_kill: bool = False, **runtime_kwargs: Any) -> AsyncIterator[dict]:
+async def open_actor_cluster(modules: list[str] | tuple[str, ...], count: int | None = None, names: list[str] | None = None,
+                             hard_kill: bool = False, **runtime_kwargs: Any) -> AsyncIterator[dict[str, Portal]]:
     """Start ``count`` actors (``os.cpu_count()`` by default, or one per
     name of ``names``) serving ``modules``, all at once, and yield
     ``{name: Portal}``; leaving the block cancels them (``hard_kill``:

@@ -9,6 +9,8 @@ No trio here: actors that run only sync functions import this module too.
 from __future__ import annotations
 
 import builtins
+from collections.abc import Iterable
+from typing import Any
 import importlib
 import os
 
@@ -41,8 +43,8 @@ class RemoteActorError(Exception):
     - ``tb_str``: the traceback text of the sending actor.
     """
 
-    def __init__(self, message: str = "", ipc_msg: dict | None = None, boxed_type: type | None = None,
-                 **msgdata):
+    def __init__(self, message: str = "", ipc_msg: dict[str, Any] | None = None, boxed_type: type | None = None,
+                 **msgdata: Any):
         super().__init__(message)
         data = dict(ipc_msg or {})
         data.update(msgdata)
@@ -50,7 +52,7 @@ class RemoteActorError(Exception):
             data.setdefault("boxed_type_str", boxed_type.__name__)
             register_err_type(boxed_type)
         data.setdefault("message", message)
-        self.msgdata = data
+        self.msgdata: dict[str, Any] = data
 
     # -- what crossed ---------------------------------------------------------
     @property
@@ -106,7 +108,7 @@ class RemoteActorError(Exception):
             return head
         return f"{head}\n--- traceback in actor {self.src_actor!r} ---\n{self.tb_str.rstrip()}"
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[Any, ...]:
         return (_rebuild_remote_error, (type(self), self.args[0] if self.args else "", self.msgdata))
 
 
@@ -208,7 +210,7 @@ def register_err_type(t: type) -> None:
     _REGISTRY.setdefault(t.__name__, t)
 
 
-def reg_err_types(types) -> None:
+def reg_err_types(types: Iterable[type[BaseException]]) -> None:
     """Register error types (classes) so that errors of these types raised
     in another actor come back with ``boxed_type`` set to them. Types are
     found by their bare name, as tractor does; registering a type does not

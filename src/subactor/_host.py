@@ -33,8 +33,8 @@ __all__ = [
     "spawn",
 ]
 
-live_counts = _ext.live_counts
-list_actors = _ext.list_actors
+live_counts: Callable[[], dict[str, int]] = _ext.live_counts
+list_actors: Callable[[], list[dict[str, Any]]] = _ext.list_actors
 
 class ActorFailed(Exception):
     """The actor's code raised. Carries the remote exception's qualified type
@@ -57,10 +57,10 @@ class ActorFailed(Exception):
 class SubinterpreterImportError(ActorFailed, ImportError):
     """A module the actor imported cannot load in an own-GIL subinterpreter."""
 
-    def __init__(self, actor_name, type_name, message, traceback_text, module):
+    def __init__(self, actor_name: str, type_name: str, message: str, traceback_text: str, module: str):
         self.module = module
         ActorFailed.__init__(self, actor_name, type_name, message, traceback_text)
-        self.args = (f"actor {actor_name!r}: {backend_hint(module, message, shared_gil=True)}",)
+        self.args: tuple[Any, ...] = (f"actor {actor_name!r}: {backend_hint(module, message, shared_gil=True)}",)
 
     def __str__(self) -> str:
         return f"{self.args[0]}\n--- traceback in the actor ---\n{self.traceback_text.rstrip()}"
@@ -102,7 +102,7 @@ class ActorHandle:
     def done(self) -> bool:
         return self._actor.done
 
-    def info(self) -> dict:
+    def info(self) -> dict[str, Any]:
         return self._actor.info()
 
     def interrupt(self) -> bool:

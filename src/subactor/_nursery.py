@@ -35,7 +35,7 @@ import os
 import sys
 import uuid
 from contextlib import asynccontextmanager
-from typing import Any, Callable
+from typing import Any, AsyncIterator, Callable
 
 import trio
 
@@ -314,7 +314,7 @@ class ActorNursery:
         self.kill_after = kill_after
         self._children: set[_Child] = set()
         _tree.track(self)              # for subactor.print_tree()
-        self.cancel_called = False     # it cancelled its actors (an.cancel(), an error, a cancellation)
+        self.cancel_called: bool = False  # it cancelled its actors (an.cancel(), an error, a cancellation)
         self._errors: list[BaseException] = []  # what failed, in order: run_in_actor actors, the block
         self._ria_running = 0          # run_in_actor actors whose call is not over
         # It opened the root runtime itself (no root runtime was open in
@@ -361,10 +361,10 @@ class ActorNursery:
         rpc_module_paths: list[str] | None = None,
         infect_asyncio: bool = False,
         enable_transports: list[str] | None = None,
-        bind_addrs: list | None = None,
+        bind_addrs: list[Any] | None = None,
         inherit_parent_main: bool = True,
-        proc_kwargs: dict | None = None,
-        host=None,
+        proc_kwargs: dict[str, Any] | None = None,
+        host: Any = None,
     ) -> Portal:
         """Start a long-lived actor that serves calls to the functions of
         ``enable_modules`` until it is cancelled.
@@ -477,9 +477,9 @@ class ActorNursery:
                            rpc_module_paths: list[str] | None = None,
                            loglevel: str | None = None,
                            infect_asyncio: bool = False,
-                           bind_addrs: list | None = None,
+                           bind_addrs: list[Any] | None = None,
                            inherit_parent_main: bool = True,
-                           proc_kwargs: dict | None = None,
+                           proc_kwargs: dict[str, Any] | None = None,
                            **kwargs: Any) -> Portal:
         """Start an actor that runs ``fn(**kwargs)`` and then ends; its result
         comes from ``portal.wait_for_result()``. A failure is raised from
@@ -609,7 +609,8 @@ def _collapse(kept: list[BaseException], caught: BaseException | None) -> BaseEx
 @asynccontextmanager
 @trio.lowlevel.enable_ki_protection
 async def open_nursery(*, grace: float = DEFAULT_GRACE, kill_after: float = DEFAULT_KILL_AFTER,
-                       backend: str = "subint", loglevel: str | None = None, **root_kwargs: Any):
+                       backend: str = "subint", loglevel: str | None = None,
+                       **root_kwargs: Any) -> AsyncIterator[ActorNursery]:
     """Open an actor nursery; in the root, the root runtime is opened too
     if none is open (see :func:`subactor._root.open_root_actor`).
 

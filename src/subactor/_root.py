@@ -13,7 +13,7 @@ from __future__ import annotations
 import difflib
 import os
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, AsyncIterator, Iterable
 
 import trio
 
@@ -119,7 +119,7 @@ def _apply_loglevel(actor, level) -> None:
 
 @asynccontextmanager
 @trio.lowlevel.enable_ki_protection
-async def open_root_actor(**kwargs: Any):
+async def open_root_actor(**kwargs: Any) -> AsyncIterator[_state.Actor]:
     """Open the root runtime explicitly; yields the root :class:`Actor`.
 
     Takes tractor's keywords: ``name`` (the root's name, "root" by
@@ -266,7 +266,8 @@ def _close(actor) -> None:
 DEFAULT_DAEMON_ADDR = ("127.0.0.1", 1616)   # tractor's default registry address
 
 
-def run_daemon(enable_modules, name: str | None = "root", registry_addrs=None, **kwargs: Any) -> None:
+def run_daemon(enable_modules: Iterable[str], name: str | None = "root",
+               registry_addrs: list[Any] | None = None, **kwargs: Any) -> None:
     """Run a long-lived root that serves ``enable_modules`` to peers and
     answers discovery, until cancelled (Ctrl-C): tractor's ``run_daemon``.
 

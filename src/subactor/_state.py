@@ -20,6 +20,10 @@ does.
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import contextlib
 
 
 class Aid:
@@ -28,6 +32,9 @@ class Aid:
     in (a subinterpreter actor shares its parent's)."""
 
     __slots__ = ("name", "uuid", "pid")
+    name: str
+    uuid: str
+    pid: int
 
     def __init__(self, name: str, uuid: str, pid: int):
         self.name = name
@@ -38,7 +45,7 @@ class Aid:
     def uid(self) -> tuple[str, str]:
         return (self.name, self.uuid)
 
-    def __eq__(self, other) -> bool:
+    def __eq__(self, other: object) -> bool:
         if not isinstance(other, Aid):
             return NotImplemented
         return (self.name, self.uuid, self.pid) == (other.name, other.uuid, other.pid)
@@ -71,7 +78,7 @@ class Actor:
     def __init__(self, name: str, uid: str, *, is_root: bool = False, parent: str | None = None,
                  loglevel: str | None = None, parent_main: str | None = None):
         self.name = name
-        self.aid = Aid(name, uid, os.getpid())
+        self.aid: Aid = Aid(name, uid, os.getpid())
         self.is_root = is_root
         self.is_registrar = is_root   # a networked root: set by its node (subactor._root)
         self.parent = parent
@@ -87,7 +94,7 @@ class Actor:
         self._net = None   # the root's discovery._net.Node, when it is on the network
 
     @property
-    def accept_addrs(self) -> list:
+    def accept_addrs(self) -> list[tuple[str, Any]]:
         """Where other programs reach this actor's root (tractor's tuples:
         ``(host, port)``, ``(directory, socket name)``); empty when the root
         is not on the network (it was given no registry_addrs nor
@@ -95,7 +102,7 @@ class Actor:
         return self._net.addrs() if self._net is not None else []
 
     @property
-    def registry_addrs(self) -> list:
+    def registry_addrs(self) -> list[tuple[str, Any]]:
         """The registry addresses the root was given (tractor's tuples)."""
         if self._net is None:
             return []
@@ -114,7 +121,7 @@ class Actor:
         return IpcServer(self)
 
     @property
-    def lifetime_stack(self):
+    def lifetime_stack(self) -> contextlib.ExitStack:
         # Made on first use: contextlib costs an actor that never needs it
         # a few milliseconds of its start.
         if self._lifetime_stack is None:
@@ -152,7 +159,7 @@ class IpcServer:
         self._actor = actor
 
     @property
-    def accept_addrs(self) -> list:
+    def accept_addrs(self) -> list[tuple[str, Any]]:
         return self._actor.accept_addrs
 
     def has_peers(self) -> bool:
@@ -232,7 +239,7 @@ def set_debug_mode(on: bool) -> None:
     _debug = bool(on)
 
 
-def get_runtime_vars() -> dict:
+def get_runtime_vars() -> dict[str, Any]:
     """A copy of this actor's runtime variables, by tractor's names:
     ``_is_root``, ``_debug_mode``, ``_is_infected_aio`` (this actor's
     trio runs as asyncio's guest), ``_registry_addrs`` (what
