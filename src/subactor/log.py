@@ -28,7 +28,7 @@ import logging
 import os
 import sys
 import threading
-from typing import Any, Mapping
+from typing import Any, Mapping, MutableMapping
 
 __all__ = [
     "CUSTOM_LEVELS", "STD_PALETTE", "BOLD_PALETTE", "LOG_FORMAT", "DATE_FORMAT", "ENV_LOGLEVEL",
@@ -64,7 +64,7 @@ _ANSI = {
 }
 
 
-class StackLevelAdapter(logging.LoggerAdapter):
+class StackLevelAdapter(logging.LoggerAdapter[logging.Logger]):
     """A logger adapter with tractor's extra levels as methods
     (``log.cancel(msg)``, ``log.runtime(msg)``, ...) whose records name the
     line that called the method, and carry the actor's name and uid."""
@@ -80,7 +80,7 @@ class StackLevelAdapter(logging.LoggerAdapter):
     def at_least_level(self, level: str | int) -> bool:
         return at_least_level(self, level)
 
-    def process(self, msg, kwargs):
+    def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, MutableMapping[str, Any]]:
         fields = _record_fields()
         fields.update(self.extra)
         given = kwargs.get("extra")
@@ -89,7 +89,7 @@ class StackLevelAdapter(logging.LoggerAdapter):
         kwargs["extra"] = fields
         return msg, kwargs
 
-    def log(self, level, msg, *args, **kwargs):
+    def log(self, level: int | str, msg: object, *args: object, **kwargs: Any) -> None:
         if isinstance(level, str):
             level = _level_number(level)
         if self.isEnabledFor(level):
@@ -102,25 +102,26 @@ class StackLevelAdapter(logging.LoggerAdapter):
     # The stdlib's level methods call self.log(); through them the record
     # must still name their caller: they are redefined here so that every
     # emit is exactly two frames below the caller.
-    def debug(self, msg, *args, **kwargs):
+    def debug(self, msg: object, *args: object, **kwargs: Any) -> None:
         self._emit(logging.DEBUG, msg, args, kwargs)
 
-    def info(self, msg, *args, **kwargs):
+    def info(self, msg: object, *args: object, **kwargs: Any) -> None:
         self._emit(logging.INFO, msg, args, kwargs)
 
-    def warning(self, msg, *args, **kwargs):
+    def warning(self, msg: object, *args: object, **kwargs: Any) -> None:
         self._emit(logging.WARNING, msg, args, kwargs)
 
-    def error(self, msg, *args, **kwargs):
+    def error(self, msg: object, *args: object, **kwargs: Any) -> None:
         self._emit(logging.ERROR, msg, args, kwargs)
 
-    def exception(self, msg, *args, exc_info=True, **kwargs):
+    def exception(self, msg: object, *args: object, exc_info: Any = True,
+                  **kwargs: Any) -> None:
         self._emit(logging.ERROR, msg, args, dict(kwargs, exc_info=exc_info))
 
-    def critical(self, msg, *args, **kwargs):
+    def critical(self, msg: object, *args: object, **kwargs: Any) -> None:
         self._emit(logging.CRITICAL, msg, args, kwargs)
 
-    def _emit(self, level: int, msg, args, kwargs) -> None:
+    def _emit(self, level: int, msg: object, args: tuple[object, ...], kwargs: dict[str, Any]) -> None:
         if self.isEnabledFor(level):
             # caller -> level method -> _emit -> Logger.log: two of ours
             kwargs["stacklevel"] = kwargs.get("stacklevel", 1) + 2
@@ -202,7 +203,7 @@ def check_loglevel(level: Any, what: str = "loglevel") -> str | int | None:
     return level
 
 
-def at_least_level(log: logging.Logger | logging.LoggerAdapter, level: str | int) -> bool:
+def at_least_level(log: logging.Logger | logging.LoggerAdapter[logging.Logger], level: str | int) -> bool:
     """Whether ``log`` emits records of ``level``."""
     return log.isEnabledFor(_level_number(level))
 
