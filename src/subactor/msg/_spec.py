@@ -48,7 +48,7 @@ def resolve_struct(cls) -> None:
     _ext.struct_plan_resolve(cls.__struct_plan__, specs)
 
 
-def spec_of(tp) -> tuple:
+def spec_of(tp: Any) -> tuple[Any, ...]:
     """The type spec of a type (cached)."""
     try:
         return _cache[tp]

@@ -1,0 +1,39 @@
+"""Types of subactor.msg.Struct (the runtime is in _struct.py). A type
+checker sees a Struct subclass as a dataclass: its ``__init__`` takes the
+annotated fields, as StructMeta makes it at run time."""
+from collections.abc import Callable, Iterator
+from typing import Any, ClassVar, TypeVar, dataclass_transform
+
+_S = TypeVar("_S", bound=Struct)
+
+def field(*, default: Any = ..., default_factory: Callable[[], Any] | None = None) -> Any: ...
+
+class StructConfig:
+    frozen: bool
+    kw_only: bool
+    tag: str | int | None
+    tag_field: str | None
+    tag_opt: Any
+    def __init__(self, frozen: bool, kw_only: bool, tag: str | int | None, tag_field: str | None,
+                 tag_opt: Any = None) -> None: ...
+
+@dataclass_transform(kw_only_default=False, field_specifiers=(field,))
+class StructMeta(type):
+    def __new__(mcls, name: str, bases: tuple[type, ...], ns: dict[str, Any], *, frozen: bool | None = None,
+                kw_only: bool = False, tag: bool | str | int | Callable[[str], str | int] | None = None,
+                tag_field: str | None = None,
+                **kw: Any) -> StructMeta: ...
+
+class Struct(metaclass=StructMeta):
+    __struct_fields__: ClassVar[tuple[str, ...]]
+    __struct_config__: ClassVar[StructConfig]
+    def __eq__(self, other: object) -> bool: ...
+    def __reduce__(self) -> tuple[Any, ...]: ...
+    def __copy__(self: _S) -> _S: ...
+    def __rich_repr__(self) -> Iterator[tuple[str, Any]]: ...
+    def to_dict(self) -> dict[str, Any]: ...
+
+def asdict(s: Struct) -> dict[str, Any]: ...
+def astuple(s: Struct) -> tuple[Any, ...]: ...
+def replace(s: _S, **changes: Any) -> _S: ...
+def fields(s: Struct | type[Struct]) -> tuple[str, ...]: ...
