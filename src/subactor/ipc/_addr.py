@@ -23,7 +23,7 @@ import ipaddress
 import os
 import stat
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 # sun_path holds 108 bytes on Linux, one of them the terminating NUL.
 _SUN_PATH_MAX = 107
@@ -37,7 +37,7 @@ class TCPAddress:
     port: int = 0
     proto: ClassVar[str] = "tcp"
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if not isinstance(self.host, str) or not self.host:
             raise ValueError(f"a TCP host must be a non-empty string, got {self.host!r}")
         if type(self.port) is not int or not 0 <= self.port <= 65535:
@@ -78,7 +78,7 @@ class UDSAddress:
     path: str
     proto: ClassVar[str] = "uds"
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if not isinstance(self.path, str) or not self.path.startswith("/"):
             raise ValueError(f"a UDS address must be an absolute path, got {self.path!r}")
         if "\0" in self.path:
@@ -144,7 +144,7 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def wrap_address(addr) -> Address:
+def wrap_address(addr: Any) -> Address:
     """An address object from any accepted form: a :class:`TCPAddress` or
     :class:`UDSAddress` (returned as is), ``"tcp://HOST:PORT"``,
     ``"uds:///path"``, ``(host, port)`` or ``(directory, name)`` (a tuple or a

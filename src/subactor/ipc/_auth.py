@@ -103,7 +103,7 @@ def get_authkey() -> bytes | None:
     return None
 
 
-def read_authkey_file(path: str | os.PathLike) -> bytes:
+def read_authkey_file(path: str | os.PathLike[str]) -> bytes:
     """The key held in ``path`` (surrounding whitespace stripped).
     PermissionError naming the file, its owner and its mode unless it is a
     regular file owned by this user with no access for group or other."""
@@ -130,7 +130,7 @@ def read_authkey_file(path: str | os.PathLike) -> bytes:
     return _check_key(b"".join(chunks).strip(), f"the key file {path}")
 
 
-def new_authkey_file(path: str | os.PathLike) -> bytes:
+def new_authkey_file(path: str | os.PathLike[str]) -> bytes:
     """Create ``path`` (it must not exist) with mode 0600 holding a new
     random key (32 bytes, written as 64 hex digits and a newline); returns
     the key as :func:`get_authkey` will read it."""

@@ -37,6 +37,9 @@ import socket as _pysocket
 import ssl
 import struct
 
+from collections.abc import Awaitable, Callable
+from typing import Any
+
 import trio
 
 from subactor import _ext
@@ -177,10 +180,10 @@ class Connection:
     ``(pid, uid, gid)`` from the kernel; else None.
     """
 
-    def __init__(self, end, hello: dict, peer_addr: Address, local_addr: Address, *, authenticated: bool,
-                 tls: bool, peer_cred: tuple[int, int, int] | None = None):
-        self.end = end
-        self.hello = hello
+    def __init__(self, end: Any, hello: dict[str, Any], peer_addr: Address, local_addr: Address, *,
+                 authenticated: bool, tls: bool, peer_cred: tuple[int, int, int] | None = None):
+        self.end: Any = end
+        self.hello: dict[str, Any] = hello
         self.peer_addr = peer_addr
         self.local_addr = local_addr
         self.authenticated = authenticated
@@ -188,7 +191,7 @@ class Connection:
         self.peer_cred = peer_cred
         self._channel = end if tls else None
 
-    def channel(self):
+    def channel(self) -> Any:
         """The trio-facing channel over this connection (made once): a
         ``TrioChannel`` over the SocketEnd, or the StreamChannel itself."""
         if self._channel is None:
@@ -306,9 +309,11 @@ async def _resolve_tcp(addr: TCPAddress, passive: bool):
 
 # -- the server -------------------------------------------------------------------------------
 
-async def serve(addr, handler, *, hello: dict | None = None, authkey=KEY_FROM_ENV, ssl_context=None,
+async def serve(addr: Any, handler: Callable[[Connection], Awaitable[object]], *, hello: dict[str, Any] | None = None,
+                authkey: bytes | None | _FromEnv = KEY_FROM_ENV, ssl_context: ssl.SSLContext | None = None,
                 handshake_timeout: float = HANDSHAKE_TIMEOUT, max_frame: int = DEFAULT_MAX_FRAME,
-                backlog: int = BACKLOG, handler_nursery=None, task_status=trio.TASK_STATUS_IGNORED) -> None:
+                backlog: int = BACKLOG, handler_nursery: trio.Nursery | None = None,
+                task_status: trio.TaskStatus[Address] = trio.TASK_STATUS_IGNORED) -> None:
     """Listen at ``addr`` and serve connections until cancelled; use with
     ``await nursery.start(serve, addr, handler)``, which returns the bound
     address (a TCP port 0 is replaced by the port the kernel chose).
@@ -372,9 +377,11 @@ async def serve(addr, handler, *, hello: dict | None = None, authkey=KEY_FROM_EN
             _unlink_if_ours(addr.path, ino)
 
 
-async def serve_socket(sock, handler, *, hello: dict | None = None, authkey=KEY_FROM_ENV,
+async def serve_socket(sock: _pysocket.socket, handler: Callable[[Connection], Awaitable[object]], *,
+                       hello: dict[str, Any] | None = None, authkey: bytes | None | _FromEnv = KEY_FROM_ENV,
                        handshake_timeout: float = HANDSHAKE_TIMEOUT, max_frame: int = DEFAULT_MAX_FRAME,
-                       handler_nursery=None, task_status=trio.TASK_STATUS_IGNORED) -> None:
+                       handler_nursery: trio.Nursery | None = None,
+                       task_status: trio.TaskStatus[Address] = trio.TASK_STATUS_IGNORED) -> None:
     """:func:`serve` on a listening Unix socket made elsewhere (a stdlib
     ``socket.socket``, bound and listening; owned from now on and closed
     when this ends): a process actor's listener, bound by its runtime
@@ -497,7 +504,8 @@ def _unlink_if_ours(path: str, ino: int) -> None:
 
 # -- the client ----------------------------------------------------------------------------------
 
-async def connect(addr, hello: dict, *, authkey=KEY_FROM_ENV, ssl_context=None, server_hostname: str | None = None,
+async def connect(addr: Any, hello: dict[str, Any], *, authkey: bytes | None | _FromEnv = KEY_FROM_ENV,
+                  ssl_context: ssl.SSLContext | None = None, server_hostname: str | None = None,
                   timeout: float | None = HANDSHAKE_TIMEOUT, max_frame: int = DEFAULT_MAX_FRAME) -> Connection:
     """Connect to a listener at ``addr``, authenticate, exchange hellos
     (``hello`` is what this side says) and return the :class:`Connection`.

@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import collections
 
+from typing import Any
+
 import trio
 
 from subactor import _ext
@@ -49,13 +51,13 @@ class StreamChannel:
     """
 
     def __init__(self, stream: trio.abc.Stream, *, side: str = "?", initial: bytes = b"",
-                 max_frame: int = DEFAULT_MAX_FRAME, transport=None):
+                 max_frame: int = DEFAULT_MAX_FRAME, transport: Any = None):
         if type(max_frame) is not int or not 1 <= max_frame <= _MAX_MSG:
             raise ValueError(f"max_frame must be an int from 1 to {_MAX_MSG}, got {max_frame!r}")
         self.side = side
         self.end = self                      # what TrioChannel users look at (`.end.closed`)
-        self.spawn = None                    # starts the control-message flusher (a nursery's start_soon)
-        self.aid = None                      # the peer's identity, set by the owner
+        self.spawn: Any = None                    # starts the control-message flusher (a nursery's start_soon)
+        self.aid: Any = None                      # the peer's identity, set by the owner
         self._cancel_called = False          # portal.cancel_actor() was called over it
         self._stream = stream
         self._transport = transport
@@ -110,11 +112,11 @@ class StreamChannel:
             except trio.BrokenResourceError as exc:
                 raise trio.BrokenResourceError(f"the peer of this end ({self.side}) has gone: {exc}") from exc
 
-    async def send(self, msg: dict) -> None:
+    async def send(self, msg: dict[str, Any]) -> None:
         """Send one message (a checkpoint)."""
         await self._write(self._frame(msg))
 
-    def send_control(self, msg: dict) -> None:
+    def send_control(self, msg: dict[str, Any]) -> None:
         """Queue a small message for the flusher task (started with
         ``spawn``) or the next ``send``, whichever comes first; never waits.
         A peer that is gone is ignored."""
@@ -137,7 +139,7 @@ class StreamChannel:
         finally:
             self._flushing = False
 
-    async def send_cleanup(self, msg: dict) -> None:
+    async def send_cleanup(self, msg: dict[str, Any]) -> None:
         """Send a message that must try to get out even while its sender is
         being cancelled: shielded, at most CLEANUP_WAIT seconds; a peer that
         is gone is ignored."""
@@ -223,7 +225,7 @@ class StreamChannel:
             raise self._error
         return None
 
-    async def recv(self) -> dict:
+    async def recv(self) -> dict[str, Any]:
         """The next message; see the module docstring for the errors."""
         if self._closed:
             raise trio.ClosedResourceError(f"this end ({self.side}) of the channel is closed")
@@ -253,7 +255,7 @@ class StreamChannel:
                 continue
             self._feed(data)
 
-    async def recv_some(self, limit: int = 64) -> list[dict]:
+    async def recv_some(self, limit: int = 64) -> list[dict[str, Any]]:
         """The next message and up to ``limit - 1`` more already received;
         an error after the first is raised by the next call."""
         pending = self._pending
