@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator
+from typing import TYPE_CHECKING, Any, AsyncIterator
 
 import trio
+
+if TYPE_CHECKING:
+    from subactor._portal import Portal
 
 
 @asynccontextmanager
