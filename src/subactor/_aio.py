@@ -44,7 +44,10 @@ import collections
 import inspect
 import threading
 from contextlib import asynccontextmanager
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:
+    import asyncio
 
 import trio
 
@@ -303,7 +306,7 @@ def _name(fn) -> str:
     return getattr(fn, "__qualname__", None) or repr(fn)
 
 
-class LinkedTaskChannel(trio.abc.Channel):
+class LinkedTaskChannel(trio.abc.Channel[Any]):
     """The channel between a trio task and the asyncio task it started with
     :func:`open_channel_from` (the same object on both sides).
 
@@ -316,7 +319,7 @@ class LinkedTaskChannel(trio.abc.Channel):
     What each side sees when the other ends: see :mod:`subactor._aio`.
     """
 
-    def __init__(self, loop, *, buffer: int = CHANNEL_BUFFER, suppress_graceful_exits: bool = True):
+    def __init__(self, loop: asyncio.AbstractEventLoop, *, buffer: int = CHANNEL_BUFFER, suppress_graceful_exits: bool = True):
         self._loop = loop
         self._send_trio, self._recv_trio = trio.open_memory_channel(buffer)  # asyncio -> trio
         self._buffer = buffer

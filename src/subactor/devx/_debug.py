@@ -57,20 +57,22 @@ class PdbREPL(pdb.Pdb):
         # actor (signals are the main interpreter's); the root's handler
         # keeps Ctrl-C from the tree while a REPL is open (subactor._sigint).
         super().__init__(nosigint=True, skip=["subactor.devx.*"])
-        self.prompt = prompt_for(name)
+        self.prompt: str = prompt_for(name)
 
     def do_continue(self, arg: str) -> bool | None:
         out = super().do_continue(arg)
         release()
         return out
 
-    do_c = do_cont = do_continue
+    do_c = do_continue
+    do_cont = do_continue
 
     def do_quit(self, arg: str) -> bool | None:
         release()
         return super().do_quit(arg)
 
-    do_q = do_exit = do_quit
+    do_q = do_quit
+    do_exit = do_quit
 
     def do_EOF(self, arg: str) -> bool | None:
         release()

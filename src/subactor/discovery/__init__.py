@@ -6,10 +6,12 @@ Lazy: an actor imports ``subactor.discovery._client`` at its start, and an
 actor that only runs sync functions must not import trio."""
 from __future__ import annotations
 
+from typing import Any
+
 _API = ("find_actor", "wait_for_actor", "query_actor", "get_registry", "RegistryPortal")
 
 
-def check_addr(addr, where: str, label: str) -> None:
+def check_addr(addr: object, where: str, label: str) -> None:
     """A TypeError naming ``label`` when ``addr`` is no address form
     (a ``(host, port)`` or ``(dir, file)`` tuple, or a URL string)."""
     if isinstance(addr, str) and addr:
@@ -20,7 +22,7 @@ def check_addr(addr, where: str, label: str) -> None:
                     f"'tcp://host:port')")
 
 
-def __getattr__(name):
+def __getattr__(name: str) -> Any:
     if name in _API:
         from subactor.discovery import _api
 

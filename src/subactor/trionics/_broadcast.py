@@ -46,14 +46,14 @@ class BroadcastState:
     __slots__ = ("queue", "maxlen", "subs", "recv_ready", "eoc", "waiters", "cancelled")
 
     def __init__(self, maxlen: int):
-        self.queue: deque = deque(maxlen=maxlen)   # newest value first
-        self.maxlen = maxlen
+        self.queue: deque[Any] = deque(maxlen=maxlen)   # newest value first
+        self.maxlen: int = maxlen
         self.subs: dict[int, int] = {}             # receiver key -> next index to read (-1: none)
         self.recv_ready: tuple[int, trio.Event] | None = None  # (key, set when done) while a task
                                                                # waits on the underlying channel
-        self.eoc = False                            # the underlying channel ended
+        self.eoc: bool = False                            # the underlying channel ended
         self.waiters: set[trio.Event] = set()       # tasks waiting for that task's value
-        self.cancelled = 0                          # underlying receives that were cancelled
+        self.cancelled: int = 0                          # underlying receives that were cancelled
 
     def statistics(self) -> dict[str, Any]:
         return {
@@ -66,13 +66,13 @@ class BroadcastState:
         }
 
 
-class BroadcastReceiver(trio.abc.ReceiveChannel):
+class BroadcastReceiver(trio.abc.ReceiveChannel[Any]):
     """One receiver of a broadcast (made by :func:`broadcast_receiver` or
     :meth:`subscribe`); a trio ReceiveChannel (``async for``, ``aclose``)."""
 
     def __init__(self, rx_chan: Any, state: BroadcastState,
                  receive_afunc: Callable[[], Awaitable[Any]] | None = None, raise_on_lag: bool = True):
-        self.key = id(self)
+        self.key: int = id(self)
         self._state = state
         self._rx = rx_chan
         self._recv = receive_afunc or rx_chan.receive

@@ -48,7 +48,7 @@ class MaskedError:
     def __init__(self, raise_on_exit: bool):
         self.value: BaseException | None = None
         self.masked: BaseException | None = None
-        self.raise_on_exit = raise_on_exit
+        self.raise_on_exit: bool = raise_on_exit
 
     def __bool__(self) -> bool:
         return self.value is not None
