@@ -272,7 +272,9 @@ def check_findable(fn, where: str) -> None:
         raise TypeError(f"{name} is defined inside a function (a closure): {where} finds functions "
                         f"by name, so only module-level functions can be sent")
     if mod == "__main__":
-        path = getattr(sys.modules.get("__main__"), "__file__", None)
+        from subactor import _main_script
+
+        path = _main_script.main_file()
         if not path:
             raise TypeError(f"{qual} is defined in __main__, which is not a file here (an interactive "
                             f"session or python -c): {where} loads the main script from its file to "

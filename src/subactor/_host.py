@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 import trio
 
-from subactor import _ext, _ladder
+from subactor import _ext, _ladder, _main_script
 from subactor._actor import _oneshot
 from subactor._exceptions import backend_hint, check_findable, refused_module
 
@@ -74,7 +74,7 @@ def encode_call(fn: Callable, args: tuple, kwargs: dict) -> bytes:
         # pickled call, so that the actor knows the path before it unpickles
         # the call (nested objects may refer to __main__ too; the actor
         # loads the script only when the unpickler asks for it).
-        main_path = getattr(sys.modules.get("__main__"), "__file__", None)
+        main_path = _main_script.main_file()
         payload = pickle.dumps((fn, args, kwargs), protocol=pickle.HIGHEST_PROTOCOL)
         return pickle.dumps((main_path, payload), protocol=pickle.HIGHEST_PROTOCOL)
     except Exception as exc:

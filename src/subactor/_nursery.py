@@ -41,7 +41,7 @@ import trio
 
 from subactor import _tree
 
-from subactor import _ext, _ladder, _root, _spawn, _state
+from subactor import _ext, _ladder, _main_script, _root, _spawn, _state
 from subactor.discovery import _hub
 from subactor._exceptions import ActorNotAvailable, ContextCancelled
 from subactor._ladder import DEFAULT_GRACE, DEFAULT_KILL_AFTER
@@ -71,7 +71,7 @@ def _main_path() -> str | None:
         return mp.__file__
     if _state.in_actor():
         return _state.current_actor()._parent_main_data.get("path")
-    return getattr(sys.modules.get("__main__"), "__file__", None)
+    return _main_script.main_file()
 
 
 def _check_modules(enable_modules, label: str = "enable_modules") -> list[str]:

@@ -65,7 +65,7 @@ from typing import Any, Callable, NamedTuple, TypeVar
 
 import trio
 
-from subactor import _ext, _ladder, _sigint, _spawn
+from subactor import _ext, _ladder, _main_script, _sigint, _spawn
 from subactor._ladder import DEFAULT_GRACE, DEFAULT_KILL_AFTER
 from subactor._actor import _pool_worker
 from subactor._exceptions import check_findable, unbox_error
@@ -239,7 +239,7 @@ class WorkerPool:
         self._ids = itertools.count(1)
         self._started = 0
         self._calls = 0
-        self._main_path = getattr(sys.modules.get("__main__"), "__file__", None)
+        self._main_path = _main_script.main_file()
 
     # -- public ------------------------------------------------------------
     @property
