@@ -84,3 +84,58 @@ def test_verifytypes_finds_the_public_api_typed(tmp_path):
     lost = {k: v for k, v in incomplete.items() if k not in ALLOWED_INCOMPLETE}
     assert not lost, f"public names whose type is not known: {json.dumps(lost, indent=1)}"
     assert report["completenessScore"] >= MIN_SCORE, (report["completenessScore"], counts)
+
+
+def test_the_context_managers_and_calls_have_precise_types(tmp_path):
+    # assert_type fails under mypy when a type is Any or differs; the one
+    # `type: ignore` must be needed (--strict warns on an unused one), so
+    # the pool's run_sync checks the arguments against the function's.
+    r = _mypy(tmp_path, '''
+from typing import Any, assert_type
+
+import subactor
+from subactor import Actor, ActorNursery, Context, MsgStream, Portal, WorkerPool
+
+
+@subactor.context
+async def child(ctx: Context, n: int) -> str:
+    await ctx.started(n)
+    async with ctx.open_stream() as stream:
+        assert_type(stream, MsgStream)
+        async for v in stream:
+            await stream.send(v)
+    return "done"
+
+
+async def add(x: int, y: int) -> int:
+    return x + y
+
+
+def mul(x: int, y: int) -> float:
+    return x * y * 1.0
+
+
+async def main() -> None:
+    async with subactor.open_root_actor() as root:
+        assert_type(root, Actor)
+    async with subactor.open_nursery() as an:
+        assert_type(an, ActorNursery)
+        portal = await an.start_actor("a", enable_modules=[__name__])
+        assert_type(portal, Portal)
+        assert_type(await portal.run(add, x=1, y=2), int)
+        assert_type(await portal.run(mul, x=1, y=2), float)
+        async with portal.open_context(child, n=3) as (ctx, first):
+            assert_type(ctx, Context)
+            assert_type(first, Any)
+            async with ctx.open_stream() as stream:
+                assert_type(stream, MsgStream)
+                assert_type(stream.ctx, Context)
+            assert_type(ctx.canceller, tuple[str, str] | None)
+        assert_type(await portal.cancel_actor(), bool)
+    async with subactor.open_worker_pool(2) as pool:
+        assert_type(pool, WorkerPool)
+        assert_type(await pool.run_sync(mul, 2, 3), float)
+        await pool.run_sync(mul, 2, "x")  # type: ignore[arg-type]
+    assert_type(await subactor.run_sync(mul, 2, 3), float)
+''')
+    assert r.returncode == 0, r.stdout + r.stderr
