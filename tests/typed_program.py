@@ -24,6 +24,7 @@ from subactor import devx, discovery, ipc, log, msg, runtime, to_asyncio, trioni
 from subactor.devx import debug
 from subactor.msg import pretty_struct
 from subactor.msg import types as msg_types
+from subactor._transport import TrioChannel
 
 
 # -- functions an actor runs -------------------------------------------------
@@ -197,7 +198,8 @@ async def wire() -> None:
     conn = await ipc.connect(tcp, {"hello": 1}, authkey=ipc.KEY_FROM_ENV)
     assert_type(conn, ipc.Connection)
     chan = conn.channel()
-    assert_type(chan, ipc.StreamChannel)
+    # a TrioChannel over the socket end; the StreamChannel itself under TLS
+    assert_type(chan, TrioChannel | ipc.StreamChannel)
     await chan.send({"t": "ping"})
     reply: dict[str, Any] = await chan.recv()
     print(reply)
@@ -287,7 +289,7 @@ async def aio_task(x: int) -> int:
 
 async def asyncio_api() -> None:
     value: Any = await to_asyncio.run_task(aio_task, x=1)
-    async with to_asyncio.open_channel_from(aio_task, x=1) as (first, chan):
+    async with to_asyncio.open_channel_from(aio_task, x=1) as (chan, first):   # tractor's order
         assert_type(chan, to_asyncio.LinkedTaskChannel)
         await chan.send(1)
     errors: tuple[type[BaseException], ...] = (
@@ -303,7 +305,7 @@ def asyncio_guest(main: Any) -> None:
 async def trionics_api() -> None:
     send, recv = trio.open_memory_channel[int](1)
     bcast = trionics.broadcast_receiver(recv, 4)
-    assert_type(bcast, trionics.BroadcastReceiver[Any])
+    assert_type(bcast, trionics.BroadcastReceiver)
     state: type[object] = trionics.BroadcastState
     lagged: type[Exception] = trionics.Lagged
     receiver: trionics.AsyncReceiver[Any] = bcast

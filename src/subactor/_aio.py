@@ -44,7 +44,7 @@ import collections
 import inspect
 import threading
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
 
 if TYPE_CHECKING:
     import asyncio
@@ -529,7 +529,8 @@ def _check_takes_chan(target) -> None:
 
 
 @asynccontextmanager
-async def open_channel_from(target: Callable[..., Any], suppress_graceful_exits: bool = True, **kwargs: Any):
+async def open_channel_from(target: Callable[..., Any], suppress_graceful_exits: bool = True,
+                            **kwargs: Any) -> AsyncIterator[tuple[LinkedTaskChannel, Any]]:
     """Start ``target(chan=..., **kwargs)`` (an async function of asyncio) as
     an asyncio task linked to this trio task, and yield ``(chan, first)``:
     the :class:`LinkedTaskChannel` and the value the task gave

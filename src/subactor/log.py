@@ -28,7 +28,7 @@ import logging
 import os
 import sys
 import threading
-from typing import Any, Mapping, MutableMapping
+from typing import TYPE_CHECKING, Any, Mapping, MutableMapping
 
 __all__ = [
     "CUSTOM_LEVELS", "STD_PALETTE", "BOLD_PALETTE", "LOG_FORMAT", "DATE_FORMAT", "ENV_LOGLEVEL",
@@ -120,6 +120,16 @@ class StackLevelAdapter(logging.LoggerAdapter[logging.Logger]):
 
     def critical(self, msg: object, *args: object, **kwargs: Any) -> None:
         self._emit(logging.CRITICAL, msg, args, kwargs)
+
+    if TYPE_CHECKING:
+        # The custom levels' methods, set on the class by add_log_level()
+        # below (one more per level a program adds).
+        def transport(self, msg: object, *args: object, **kwargs: Any) -> None: ...
+        def runtime(self, msg: object, *args: object, **kwargs: Any) -> None: ...
+        def devx(self, msg: object, *args: object, **kwargs: Any) -> None: ...
+        def io(self, msg: object, *args: object, **kwargs: Any) -> None: ...
+        def cancel(self, msg: object, *args: object, **kwargs: Any) -> None: ...
+        def pdb(self, msg: object, *args: object, **kwargs: Any) -> None: ...
 
     def _emit(self, level: int, msg: object, args: tuple[object, ...], kwargs: dict[str, Any]) -> None:
         if self.isEnabledFor(level):

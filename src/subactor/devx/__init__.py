@@ -12,7 +12,13 @@ See docs/debugger.md. Names are loaded lazily: the hub imports
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from subactor.devx._debug import (PdbREPL as PdbREPL, maybe_open_crash_handler as maybe_open_crash_handler,
+                                      open_crash_handler as open_crash_handler, pause as pause,
+                                      pause_from_sync as pause_from_sync, post_mortem as post_mortem)
+    from subactor.devx._stack import dump_stacks as dump_stacks, enable_stack_on_sig as enable_stack_on_sig
 
 _LAZY = {
     "pause": "subactor.devx._debug",

@@ -21,9 +21,10 @@ import signal as _signal
 import sys
 import threading
 import traceback
+from typing import TextIO
 
 
-def dump_stacks(file=None) -> None:
+def dump_stacks(file: TextIO | None = None) -> None:
     """Write the tree's state and stacks (see the module's doc) to ``file``
     (stderr by default)."""
     out = file or sys.stderr

@@ -6,7 +6,12 @@ Lazy: an actor imports ``subactor.discovery._client`` at its start, and an
 actor that only runs sync functions must not import trio."""
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from subactor.discovery._api import (RegistryPortal as RegistryPortal, find_actor as find_actor,
+                                         get_registry as get_registry, query_actor as query_actor,
+                                         wait_for_actor as wait_for_actor)
 
 _API = ("find_actor", "wait_for_actor", "query_actor", "get_registry", "RegistryPortal")
 

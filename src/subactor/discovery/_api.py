@@ -11,12 +11,18 @@ cancelled, and the peer goes on.
 from __future__ import annotations
 
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Any, AsyncIterator
+from contextlib import AbstractAsyncContextManager
+from typing import TYPE_CHECKING, Any, AsyncIterator, Literal, overload
 
 import trio
 
 from subactor import _state
 from subactor.discovery import _hub
+
+if TYPE_CHECKING:
+    from subactor._portal import Portal
+    from subactor._transport import TrioChannel
+    from subactor.ipc._framed import StreamChannel
 
 
 def _hub_here(where: str):
@@ -48,7 +54,7 @@ def _check_addrs(addrs, where: str, label: str) -> None:
 
 
 @asynccontextmanager
-async def open_portal(chan, aid) -> AsyncIterator[Any]:
+async def open_portal(chan: Any, aid: Any) -> AsyncIterator[Portal]:
     """A portal over a peer's channel, its message pump running as a system
     task until the block ends (the channel is then closed)."""
     from subactor._portal import Portal
@@ -86,9 +92,17 @@ async def _connect(hub, entry: dict):
     return open_portal(chan, aid)
 
 
+@overload
+def find_actor(name: str, registry_addrs: list[Any] | None = None, enable_transports: list[str] | None = None,
+               only_first: Literal[True] = True,
+               raise_on_none: bool = False) -> AbstractAsyncContextManager[Portal | None]: ...
+@overload
+def find_actor(name: str, registry_addrs: list[Any] | None = None, enable_transports: list[str] | None = None,
+               *, only_first: Literal[False],
+               raise_on_none: bool = False) -> AbstractAsyncContextManager[list[Portal]]: ...
 @asynccontextmanager
-async def find_actor(name: str, registry_addrs: list | None = None, enable_transports: list | None = None,
-                     only_first: bool = True, raise_on_none: bool = False) -> AsyncIterator[Any]:
+async def find_actor(name: str, registry_addrs: list[Any] | None = None, enable_transports: list[str] | None = None,
+                     only_first: bool = True, raise_on_none: bool = False) -> AsyncIterator[Portal | None | list[Portal]]:
     """A portal to the actor registered as ``name`` (the last one to
     register), or None if there is none (RuntimeError with
     ``raise_on_none``). ``only_first=False`` yields a list of portals, one
@@ -114,7 +128,7 @@ async def find_actor(name: str, registry_addrs: list | None = None, enable_trans
 
 
 @asynccontextmanager
-async def wait_for_actor(name: str, registry_addr=None) -> AsyncIterator[Any]:
+async def wait_for_actor(name: str, registry_addr: Any = None) -> AsyncIterator[Portal]:
     """Wait until an actor registers as ``name`` and yield a portal to it."""
     _check_name(name, "wait_for_actor")
     _check_addrs(registry_addr, "wait_for_actor", "registry_addr")
@@ -130,7 +144,7 @@ async def wait_for_actor(name: str, registry_addr=None) -> AsyncIterator[Any]:
 
 
 @asynccontextmanager
-async def query_actor(name: str, regaddr=None) -> AsyncIterator[tuple]:
+async def query_actor(name: str, regaddr: Any = None) -> AsyncIterator[tuple[Any, Any]]:
     """Yields ``(addr, registry)``: where the actor ``name`` is reached (its
     first address; for an actor of this process, which needs none,
     ``("inproc", uuid)``), or None if it is not registered; and the
@@ -155,12 +169,12 @@ class RegistryPortal:
 
     METHODS = ("get_registry", "find_actor", "wait_for_actor", "unregister_actor", "delete_addr")
 
-    def __init__(self, hub):
+    def __init__(self, hub: Any):
         self._hub = hub
-        self.actor = _state.current_actor() if isinstance(hub, _hub.Hub) else None
+        self.actor: _state.Actor | None = _state.current_actor() if isinstance(hub, _hub.Hub) else None
 
     @property
-    def channel(self):
+    def channel(self) -> TrioChannel | StreamChannel | None:
         """The connection to another program's registrar this root
         registered with (tractor's ``portal.channel``), or None when the
         registry is this process's own."""
@@ -177,25 +191,25 @@ class RegistryPortal:
                 f"{', '.join(self.METHODS)}; got {namespace_path}.{function_name}")
         return await getattr(self, function_name)(**kwargs)
 
-    async def get_registry(self) -> dict:
+    async def get_registry(self) -> dict[str, Any]:
         """``{"name.uuid": addrs}`` of every registered actor."""
         return await self._hub.registry()
 
-    async def find_actor(self, name: str):
+    async def find_actor(self, name: str) -> list[Any] | None:
         entries = await self._hub.find(name)
         if not entries:
             return None
         e = entries[-1]
         return list(e["addrs"]) or [("inproc", e["uuid"])]
 
-    async def wait_for_actor(self, name: str) -> list:
+    async def wait_for_actor(self, name: str) -> list[Any]:
         e = await self._hub.wait(name)
         return list(e["addrs"]) or [("inproc", e["uuid"])]
 
-    async def unregister_actor(self, uid) -> bool:
+    async def unregister_actor(self, uid: tuple[str, str] | list[str]) -> bool:
         return await self._hub.delete(tuple(uid))
 
-    async def delete_addr(self, addr) -> None:
+    async def delete_addr(self, addr: Any) -> None:
         await trio.lowlevel.checkpoint()
 
     def __repr__(self) -> str:
@@ -203,7 +217,7 @@ class RegistryPortal:
 
 
 @asynccontextmanager
-async def get_registry(addr=None) -> AsyncIterator[RegistryPortal]:
+async def get_registry(addr: Any = None) -> AsyncIterator[RegistryPortal]:
     """The registry's portal (see :class:`RegistryPortal`)."""
     _check_addrs(addr, "get_registry", "addr")
     hub = _hub_here("get_registry")

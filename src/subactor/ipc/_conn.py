@@ -38,7 +38,7 @@ import ssl
 import struct
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -48,6 +48,9 @@ from subactor.ipc._addr import Address, TCPAddress, UDSAddress, ensure_private_d
 from subactor.ipc._auth import (MIN_KEY, AuthenticationError, HandshakeFailed, _read, client_handshake,
                                 get_authkey, server_handshake)
 from subactor.ipc._framed import StreamChannel
+
+if TYPE_CHECKING:
+    from subactor._transport import TrioChannel
 
 HELLO_MAX = 64 * 1024
 HANDSHAKE_TIMEOUT = 5.0
@@ -191,7 +194,7 @@ class Connection:
         self.peer_cred = peer_cred
         self._channel = end if tls else None
 
-    def channel(self) -> Any:
+    def channel(self) -> TrioChannel | StreamChannel:
         """The trio-facing channel over this connection (made once): a
         ``TrioChannel`` over the SocketEnd, or the StreamChannel itself."""
         if self._channel is None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from contextlib import asynccontextmanager
-from typing import Any, Awaitable, Callable
+from typing import Any, AsyncIterator, Awaitable, Callable
 
 import trio
 
@@ -75,7 +75,7 @@ def _masked(exc: BaseException, kinds: tuple) -> BaseException | None:
 @asynccontextmanager
 async def maybe_raise_from_masking_exc(unmask_from: tuple[type[BaseException], ...] = (trio.Cancelled,),
                                        raise_unmasked: bool = True, extra_note: str | None = None,
-                                       **_tractor_only: Any):
+                                       **_tractor_only: Any) -> AsyncIterator[MaskedError]:
     """Bring back an error hidden by a cancellation: when the block ends
     with an exception of ``unmask_from`` (``trio.Cancelled``) that was
     raised while another exception was being handled (an unshielded
