@@ -139,3 +139,36 @@ async def main() -> None:
     assert_type(await subactor.run_sync(mul, 2, 3), float)
 ''')
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+# The modules whose types come from a .pyi stub beside them (their own
+# annotations are not read by a type checker).
+STUBBED = ["subactor._decorators", "subactor._tree", "subactor._context", "subactor._portal", "subactor._pool",
+           "subactor._transport", "subactor.msg._codec", "subactor.msg._struct"]
+
+
+def test_the_stubs_match_the_runtime(tmp_path):
+    # mypy's stubtest imports each module and compares it with its stub: a
+    # name, parameter or default the stub lacks or invents fails here, so a
+    # stub cannot drift from the code it describes.
+    pytest.importorskip("mypy")
+    r = subprocess.run([sys.executable, "-m", "mypy.stubtest", "--allowlist", str(ROOT / "tests" / "stubtest-allowlist.txt"),
+                        *STUBBED], capture_output=True, text=True, timeout=300, cwd=str(tmp_path))
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_context_with_a_payload_spec_keeps_the_signature(tmp_path):
+    r = _mypy(tmp_path, '''
+import subactor
+
+
+@subactor.context(pld_spec=int)
+async def child(ctx: subactor.Context, n: int) -> str:
+    await ctx.started(n)
+    return "x"
+
+
+reveal_type(child)
+''')
+    assert r.returncode == 0, r.stdout
+    assert "def (ctx: subactor._context.Context, n: int) -> typing.Coroutine[Any, Any, str]" in r.stdout, r.stdout

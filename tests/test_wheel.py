@@ -43,6 +43,10 @@ def test_wheel_is_manylinux_and_installs_and_runs_in_a_clean_venv(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert any(n.startswith("subactor/_ext.") and n.endswith(".so") for n in names)
     assert "subactor/py.typed" in names and "subactor/__init__.pyi" in names
+    # Every package and every type stub of the source tree.
+    src = ROOT / "src"
+    for f in [*src.glob("subactor/**/__init__.py"), *src.glob("subactor/**/*.pyi")]:
+        assert f.relative_to(src).as_posix() in names, f
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     py = str(venv / "bin" / "python")

@@ -7,6 +7,15 @@ from typing import Final, NamedTuple, TypeVar, TypeVarTuple, Unpack
 
 import trio
 
+__all__ = [
+    "BrokenWorkerError",
+    "PoolStatistics",
+    "WorkerPool",
+    "default_worker_pool",
+    "open_worker_pool",
+    "run_sync",
+]
+
 _T = TypeVar("_T")
 _Ts = TypeVarTuple("_Ts")
 
