@@ -33,9 +33,12 @@ def _mypy(tmp_path, code):
                           timeout=300, cwd=str(tmp_path))
 
 
+def _readme_code():
+    return re.search(r"^```python\n(.*?)^```", (ROOT / "README.md").read_text(), re.S | re.M).group(1)
+
+
 def test_readme_example_is_clean_under_mypy_strict(tmp_path):
-    code = re.search(r"^```python\n(.*?)^```", (ROOT / "README.md").read_text(), re.S | re.M).group(1)
-    r = _mypy(tmp_path, code)
+    r = _mypy(tmp_path, _readme_code())
     assert r.returncode == 0, r.stdout + r.stderr
     assert "Success: no issues found" in r.stdout
 
@@ -90,7 +93,11 @@ def test_the_context_managers_and_calls_have_precise_types(tmp_path):
     # assert_type fails under mypy when a type is Any or differs; the one
     # `type: ignore` must be needed (--strict warns on an unused one), so
     # the pool's run_sync checks the arguments against the function's.
-    r = _mypy(tmp_path, '''
+    r = _mypy(tmp_path, PRECISE)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+PRECISE = '''
 from typing import Any, assert_type
 
 import subactor
@@ -137,8 +144,26 @@ async def main() -> None:
         assert_type(await pool.run_sync(mul, 2, 3), float)
         await pool.run_sync(mul, 2, "x")  # type: ignore[arg-type]
     assert_type(await subactor.run_sync(mul, 2, 3), float)
-''')
-    assert r.returncode == 0, r.stdout + r.stderr
+'''
+
+
+def test_pyright_agrees_on_the_readme_the_typed_program_and_the_precise_types(tmp_path):
+    # The same programs under pyright (basedpyright, its standard mode):
+    # its checker reads the stubs on its own terms (overloads, TypeVarTuple,
+    # dataclass_transform) and must find no error either.
+    pytest.importorskip("basedpyright")
+    (tmp_path / "readme.py").write_text(_readme_code())
+    (tmp_path / "precise.py").write_text(PRECISE)
+    (tmp_path / "typed_program.py").write_text((ROOT / "tests" / "typed_program.py").read_text())
+    (tmp_path / "pyrightconfig.json").write_text('{"typeCheckingMode": "standard"}')
+    r = subprocess.run([sys.executable, "-m", "basedpyright", "--pythonpath", sys.executable, "--outputjson",
+                        "readme.py", "precise.py", "typed_program.py"],
+                       capture_output=True, text=True, timeout=300, cwd=str(tmp_path))
+    report = json.loads(r.stdout)
+    errors = [f"{d['file'].rsplit('/', 1)[-1]}:{d['range']['start']['line'] + 1}: {d['message']}"
+              for d in report["generalDiagnostics"] if d["severity"] == "error"]
+    assert report["summary"]["filesAnalyzed"] == 3, report["summary"]
+    assert not errors, "\n".join(errors)
 
 
 # The modules whose types come from a .pyi stub beside them (their own

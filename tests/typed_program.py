@@ -131,14 +131,14 @@ def state_and_errors() -> None:
     print(errors, warning)
     try:
         pass
+    except subactor.ContextCancelled as e:   # a RemoteActorError: caught first
+        by: tuple[str, str] | None = e.canceller
+        print(by)
     except subactor.RemoteActorError as e:
         boxed: type | None = e.boxed_type
         src: tuple[str, str] | None = e.src_uid
         data: dict[str, Any] = e.msgdata
         print(boxed, src, data)
-    except subactor.ContextCancelled as e:
-        by: tuple[str, str] | None = e.canceller
-        print(by)
 
 
 async def debugging() -> None:
