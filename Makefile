@@ -8,7 +8,7 @@ CSRC    := $(wildcard csrc/*.c csrc/*.h)
 ASANLIB := build/asan-lib
 SETUPTOOLS := $(shell grep -o -m1 'setuptools==[0-9.]*' pyproject.toml)
 
-.PHONY: all demo test test-c test-py314 wheel wheel-test bench asan clean
+.PHONY: all demo test types test-c test-py314 wheel wheel-test bench asan clean
 
 all: $(VENV)/.built
 
@@ -40,6 +40,12 @@ test: $(VENV)/.built
 		{ apt-get install -y -q iproute2 >/dev/null 2>&1 || \
 		  { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q iproute2 >/dev/null 2>&1; }; }; } || true
 	$(VPY) -m pytest -q
+
+# The typing checks alone (also part of `make test`): mypy --strict and
+# pyright (basedpyright) on the README example and on programs that use the
+# public API, `--verifytypes subactor`, and stubtest on the .pyi stubs.
+types: $(VENV)/.built
+	$(VPY) -m pytest -q tests/test_types.py tests/test_typed_program.py
 
 # An sdist, a wheel built from it, and that wheel repaired by auditwheel
 # into a manylinux one (build/wheelhouse/), as PyPI accepts. `make
