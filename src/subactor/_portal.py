@@ -15,6 +15,7 @@ from __future__ import annotations
 import itertools
 import sys
 from contextlib import asynccontextmanager
+from types import FunctionType
 from typing import Any, Callable
 
 import trio
@@ -25,16 +26,44 @@ from subactor._context import Context, _current_ctx, _make_room
 from subactor._decorators import is_context, is_stream
 from subactor._exceptions import (ActorNotAvailable, ActorTooSlowError, ContextCancelled, MsgTypeError,
                                   check_findable, unbox_error)
-from subactor._transport import CLEANUP_WAIT, FROM_ACTOR, malformed
+from subactor._transport import CLEANUP_WAIT, FROM_ACTOR, TrioChannel, malformed
 
 _cids = itertools.count(1)
 # Seconds portal.cancel_actor() over a peer's portal waits for its bye.
 CANCEL_PEER_WAIT = 3.0
 
 
+# check_remote_fn's answers for functions that passed: (fn, want_context)
+# -> (module, qualname). Only module-level functions pass, which live as
+# long as their module, so holding them costs nothing; the bound keeps a
+# program that makes functions on the fly (and calls each once) from
+# growing it without end.
+_checked: dict = {}
+_CHECKED_MAX = 4096
+
+
 def check_remote_fn(fn: Callable, *, want_context: bool | None = None) -> tuple[str, str]:
     """(module, qualname) of a function that can be called in another actor,
-    or a clear TypeError saying why it can't."""
+    or a clear TypeError saying why it can't. Cached per function: the
+    checks are pure functions of the function object, and every portal.run
+    makes them."""
+    try:
+        return _checked[fn, want_context]
+    except (KeyError, TypeError):   # (TypeError: an unhashable callable, checked every time)
+        pass
+    found = _check_remote_fn(fn, want_context)
+    # Plain functions only (a partial is made per call, a bound method has
+    # its own object each time), and not those of the parent's script as
+    # an actor loads it: whether that may be called depends on whether it
+    # is still loading.
+    if type(fn) is FunctionType and fn.__module__ != "__mp_main__":
+        if len(_checked) >= _CHECKED_MAX:
+            _checked.clear()
+        _checked[fn, want_context] = found
+    return found
+
+
+def _check_remote_fn(fn: Callable, want_context: bool | None) -> tuple[str, str]:
     if isinstance(fn, str):
         raise TypeError(
             f"pass the function object, not its name {fn!r} (or use run_from_ns(ns, name))"
@@ -75,25 +104,45 @@ NoResult = _NoResult()
 
 
 class _Reply:
-    """The one answer a ``run`` call waits for."""
+    """The one answer a ``run`` call waits for: a one-shot waiter, no trio
+    object per call. The calling task parks itself in :meth:`wait`; the
+    message pump's delivery (or the actor's end) reschedules it. A caller
+    cancelled meanwhile unparks and leaves; the answer that comes later
+    finds no call under its id and is dropped."""
 
-    __slots__ = ("msg", "ev", "fn_name")
+    __slots__ = ("msg", "task", "fn_name")
 
     def __init__(self, fn_name: str = "?"):
         self.msg: dict | None = None
-        self.ev = trio.Event()
+        self.task = None         # the task parked in wait(), until it is woken or cancelled
         self.fn_name = fn_name   # what the call runs (named when its actor is abandoned)
+
+    def _set(self, msg: dict) -> None:
+        self.msg = msg
+        task, self.task = self.task, None
+        if task is not None:
+            trio.lowlevel.reschedule(task)
 
     def _deliver(self, msg: dict) -> bool:
         if msg["t"] in ("return", "error") and self.msg is None:
-            self.msg = msg
-            self.ev.set()
+            self._set(msg)
         return True
 
     def _peer_gone(self, why: BaseException) -> None:
         if self.msg is None:
-            self.msg = {"t": "gone", "exc": why}
-            self.ev.set()
+            self._set({"t": "gone", "exc": why})
+
+    def _abort(self, raise_cancel) -> trio.lowlevel.Abort:
+        self.task = None
+        return trio.lowlevel.Abort.SUCCEEDED
+
+    async def wait(self) -> None:
+        """Until the answer is there: a full checkpoint (as trio.Event.wait)."""
+        if self.msg is not None:
+            await trio.lowlevel.checkpoint()
+            return
+        self.task = trio.lowlevel.current_task()
+        await trio.lowlevel.wait_task_rescheduled(self._abort)
 
 
 class Portal:
@@ -233,9 +282,12 @@ class Portal:
     def _close_call(self, cid: int) -> None:
         self._calls.pop(cid, None)
 
-    async def _send(self, msg: dict, fn_name: str = "") -> None:
+    async def _send(self, msg: dict, fn_name: str = "", then_wait: bool = False) -> None:
         try:
-            await self.channel.send(msg)
+            if then_wait and type(self.channel) is TrioChannel:
+                await self.channel.send_then_wait(msg)
+            else:
+                await self.channel.send(msg)
         except TypeError as exc:
             # The codec refused the message (its error names the type and
             # where it was): nothing was sent.
@@ -281,10 +333,11 @@ class Portal:
         reply = self._calls[cid] = _Reply(f"{namespace_path}.{function_name}")
         self.running[cid] = reply.fn_name
         try:
+            # No schedule point after the send: the wait below is one.
             await self._send({"t": "run", "cid": cid, "ns": namespace_path, "fn": function_name, "kw": kwargs},
-                             f"{namespace_path}.{function_name}")
+                             f"{namespace_path}.{function_name}", then_wait=True)
             try:
-                await reply.ev.wait()
+                await reply.wait()
             except trio.Cancelled:
                 await self.channel.send_cleanup({"t": "cancel", "cid": cid, "by": list(_state.current_actor().uid)})
                 raise

@@ -220,8 +220,11 @@ class TrioChannel:
     async def send(self, msg: dict) -> None:
         """Send one message; a full checkpoint (a cancel point before, a
         schedule point after), also when the channel takes it at once."""
+        await self.send_bytes(dumps(msg))
+
+    async def send_bytes(self, data) -> None:
+        """send() of a message encoded already (by dumps)."""
         trio = self._trio
-        data = dumps(msg)
         await trio.lowlevel.checkpoint_if_cancelled()
         waited = False
         while True:
@@ -240,6 +243,25 @@ class TrioChannel:
             # A producer whose sends never block must still let the other
             # tasks run (and the cancel watcher see a cancel).
             await trio.lowlevel.cancel_shielded_checkpoint()
+
+    async def send_then_wait(self, msg: dict) -> None:
+        """send() for a caller whose next step is a full checkpoint of its
+        own (it waits for the answer): a cancel point before, but no
+        schedule point after a send the channel took at once (that pass of
+        the scheduler is the wait's)."""
+        trio = self._trio
+        data = dumps(msg)
+        await trio.lowlevel.checkpoint_if_cancelled()
+        try:
+            self.end.send_nowait(data)
+            return
+        except BlockingIOError:
+            pass
+        except _ext.BrokenError as exc:
+            raise trio.BrokenResourceError(str(exc)) from exc
+        except _ext.ClosedError as exc:
+            raise trio.ClosedResourceError(str(exc)) from exc
+        await self.send_bytes(data)
 
     def connected(self) -> bool:
         """True while the channel is open at this end and the peer has not
