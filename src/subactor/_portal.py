@@ -29,6 +29,9 @@ from subactor._exceptions import (ActorNotAvailable, ActorTooSlowError, ContextC
 from subactor._transport import CLEANUP_WAIT, FROM_ACTOR, TrioChannel, malformed
 
 _cids = itertools.count(1)
+# How many scheduler passes a caller of portal.run looks for its own reply
+# (Portal._wait_reply) before it leaves that to the message pump.
+_TAKE_PASSES = 16
 # Seconds portal.cancel_actor() over a peer's portal waits for its bye.
 CANCEL_PEER_WAIT = 3.0
 
@@ -221,10 +224,8 @@ class Portal:
                         if self._remote is not None:
                             self._remote.gone(str(msg.get("how") or ""))
                         continue
-                    if msg["t"] in ("return", "error"):
-                        self.running.pop(msg["cid"], None)
-                    call = self._calls.get(msg["cid"])
-                    if call is not None and not call._deliver(msg):
+                    call = self._route(msg)
+                    if call is not None:
                         await _make_room(call, msg)
         except trio.EndOfChannel:
             self._bye = True
@@ -235,6 +236,61 @@ class Portal:
             if self._remote is not None:
                 self._remote.gone()
             return False
+
+    def _route(self, msg: dict):
+        """Hand a well-formed call message to its call (never blocks). The
+        context whose inbox had no room for it (the pump then makes room),
+        else None."""
+        if msg["t"] in ("return", "error"):
+            self.running.pop(msg["cid"], None)
+        call = self._calls.get(msg["cid"])
+        if call is not None and not call._deliver(msg):
+            return call
+        return None
+
+    def _take_replies(self) -> None:
+        """The calling task takes what the actor sent, while the message
+        pump is parked in its receive with nothing in hand, and routes it
+        right here (its own reply among it): the reply needs no pass of
+        the scheduler to go from the pump to the caller. What only the pump
+        may handle (a bye, anything malformed, an item that found its
+        inbox full, an end of channel) is left to it: the message is handed
+        back (TrioChannel.give_back) and taking stops, so nothing is
+        reordered."""
+        chan = self.channel
+        end = chan.end
+        while chan.can_take():
+            try:
+                m = end.recv_nowait()
+            except BlockingIOError:
+                return
+            except (_ext.EndOfChannel, _ext.BrokenError, _ext.ClosedError):
+                return   # it stays so: the pump sees it too
+            try:
+                msg = _ext.loads(m)
+            except _ext.DecodeError as exc:
+                chan.give_back(exc)
+                return
+            finally:
+                m.release()
+            if (malformed(msg, FROM_ACTOR) is not None or msg["t"] in ("bye", "gone")
+                    or self._route(msg) is not None):
+                chan.give_back(msg)
+                return
+
+    async def _wait_reply(self, reply: _Reply) -> None:
+        """Until ``reply`` has its answer: for a few scheduler passes the
+        calling task looks for it itself, then it parks until the pump
+        delivers it. Cancellable throughout."""
+        if type(self.channel) is TrioChannel and type(self.channel.end) is _ext.ChannelEnd:
+            for _ in range(_TAKE_PASSES):
+                await trio.lowlevel.checkpoint()
+                if reply.msg is not None:
+                    return
+                self._take_replies()
+                if reply.msg is not None:
+                    return
+        await reply.wait()
 
     async def _drain_remote(self) -> None:
         """After a remote actor's bye: read the connection to its end (the
@@ -337,7 +393,7 @@ class Portal:
             await self._send({"t": "run", "cid": cid, "ns": namespace_path, "fn": function_name, "kw": kwargs},
                              f"{namespace_path}.{function_name}", then_wait=True)
             try:
-                await reply.wait()
+                await self._wait_reply(reply)
             except trio.Cancelled:
                 await self.channel.send_cleanup({"t": "cancel", "cid": cid, "by": list(_state.current_actor().uid)})
                 raise

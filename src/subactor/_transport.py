@@ -181,6 +181,13 @@ class TrioChannel:
         self._flushing = False
         self.spawn = None
         self._cancel_called = False   # portal.cancel_actor() was called over it
+        # Another task may take messages while the receiver is parked in
+        # recv() with nothing in hand (a portal's caller taking its reply:
+        # see Portal._take_replies); what it cannot handle it gives back
+        # here, and the receiver gets that first.
+        self._parked = False          # the receiver waits in recv() holding no message
+        self._given: object = None    # a message (or DecodeError) given back, for the receiver
+        self._sleep = None            # the cancel scope of the receiver's wait in epoll
         self.aid = None               # the peer's identity (a subactor._state.Aid), set by the owner
 
     @property
@@ -321,17 +328,31 @@ class TrioChannel:
         passes = TRIO_PASSES
         waited = False
         while True:
+            given = self._given
+            if given is not None:
+                self._given = None
+                if isinstance(given, BaseException):
+                    raise given
+                if not waited:
+                    await trio.lowlevel.cancel_shielded_checkpoint()
+                return given
             try:
                 m = self.end.recv_nowait()
             except BlockingIOError:
-                if passes:
-                    # Let the other tasks run a few scheduler passes first:
-                    # an answer often lands meanwhile, and a pass is much
-                    # cheaper than a sleep in epoll and a wake-up.
-                    passes -= 1
-                    await trio.lowlevel.checkpoint()
-                else:
-                    await trio.lowlevel.wait_readable(self.end.recv_fileno())
+                self._parked = True
+                try:
+                    if passes:
+                        # Let the other tasks run a few scheduler passes first:
+                        # an answer often lands meanwhile, and a pass is much
+                        # cheaper than a sleep in epoll and a wake-up.
+                        passes -= 1
+                        await trio.lowlevel.checkpoint()
+                    else:
+                        with trio.CancelScope() as self._sleep:
+                            await trio.lowlevel.wait_readable(self.end.recv_fileno())
+                finally:
+                    self._parked = False
+                    self._sleep = None
                 waited = True
                 continue
             except _ext.EndOfChannel as exc:
@@ -347,6 +368,22 @@ class TrioChannel:
             if not waited:
                 await trio.lowlevel.cancel_shielded_checkpoint()
             return msg
+
+    def can_take(self) -> bool:
+        """True if a task other than the receiver may take a message now:
+        the receiver is parked in recv() with nothing in hand, and nothing
+        given back waits for it."""
+        return self._parked and self._given is None
+
+    def give_back(self, item) -> None:
+        """A message (or the DecodeError of one) that a task took while the
+        receiver was parked and cannot handle itself: the receiver's next
+        recv() returns (raises) it before anything else. Wakes the receiver
+        if it sleeps in epoll."""
+        assert self._given is None
+        self._given = item
+        if self._sleep is not None:
+            self._sleep.cancel()
 
     async def recv_some(self, limit: int = 64) -> list[dict]:
         """The next message and up to ``limit - 1`` more that are already
