@@ -26,6 +26,7 @@ from subactor._context import Context, _current_ctx, _make_room
 from subactor._decorators import is_context, is_stream
 from subactor._exceptions import (ActorNotAvailable, ActorTooSlowError, ContextCancelled, MsgTypeError,
                                   check_findable, unbox_error)
+from subactor import _transport
 from subactor._transport import CLEANUP_WAIT, FROM_ACTOR, TrioChannel, malformed
 
 _cids = itertools.count(1)
@@ -282,7 +283,8 @@ class Portal:
         """Until ``reply`` has its answer: for a few scheduler passes the
         calling task looks for it itself, then it parks until the pump
         delivers it. Cancellable throughout."""
-        if type(self.channel) is TrioChannel and type(self.channel.end) is _ext.ChannelEnd:
+        if type(self.channel) is TrioChannel and type(self.channel.end) is _ext.ChannelEnd and _transport.may_spin():
+            t = _transport.spin_start()
             for _ in range(_TAKE_PASSES):
                 await trio.lowlevel.checkpoint()
                 if reply.msg is not None:
@@ -290,6 +292,7 @@ class Portal:
                 self._take_replies()
                 if reply.msg is not None:
                     return
+            _transport.spin_end(t)
         await reply.wait()
 
     async def _drain_remote(self) -> None:

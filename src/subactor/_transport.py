@@ -24,6 +24,9 @@ Wire messages (``t`` is the kind; ``cid`` names the call they belong to):
 """
 from __future__ import annotations
 
+import os
+import time
+
 from subactor import _ext
 
 dumps = _ext.dumps
@@ -60,6 +63,9 @@ def malformed(msg, kinds: dict) -> str | None:
 # a back-to-back caller usually comes within that. Measured (bench_api):
 # portal.run of a sync function went from ~65 to ~41 us p50.
 SPIN_TRIES = 500
+# ... and for at most this long (seconds): a spin that is preempted must
+# not go on once it is back (see BUSY_BACKOFF).
+SPIN_WALL = 150e-6
 # How many scheduler passes a trio receive lets go by before it sleeps in
 # epoll (each pass is a few microseconds when the loop is otherwise idle):
 # stream round trips went from ~98 to ~22 us p50, async calls ~147 to ~60.
@@ -69,6 +75,41 @@ TRIO_PASSES = 16
 # channel: the message should get out even while its sender is being
 # cancelled, but a full channel must not hold a cancelled task hostage.
 CLEANUP_WAIT = 0.5
+
+
+# Spinning pays only while the thread waited for has a core of its own. On
+# a busy machine (both cores loaded by other processes) a spin that burns
+# its slice delays the very answer it waits for: measured unpinned, calls
+# locked into 290-440 us. So every spin phase (a blocking actor's tries, a
+# trio receive's passes, a caller looking for its reply) is timed: one that
+# ran less than 80% of its wall time on the CPU was preempted, and for the
+# next BUSY_BACKOFF seconds this interpreter waits without spinning (a
+# sleeping thread that is woken gets the CPU at once from the kernel's
+# scheduler, which a spinning one does not). Spins do not sched_yield()
+# either: with other processes' loops on the run queue, a yield hands the
+# core to one of them for its whole slice (milliseconds).
+BUSY_BACKOFF = 0.5
+_calm_after = 0.0   # perf_counter() time before which spins are skipped
+
+
+def may_spin() -> bool:
+    """False while the machine was lately seen too busy to spin (see
+    BUSY_BACKOFF)."""
+    return _calm_after == 0.0 or time.perf_counter() >= _calm_after
+
+
+def spin_start() -> tuple[float, float]:
+    return time.perf_counter(), time.thread_time()
+
+
+def spin_end(start: tuple[float, float]) -> None:
+    """After a spin phase begun at ``start`` (spin_start()) that found
+    nothing: note if the thread was preempted during it."""
+    global _calm_after
+    now = time.perf_counter()
+    wall = now - start[0]
+    if wall > 50e-6 and time.thread_time() - start[1] < 0.8 * wall:
+        _calm_after = now + BUSY_BACKOFF
 
 
 def drain(fd: int) -> bool:
@@ -109,7 +150,8 @@ class BlockingChannel:
         end = self.end
         wake = _ext.wake_fileno()
         poller = None
-        spins = SPIN_TRIES
+        spins = SPIN_TRIES if may_spin() else 0
+        t = spin_start() if spins else None
         while True:
             try:
                 m = end.recv_nowait()
@@ -118,7 +160,9 @@ class BlockingChannel:
                     # A reply to what we just answered often comes within
                     # microseconds; waking from poll() costs tens of them here.
                     spins -= 1
-                    continue
+                    if spins & 31 or time.perf_counter() - t[0] < SPIN_WALL:
+                        continue
+                    spins = 0
             except (_ext.EndOfChannel, _ext.BrokenError):
                 return None
             else:
@@ -126,6 +170,9 @@ class BlockingChannel:
                     return loads(m)
                 finally:
                     m.release()
+            if t is not None:
+                spin_end(t)
+                t = None
             if _ext.cancel_requested():
                 return None
             if poller is None:
@@ -325,7 +372,8 @@ class TrioChannel:
         checkpoint, also when a message is there at once."""
         trio = self._trio
         await trio.lowlevel.checkpoint_if_cancelled()
-        passes = TRIO_PASSES
+        passes = TRIO_PASSES if may_spin() else 0
+        t = None
         waited = False
         while True:
             given = self._given
@@ -345,9 +393,14 @@ class TrioChannel:
                         # Let the other tasks run a few scheduler passes first:
                         # an answer often lands meanwhile, and a pass is much
                         # cheaper than a sleep in epoll and a wake-up.
+                        if t is None:
+                            t = spin_start()
                         passes -= 1
                         await trio.lowlevel.checkpoint()
                     else:
+                        if t is not None:
+                            spin_end(t)
+                            t = None
                         with trio.CancelScope() as self._sleep:
                             await trio.lowlevel.wait_readable(self.end.recv_fileno())
                 finally:
