@@ -391,10 +391,12 @@ class Portal:
         cid = next(_cids)
         reply = self._calls[cid] = _Reply(f"{namespace_path}.{function_name}")
         self.running[cid] = reply.fn_name
+        sent = False
         try:
             # No schedule point after the send: the wait below is one.
             await self._send({"t": "run", "cid": cid, "ns": namespace_path, "fn": function_name, "kw": kwargs},
                              f"{namespace_path}.{function_name}", then_wait=True)
+            sent = True
             try:
                 await self._wait_reply(reply)
             except trio.Cancelled:
@@ -407,6 +409,10 @@ class Portal:
                 raise msg["exc"]
             raise unbox_error(msg["e"])
         finally:
+            if not sent:
+                # Cancelled (or refused) before the actor got the call: it
+                # will never answer it, so nothing clears it from running.
+                self.running.pop(cid, None)
             self._close_call(cid)
 
     @asynccontextmanager
