@@ -412,7 +412,7 @@ class Portal:
             if not sent:
                 # Cancelled (or refused) before the actor got the call: it
                 # will never answer it, so nothing clears it from running.
-                pass
+                self.running.pop(cid, None)
             self._close_call(cid)
 
     @asynccontextmanager
