@@ -128,6 +128,11 @@ class _Waiter:
         self.spinpoll.register(end.recv_fileno(), select.POLLIN)
         self.last_wait = 1.0  # seconds the last call took to come
         self.calm_after = 0.0  # perf_counter() time before which it does not spin (machine busy)
+        try:   # allowed one CPU only: never spin (see _transport.ONE_CPU)
+            if len(os.sched_getaffinity(0)) < 2:
+                self.calm_after = float("inf")
+        except (AttributeError, OSError):
+            pass
         if self.wake is not None:
             self.poller.register(self.wake, select.POLLIN)
 
