@@ -108,8 +108,7 @@ def test_many_tasks_calling_one_portal_each_get_their_own_answer():
 def test_calls_while_a_stream_delivers_keep_its_items_in_order():
     """Callers that take messages while the pump is parked hand back what
     only the pump may handle (stream items whose inbox is full, the
-    context's end): the stream's items (allow_overruns: a full inbox
-    slows the sender) still come all, in order, while
+    context's end): the stream's items still come all, in order, while
     calls go on through the same portal."""
     n_items = 3000
 
@@ -130,13 +129,14 @@ def test_calls_while_a_stream_delivers_keep_its_items_in_order():
                     n.start_soon(calls)
                     # allow_overruns: a reader that pauses slows the sender
                     # (hold/go) instead of failing the stream.
-                    async with p.open_context(remote.count_to, n=n_items, allow_overruns=True) as (ctx, _):
-                        async with ctx.open_stream() as stream:
+                    async with p.open_context(remote.count_to, n=n_items) as (ctx, _):
+                        # A small inbox: a caller that takes messages while
+                        # the pump is parked often finds it full, and hands
+                        # the item back for the pump to make room for it.
+                        async with ctx.open_stream(msg_buffer_size=4) as stream:
                             got = []
                             async for x in stream:
                                 got.append(x)
-                                if len(got) % 500 == 0:
-                                    await trio.sleep(0.01)   # let its inbox fill up
                     stop.set()
                 assert got == list(range(n_items))
                 await _until_idle(p)
@@ -173,6 +173,63 @@ def test_the_reply_taking_path_is_used():
         _portal.Portal._take_replies = real
         _transport._calm_after = saved
     assert taken, "the caller never looked for its own reply"
+
+
+def test_a_message_given_back_to_a_parked_receiver_wakes_it_and_comes_first():
+    """What a caller took but only the pump may handle is given back: the
+    receiver parked in recv() (asleep in epoll by then) wakes and gets it
+    before anything queued later, and can_take() is False until it has."""
+    from subactor import _ext
+
+    cid = _ext.channel()
+    mine, peer = _ext.ChannelEnd(cid, 0), _ext.ChannelEnd(cid, 1)
+    got = []
+
+    async def main():
+        chan = _transport.TrioChannel(mine)
+
+        async def receiver():
+            got.append(await chan.recv())
+            got.append(await chan.recv())
+
+        with trio.fail_after(10):
+            async with trio.open_nursery() as n:
+                n.start_soon(receiver)
+                while not chan.can_take():
+                    await trio.sleep(0.001)
+                await trio.sleep(0.05)   # past its scheduler passes: asleep in epoll
+                chan.give_back({"t": "first"})
+                assert not chan.can_take()
+                while not got:            # woken by the give-back alone: nothing was sent
+                    await trio.sleep(0.001)
+                peer.send(_ext.dumps({"t": "second"}))
+
+    try:
+        trio.run(main)
+    finally:
+        mine.close()
+        peer.close()
+    assert got == [{"t": "first"}, {"t": "second"}]
+
+
+def test_a_reply_waiter_cancelled_while_parked_is_never_woken_later():
+    """A caller cancelled while parked in its one-shot waiter forgets its
+    task: an answer that lands afterwards (while the caller is still in
+    its clean-up, say) must not reschedule a task that waits on something
+    else by then."""
+    async def main():
+        with trio.fail_after(10):
+            reply = _portal._Reply("m.f")
+            with trio.move_on_after(0.01) as cs:
+                await reply.wait()
+            assert cs.cancelled_caught and reply.task is None
+            reply._deliver({"t": "return", "cid": 1, "v": 1})   # late: must reschedule nobody
+            await trio.sleep(0.02)   # a stray reschedule would wake this early, or crash the run
+            assert reply.msg["v"] == 1
+            # A waiter whose answer is there already returns at once (a checkpoint).
+            await reply.wait()
+
+    trio.run(main)
 
 
 # --- check_remote_fn's cache -----------------------------------------------------
