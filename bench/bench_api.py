@@ -10,6 +10,15 @@ dependencies it imports trio.MultiError, removed in trio 0.25, and trio
 0.22, which still has it, does not import on 3.13).
 Goals: spawn to first answer <= 10 ms without trio in the child;
 portal.run round trip <= 50 us p50.
+
+The call path (issue 18): portal.run of a sync function (sync-mode actor),
+of an async function and of a sync function in a trio-mode actor, each
+p50 and p99, the median over interleaved repetitions, next to the raw
+channel round trip (trio task <-> actor, 64 bytes: the floor) and the
+multiprocessing Pipe round trip from the same run. Goals: sync <= 15 us,
+async / trio-mode <= 20 us. Then the same on a busy machine (one busy-loop
+process per core, see _busy.py): p50 within 3x of the quiet run, p99 under
+1 ms (bounded: no lock-in).
 """
 from __future__ import annotations
 
@@ -98,6 +107,93 @@ async def subactor_rows(quick: bool) -> list:
     return rows
 
 
+CALL_GOALS = {"sync": 15.0, "async": 20.0, "trio-sync": 20.0}
+CALL_CASES = (("sync", "portal.run(sync fn), sync-mode actor"),
+              ("async", "portal.run(async fn), trio-mode actor"),
+              ("trio-sync", "portal.run(sync fn), trio-mode actor"))
+
+
+async def _call_samples(n: int, reps: int) -> dict:
+    """{case: [(p50, p99) per repetition]} in microseconds, the cases
+    interleaved in each repetition. The sync-mode actor is a fresh one that
+    never runs an async function; the trio-mode one ran one first."""
+    out = {k: [] for k, _ in CALL_CASES}
+
+    async def lat(p, fn) -> tuple:
+        xs = []
+        for _ in range(n):
+            t0 = time.perf_counter()
+            await p.run(fn, a=1, b=2)
+            xs.append(time.perf_counter() - t0)
+        return statistics.median(xs) * 1e6, pct(xs, 0.99) * 1e6
+
+    async with subactor.open_nursery() as an:
+        ps = await an.start_actor("call-sync", enable_modules=[MOD])
+        pt = await an.start_actor("call-trio", enable_modules=[MOD])
+        await pt.run(remote.async_add, a=1, b=2)
+        for _ in range(100):
+            await ps.run(remote.add, a=1, b=2)
+            await pt.run(remote.async_add, a=1, b=2)
+        for _ in range(reps):
+            out["sync"].append(await lat(ps, remote.add))
+            out["async"].append(await lat(pt, remote.async_add))
+            out["trio-sync"].append(await lat(pt, remote.add))
+        await ps.cancel_actor()
+        await pt.cancel_actor()
+    return out
+
+
+def _anchor_samples(n: int, reps: int) -> dict:
+    from bench_chan import pingpong_trio
+
+    out = {"raw": [], "pipe": []}
+    for _ in range(reps):
+        out["raw"].append(pingpong_trio(n))
+        lat = pipe_round_trips(n)
+        out["pipe"].append((statistics.median(lat) * 1e6, pct(lat, 0.99) * 1e6))
+    return out
+
+
+def call_rows(quick: bool = False) -> list[dict]:
+    """The call path, quiet and busy (see the module's docstring)."""
+    from _busy import busy
+
+    n, reps = (300, 3) if quick else (2000, 5)
+    med = lambda xs, i: statistics.median(x[i] for x in xs)  # noqa: E731
+    rows = []
+    quiet = None
+    for load in ("quiet", "busy"):
+        if load == "busy":
+            with busy() as k:
+                calls = trio.run(_call_samples, n, reps)
+                anchors = _anchor_samples(n, reps)
+        else:
+            calls = trio.run(_call_samples, n, reps)
+            anchors = _anchor_samples(n, reps)
+            k = 0
+        g = (f"call path, {load}" + (f" ({k} busy-loop processes)" if k else "")
+             + f": p50 us, median of {reps} interleaved runs (p99 in note)")
+        raw50, pipe50 = med(anchors["raw"], 0), med(anchors["pipe"], 0)
+        rows.append(dict(group=g, case="anchor: raw channel round trip (trio <-> actor, 64 B)", median=raw50,
+                         unit="us", ratio=1.0, note=f"p99 {med(anchors['raw'], 1):.0f} us; the floor"))
+        rows.append(dict(group=g, case="anchor: multiprocessing Pipe round trip", median=pipe50, unit="us",
+                         ratio=pipe50 / raw50, note=f"p99 {med(anchors['pipe'], 1):.0f} us"))
+        for key, case in CALL_CASES:
+            p50, p99 = med(calls[key], 0), med(calls[key], 1)
+            if load == "quiet":
+                ok = p50 <= CALL_GOALS[key]
+                goal = f"goal <= {CALL_GOALS[key]:.0f} us"
+            else:
+                q = quiet[key]
+                ok = p50 <= 3 * q and p99 <= 1000
+                goal = f"goal: p50 <= 3x quiet ({3 * q:.0f} us), p99 <= 1000 us"
+            rows.append(dict(group=g, case=f"subactor {case}", median=p50, unit="us", ratio=p50 / raw50,
+                             note=f"p99 {p99:.0f} us; ratio to raw channel; {goal}", goal_met=ok))
+        if load == "quiet":
+            quiet = {key: med(calls[key], 0) for key, _ in CALL_CASES}
+    return rows
+
+
 def run(quick: bool = False) -> list[dict]:
     raw = trio.run(subactor_rows, quick) + mp_rows(quick)
     out = []
@@ -110,8 +206,11 @@ def run(quick: bool = False) -> list[dict]:
         else:
             out.append(dict(group="round trip (p50; p99 in note)", case=case, median=med, unit="us",
                             ratio=med / pipe, note=f"p99 {p99:.0f} us; ratio to Pipe" + (" (goal <= 50 us)" if "portal.run(sync" in case else "")))
-    return out
+    return out + call_rows(quick)
 
 
 if __name__ == "__main__":
-    print_table("trio API", run(quick="--quick" in sys.argv))
+    if "--calls" in sys.argv:   # the call path only (quiet and busy)
+        print_table("trio API: call path", call_rows(quick="--quick" in sys.argv))
+    else:
+        print_table("trio API", run(quick="--quick" in sys.argv))

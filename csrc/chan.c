@@ -95,6 +95,7 @@ typedef struct {
     size_t cap;            /* slots allocated; grows by doubling up to maxmsgs */
     size_t head;           /* slot of the oldest message */
     size_t count;          /* messages queued */
+    atomic_size_t acount;  /* a copy of count (written under the lock), read without it by recv_nowait */
     size_t bytes;          /* bytes queued */
     size_t want;           /* size of the last message that found no room; 0 after a send */
     int recv_waiters;      /* threads blocked until this queue is non-empty */
@@ -111,9 +112,17 @@ typedef struct {
     uint64_t owner;/* actor id that attached it; 0: none (never auto-closed) */
     int rfd;       /* eventfd readable iff a recv would not block; -1 until asked */
     int sfd;       /* eventfd readable iff a send would not block; -1 until asked */
-    int rlevel;    /* 1 iff rfd is readable now */
-    int slevel;    /* 1 iff sfd is readable now */
+    int rlevel;    /* 1 iff rfd is readable now (fdlock) */
+    int slevel;    /* 1 iff sfd is readable now (fdlock) */
 } sa_chan_side_t;
+
+/* The eventfd levels the record's state called for at one moment, taken
+ * under ch->lock and made true after it is let go (sa_chan_fds_apply). */
+typedef struct {
+    unsigned seq;       /* order of the snapshots of one record (0: nothing to do) */
+    unsigned char r[2]; /* per side: the recv fd's level */
+    unsigned char s[2]; /* per side: the send fd's level */
+} sa_chan_levels_t;
 
 struct sa_chan {
     uint64_t id;              /* process-unique, never reused */
@@ -121,6 +130,10 @@ struct sa_chan {
     size_t maxmsgs;           /* bound on messages queued per direction (constant) */
     size_t maxbytes;          /* bound on bytes queued per direction (constant) */
     pthread_mutex_t lock;     /* guards sides and queues */
+    pthread_mutex_t fdlock;   /* guards the fds' levels and fdapplied; taken after lock or alone */
+    unsigned fdseq;           /* snapshots of the levels taken so far (lock) */
+    unsigned fdapplied;       /* seq of the newest snapshot made true (fdlock) */
+    atomic_int aclosed;       /* 1 once either side is closed: recv_nowait must then take the lock */
     sa_chan_side_t side[2];   /* the two ends */
     sa_chan_queue_t q[2];     /* q[d]: sent by side d, received by side 1-d */
     int linked;               /* 1 while in the registry (registry lock) */
@@ -279,6 +292,7 @@ static int sa_chan_queue_push(sa_chan_queue_t *q, size_t maxmsgs, sa_chan_item_t
     q->ring[tail] = it;
     q->count++;
     q->bytes += it.len;
+    atomic_store_explicit(&q->acount, q->count, memory_order_release);
     return SA_OK;
 }
 
@@ -291,6 +305,7 @@ static sa_chan_item_t sa_chan_queue_pop(sa_chan_queue_t *q)
         q->head = 0;
     q->count--;
     q->bytes -= it.len;
+    atomic_store_explicit(&q->acount, q->count, memory_order_relaxed);
     return it;
 }
 
@@ -311,7 +326,8 @@ static inline int sa_chan_fits(const sa_chan_t *ch, const sa_chan_queue_t *q, si
 /* Readiness (caller holds ch->lock)                                        */
 
 /* Make the eventfd's level `want`. An eventfd here only ever counts 0 or 1,
- * so a write can't overflow and a read takes it back to 0. */
+ * so a write can't overflow and a read takes it back to 0. Caller holds
+ * ch->fdlock. */
 static void sa_chan_set_level(int fd, int *level, int want)
 {
     if (fd < 0 || *level == want)
@@ -326,18 +342,60 @@ static void sa_chan_set_level(int fd, int *level, int want)
     *level = want;
 }
 
-/* Bring every existing fd of the record to the level the state calls for. */
-static void sa_chan_sync_fds(sa_chan_t *ch)
+/* The levels the state calls for now, numbered after every earlier
+ * snapshot; seq 0 (nothing to do) if the record has no fd at all. Caller
+ * holds ch->lock. */
+static sa_chan_levels_t sa_chan_levels(sa_chan_t *ch)
 {
+    sa_chan_levels_t lv = {0, {0, 0}, {0, 0}};
+    int any = 0;
     for (int s = 0; s < 2; s++) {
         sa_chan_side_t *sd = &ch->side[s];
         if (sd->rfd < 0 && sd->sfd < 0)
             continue;
+        any = 1;
         int gone = sd->state == SA_CHAN_CLOSED || ch->side[1 - s].state == SA_CHAN_CLOSED;
         const sa_chan_queue_t *out = &ch->q[s];
-        sa_chan_set_level(sd->rfd, &sd->rlevel, gone || ch->q[1 - s].count > 0);
-        sa_chan_set_level(sd->sfd, &sd->slevel, gone || sa_chan_fits(ch, out, out->want));
+        lv.r[s] = (unsigned char)(gone || ch->q[1 - s].count > 0);
+        lv.s[s] = (unsigned char)(gone || sa_chan_fits(ch, out, out->want));
     }
+    if (any && ++ch->fdseq == 0)
+        ch->fdseq = 1; /* 0 means "nothing to do" */
+    lv.seq = any ? ch->fdseq : 0;
+    return lv;
+}
+
+/* Make snapshot `lv` true, unless a newer one was made true already: the
+ * eventfd writes and reads happen here, after the sender or receiver let
+ * go of ch->lock, so that its peer never waits on the lock for a system
+ * call. Whoever took the newest snapshot applies it (nobody has a newer
+ * one to skip it for), so the fds end at the levels of the latest state;
+ * in between they may be a change late, which a waiter on them tolerates
+ * (it retries its nowait call). Takes ch->fdlock: with ch->lock held or
+ * not, never the reverse. The fds can't be closed or made meanwhile:
+ * that takes fdlock too. */
+static void sa_chan_fds_apply(sa_chan_t *ch, sa_chan_levels_t lv)
+{
+    if (lv.seq == 0)
+        return;
+    pthread_mutex_lock(&ch->fdlock);
+    if ((int)(lv.seq - ch->fdapplied) > 0) {
+        ch->fdapplied = lv.seq;
+        for (int s = 0; s < 2; s++) {
+            sa_chan_side_t *sd = &ch->side[s];
+            sa_chan_set_level(sd->rfd, &sd->rlevel, lv.r[s]);
+            sa_chan_set_level(sd->sfd, &sd->slevel, lv.s[s]);
+        }
+    }
+    pthread_mutex_unlock(&ch->fdlock);
+}
+
+/* Bring every existing fd of the record to the level the state calls for,
+ * now (the rare paths: close, attach of an fd, a refused send). Caller
+ * holds ch->lock. */
+static void sa_chan_sync_fds(sa_chan_t *ch)
+{
+    sa_chan_fds_apply(ch, sa_chan_levels(ch));
 }
 
 /* Wake every blocked caller of the record: its state changed for all. */
@@ -419,6 +477,7 @@ static void sa_chan_free(sa_chan_t *ch)
             close(ch->side[s].sfd);
     }
     pthread_mutex_destroy(&ch->lock);
+    pthread_mutex_destroy(&ch->fdlock);
     PyMem_RawFree(ch);
     atomic_fetch_sub(&sa_counters.channels, 1);
 }
@@ -466,6 +525,7 @@ int sa_chan_create(size_t maxmsgs, size_t maxbytes, uint64_t *id)
     ch->maxbytes = maxbytes;
     atomic_init(&ch->refs, 1); /* the registry's */
     pthread_mutex_init(&ch->lock, NULL);
+    pthread_mutex_init(&ch->fdlock, NULL);
     /* Deadlines are sa_now_ns() times, i.e. CLOCK_MONOTONIC. */
     pthread_condattr_t attr;
     pthread_condattr_init(&attr);
@@ -524,6 +584,7 @@ static void sa_chan_close_side_locked(sa_chan_t *ch, int s, int broken)
         return;
     sd->state = SA_CHAN_CLOSED;
     sd->broken = broken;
+    atomic_store_explicit(&ch->aclosed, 1, memory_order_release);
     sa_chan_queue_clear(&ch->q[1 - s]);
     if (peer->state == SA_CHAN_UNATTACHED && ch->q[s].count == 0)
         peer->state = SA_CHAN_CLOSED;
@@ -564,12 +625,15 @@ void sa_chan_detach(sa_chan_t *ch, int side)
     pthread_mutex_lock(&ch->lock);
     sa_chan_close_side_locked(ch, side, 0);
     sa_chan_side_t *sd = &ch->side[side];
+    /* Under fdlock too: a sender may be about to apply levels to them. */
+    pthread_mutex_lock(&ch->fdlock);
     if (sd->rfd >= 0)
         close(sd->rfd);
     if (sd->sfd >= 0)
         close(sd->sfd);
     sd->rfd = sd->sfd = -1;
     sd->rlevel = sd->slevel = 0;
+    pthread_mutex_unlock(&ch->fdlock);
     int unlinked = sa_chan_unlink_if_done_locked(ch);
     pthread_mutex_unlock(&ch->lock);
     pthread_mutex_unlock(&sa_chan_registry_lock);
@@ -697,14 +761,17 @@ int sa_chan_fileno(sa_chan_t *ch, int side, int for_send)
         rc = *fd;
     }
     else {
-        *fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-        if (*fd < 0) {
+        int nfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (nfd < 0) {
             rc = SA_ERR_OS;
         }
         else {
+            pthread_mutex_lock(&ch->fdlock);
+            *fd = nfd;
             *(for_send ? &sd->slevel : &sd->rlevel) = 0;
+            pthread_mutex_unlock(&ch->fdlock);
             sa_chan_sync_fds(ch);
-            rc = *fd;
+            rc = nfd;
         }
     }
     pthread_mutex_unlock(&ch->lock);
@@ -730,6 +797,7 @@ int sa_chan_send_batch(sa_chan_t *ch, int side, const sa_chan_item_t *items, siz
     size_t i = 0;
     int rc = SA_OK;
     int64_t spin_until = 0;
+    sa_chan_levels_t lv = {0, {0, 0}, {0, 0}}; /* applied after the lock is let go */
     *sent = 0;
     for (size_t k = 0; k < n; k++)
         if (items[k].len > ch->maxbytes)
@@ -755,17 +823,21 @@ int sa_chan_send_batch(sa_chan_t *ch, int side, const sa_chan_item_t *items, siz
             q->want = 0;
             if (q->recv_waiters)
                 pthread_cond_broadcast(&q->nonempty);
-            sa_chan_sync_fds(ch);
+            lv = sa_chan_levels(ch);
         }
         if (rc < 0 || i == n)
             break;
         if (deadline == SA_CHAN_NOWAIT) {
             /* A task waiting on the send fd wakes when this one fits. */
             q->want = items[i].len;
-            sa_chan_sync_fds(ch);
+            lv = sa_chan_levels(ch);
             rc = SA_ERR_FULL;
             break;
         }
+        /* About to wait (the queue is full): the peer must see what was
+         * queued before. */
+        sa_chan_fds_apply(ch, lv);
+        lv.seq = 0;
         if (deadline > 0 && sa_now_ns() >= deadline) {
             rc = SA_ERR_TIMEOUT;
             break;
@@ -775,6 +847,7 @@ int sa_chan_send_batch(sa_chan_t *ch, int side, const sa_chan_item_t *items, siz
         q->send_waiters--;
     }
     pthread_mutex_unlock(&ch->lock);
+    sa_chan_fds_apply(ch, lv);
     *sent = i;
     return rc;
 }
@@ -806,7 +879,15 @@ int sa_chan_recv_batch(sa_chan_t *ch, int side, sa_chan_item_t *out, size_t max,
     sa_chan_queue_t *q = &ch->q[1 - side];
     int rc;
     int64_t spin_until = 0;
+    sa_chan_levels_t lv = {0, {0, 0}, {0, 0}}; /* applied after the lock is let go */
     *got = 0;
+    /* Empty and both sides open, seen without the lock: a nowait receive
+     * (the spinning receiver's every try) must not contend with the
+     * sender for the lock. A message pushed meanwhile is simply taken by
+     * the next try, as if this one had come first. */
+    if (deadline == SA_CHAN_NOWAIT && atomic_load_explicit(&q->acount, memory_order_acquire) == 0 &&
+        !atomic_load_explicit(&ch->aclosed, memory_order_acquire))
+        return SA_ERR_EMPTY;
     pthread_mutex_lock(&ch->lock);
     for (;;) {
         if (ch->side[side].state == SA_CHAN_CLOSED) {
@@ -821,7 +902,7 @@ int sa_chan_recv_batch(sa_chan_t *ch, int side, sa_chan_item_t *out, size_t max,
             atomic_fetch_add_explicit(&q->ver, 1, memory_order_release);
             if (q->send_waiters)
                 pthread_cond_broadcast(&q->room);
-            sa_chan_sync_fds(ch);
+            lv = sa_chan_levels(ch);
             rc = SA_OK;
             break;
         }
@@ -842,5 +923,6 @@ int sa_chan_recv_batch(sa_chan_t *ch, int side, sa_chan_item_t *out, size_t max,
         q->recv_waiters--;
     }
     pthread_mutex_unlock(&ch->lock);
+    sa_chan_fds_apply(ch, lv);
     return rc;
 }

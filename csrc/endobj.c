@@ -81,8 +81,6 @@ static PyObject *End_raise(EndObject *self, sa_chan_t *ch, int rc)
         return NULL;
     char what[64];
     snprintf(what, sizeof what, SA_WHAT_FMT, SA_WHAT_ARGS(self));
-    int closed = 0, peer_broken = 0;
-    sa_chan__peek(ch, self->side, &closed, &peer_broken);
     switch (rc) {
     case SA_CHAN_EOF:
         PyErr_Format(st->chan.EndOfChannel,
@@ -91,12 +89,18 @@ static PyObject *End_raise(EndObject *self, sa_chan_t *ch, int rc)
     case SA_ERR_CLOSED:
         PyErr_Format(st->ClosedError, "%s: this end was closed (by its owner's end or channel_destroy)", what);
         return NULL;
-    case SA_ERR_BROKEN:
+    case SA_ERR_BROKEN: {
+        /* Only here does the wording need the record's state (read under
+         * its lock): the empty queue of a spinning receiver must not take
+         * the lock a second time to say so. */
+        int closed = 0, peer_broken = 0;
+        sa_chan__peek(ch, self->side, &closed, &peer_broken);
         if (!peer_broken) {
             PyErr_Format(st->BrokenError, "%s: the peer closed its end", what);
             return NULL;
         }
         return sa_raise(st, rc, what);
+    }
     case SA_ERR_TOOBIG:
         PyErr_Format(PyExc_ValueError, "%s: message larger than the channel's byte bound (%zu bytes)",
                      what, sa_chan_maxbytes(ch));

@@ -1083,3 +1083,83 @@ def test_a_trio_channel_closes_after_its_trio_run_ended():
     chan.close()
     assert chan.end.closed
     peer.close()
+
+
+# ---------------------------------------------------------------------------
+# the lock-free empty check and the eventfd levels applied after the lock
+
+
+def test_nowait_receive_polling_under_a_concurrent_sender_loses_nothing():
+    """An actor sends as fast as it can while the main interpreter polls
+    recv_nowait() (which answers "empty" without the channel lock): every
+    message comes, in order, and the peer's close is seen through the same
+    fast path (EndOfChannel, not BlockingIOError for ever)."""
+    code = """
+        from subactor import _ext
+        cid, n = map(int, _ext.actor_input().split())
+        end = _ext.ChannelEnd(cid, 1)
+        for i in range(n):
+            end.send(b"%d" % i, timeout=30)
+        end.close()
+    """
+    n = 20000
+    cid = _ext.channel(maxmsgs=4)
+    end = _ext.ChannelEnd(cid, 0)
+    act = spawn(code, input=b"%d %d" % (cid, n))
+    deadline = time.monotonic() + 60
+    got = empties = 0
+    try:
+        while True:
+            assert time.monotonic() < deadline, f"only {got} of {n} messages in 60 s"
+            try:
+                m = end.recv_nowait()
+            except BlockingIOError:
+                empties += 1
+                continue
+            except _ext.EndOfChannel:
+                break
+            assert bytes(m) == b"%d" % got
+            got += 1
+        assert got == n
+        check_ok(act)
+    finally:
+        end.close()
+
+
+def test_recv_fd_level_matches_the_queue_after_a_concurrent_storm():
+    """The readiness fds are written after the lock is let go, newest state
+    wins: after an actor's burst of sends met the parent's receives (each
+    changing the level), the recv fd is readable iff a message is queued,
+    and the sender's send fd readable once there is room."""
+    code = """
+        from subactor import _ext
+        cid, n = map(int, _ext.actor_input().split())
+        end = _ext.ChannelEnd(cid, 1)
+        end.send_fileno()   # made, so its level is kept too
+        for i in range(n):
+            end.send(b"x", timeout=30)
+        assert end.recv(timeout=30) == b"done"
+        end.close()
+    """
+    n = 5000
+    cid = _ext.channel(maxmsgs=2)
+    end = _ext.ChannelEnd(cid, 0)
+    fd = end.recv_fileno()
+    act = spawn(code, input=b"%d %d" % (cid, n))
+    got = 0
+    deadline = time.monotonic() + 60
+    try:
+        while got < n:
+            assert time.monotonic() < deadline
+            try:
+                end.recv_nowait()
+                got += 1
+            except BlockingIOError:
+                select.select([fd], [], [], 1.0)
+        # Everything received: nothing queued, so the fd must not be readable.
+        assert not readable(fd), "recv fd readable with an empty queue"
+        end.send(b"done")
+        check_ok(act)
+        assert readable(fd)   # the peer closed: a recv would not block
+    finally:
+        end.close()

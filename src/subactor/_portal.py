@@ -15,6 +15,7 @@ from __future__ import annotations
 import itertools
 import sys
 from contextlib import asynccontextmanager
+from types import FunctionType
 from typing import Any, Callable
 
 import trio
@@ -25,16 +26,48 @@ from subactor._context import Context, _current_ctx, _make_room
 from subactor._decorators import is_context, is_stream
 from subactor._exceptions import (ActorNotAvailable, ActorTooSlowError, ContextCancelled, MsgTypeError,
                                   check_findable, unbox_error)
-from subactor._transport import CLEANUP_WAIT, FROM_ACTOR, malformed
+from subactor import _transport
+from subactor._transport import CLEANUP_WAIT, FROM_ACTOR, TrioChannel, malformed
 
 _cids = itertools.count(1)
+# How many scheduler passes a caller of portal.run looks for its own reply
+# (Portal._wait_reply) before it leaves that to the message pump.
+_TAKE_PASSES = 16
 # Seconds portal.cancel_actor() over a peer's portal waits for its bye.
 CANCEL_PEER_WAIT = 3.0
 
 
+# check_remote_fn's answers for functions that passed: (fn, want_context)
+# -> (module, qualname). Only module-level functions pass, which live as
+# long as their module, so holding them costs nothing; the bound keeps a
+# program that makes functions on the fly (and calls each once) from
+# growing it without end.
+_checked: dict = {}
+_CHECKED_MAX = 4096
+
+
 def check_remote_fn(fn: Callable, *, want_context: bool | None = None) -> tuple[str, str]:
     """(module, qualname) of a function that can be called in another actor,
-    or a clear TypeError saying why it can't."""
+    or a clear TypeError saying why it can't. Cached per function: the
+    checks are pure functions of the function object, and every portal.run
+    makes them."""
+    try:
+        return _checked[fn, want_context]
+    except (KeyError, TypeError):   # (TypeError: an unhashable callable, checked every time)
+        pass
+    found = _check_remote_fn(fn, want_context)
+    # Plain functions only (a partial is made per call, a bound method has
+    # its own object each time), and not those of the parent's script as
+    # an actor loads it: whether that may be called depends on whether it
+    # is still loading.
+    if type(fn) is FunctionType and fn.__module__ != "__mp_main__":
+        if len(_checked) >= _CHECKED_MAX:
+            _checked.clear()
+        _checked[fn, want_context] = found
+    return found
+
+
+def _check_remote_fn(fn: Callable, want_context: bool | None) -> tuple[str, str]:
     if isinstance(fn, str):
         raise TypeError(
             f"pass the function object, not its name {fn!r} (or use run_from_ns(ns, name))"
@@ -75,25 +108,45 @@ NoResult = _NoResult()
 
 
 class _Reply:
-    """The one answer a ``run`` call waits for."""
+    """The one answer a ``run`` call waits for: a one-shot waiter, no trio
+    object per call. The calling task parks itself in :meth:`wait`; the
+    message pump's delivery (or the actor's end) reschedules it. A caller
+    cancelled meanwhile unparks and leaves; the answer that comes later
+    finds no call under its id and is dropped."""
 
-    __slots__ = ("msg", "ev", "fn_name")
+    __slots__ = ("msg", "task", "fn_name")
 
     def __init__(self, fn_name: str = "?"):
         self.msg: dict | None = None
-        self.ev = trio.Event()
+        self.task = None         # the task parked in wait(), until it is woken or cancelled
         self.fn_name = fn_name   # what the call runs (named when its actor is abandoned)
+
+    def _set(self, msg: dict) -> None:
+        self.msg = msg
+        task, self.task = self.task, None
+        if task is not None:
+            trio.lowlevel.reschedule(task)
 
     def _deliver(self, msg: dict) -> bool:
         if msg["t"] in ("return", "error") and self.msg is None:
-            self.msg = msg
-            self.ev.set()
+            self._set(msg)
         return True
 
     def _peer_gone(self, why: BaseException) -> None:
         if self.msg is None:
-            self.msg = {"t": "gone", "exc": why}
-            self.ev.set()
+            self._set({"t": "gone", "exc": why})
+
+    def _abort(self, raise_cancel) -> trio.lowlevel.Abort:
+        self.task = None
+        return trio.lowlevel.Abort.SUCCEEDED
+
+    async def wait(self) -> None:
+        """Until the answer is there: a full checkpoint (as trio.Event.wait)."""
+        if self.msg is not None:
+            await trio.lowlevel.checkpoint()
+            return
+        self.task = trio.lowlevel.current_task()
+        await trio.lowlevel.wait_task_rescheduled(self._abort)
 
 
 class Portal:
@@ -172,10 +225,8 @@ class Portal:
                         if self._remote is not None:
                             self._remote.gone(str(msg.get("how") or ""))
                         continue
-                    if msg["t"] in ("return", "error"):
-                        self.running.pop(msg["cid"], None)
-                    call = self._calls.get(msg["cid"])
-                    if call is not None and not call._deliver(msg):
+                    call = self._route(msg)
+                    if call is not None:
                         await _make_room(call, msg)
         except trio.EndOfChannel:
             self._bye = True
@@ -186,6 +237,63 @@ class Portal:
             if self._remote is not None:
                 self._remote.gone()
             return False
+
+    def _route(self, msg: dict):
+        """Hand a well-formed call message to its call (never blocks). The
+        context whose inbox had no room for it (the pump then makes room),
+        else None."""
+        if msg["t"] in ("return", "error"):
+            self.running.pop(msg["cid"], None)
+        call = self._calls.get(msg["cid"])
+        if call is not None and not call._deliver(msg):
+            return call
+        return None
+
+    def _take_replies(self) -> None:
+        """The calling task takes what the actor sent, while the message
+        pump is parked in its receive with nothing in hand, and routes it
+        right here (its own reply among it): the reply needs no pass of
+        the scheduler to go from the pump to the caller. What only the pump
+        may handle (a bye, anything malformed, an item that found its
+        inbox full, an end of channel) is left to it: the message is handed
+        back (TrioChannel.give_back) and taking stops, so nothing is
+        reordered."""
+        chan = self.channel
+        end = chan.end
+        while chan.can_take():
+            try:
+                m = end.recv_nowait()
+            except BlockingIOError:
+                return
+            except (_ext.EndOfChannel, _ext.BrokenError, _ext.ClosedError):
+                return   # it stays so: the pump sees it too
+            try:
+                msg = _ext.loads(m)
+            except _ext.DecodeError as exc:
+                chan.give_back(exc)
+                return
+            finally:
+                m.release()
+            if (malformed(msg, FROM_ACTOR) is not None or msg["t"] in ("bye", "gone")
+                    or self._route(msg) is not None):
+                chan.give_back(msg)
+                return
+
+    async def _wait_reply(self, reply: _Reply) -> None:
+        """Until ``reply`` has its answer: for a few scheduler passes the
+        calling task looks for it itself, then it parks until the pump
+        delivers it. Cancellable throughout."""
+        if type(self.channel) is TrioChannel and type(self.channel.end) is _ext.ChannelEnd and _transport.may_spin():
+            t = _transport.spin_start()
+            for _ in range(_TAKE_PASSES):
+                await trio.lowlevel.checkpoint()
+                if reply.msg is not None:
+                    return
+                self._take_replies()
+                if reply.msg is not None:
+                    return
+            _transport.spin_end(t)
+        await reply.wait()
 
     async def _drain_remote(self) -> None:
         """After a remote actor's bye: read the connection to its end (the
@@ -233,9 +341,12 @@ class Portal:
     def _close_call(self, cid: int) -> None:
         self._calls.pop(cid, None)
 
-    async def _send(self, msg: dict, fn_name: str = "") -> None:
+    async def _send(self, msg: dict, fn_name: str = "", then_wait: bool = False) -> None:
         try:
-            await self.channel.send(msg)
+            if then_wait and type(self.channel) is TrioChannel:
+                await self.channel.send_then_wait(msg)
+            else:
+                await self.channel.send(msg)
         except TypeError as exc:
             # The codec refused the message (its error names the type and
             # where it was): nothing was sent.
@@ -280,11 +391,14 @@ class Portal:
         cid = next(_cids)
         reply = self._calls[cid] = _Reply(f"{namespace_path}.{function_name}")
         self.running[cid] = reply.fn_name
+        sent = False
         try:
+            # No schedule point after the send: the wait below is one.
             await self._send({"t": "run", "cid": cid, "ns": namespace_path, "fn": function_name, "kw": kwargs},
-                             f"{namespace_path}.{function_name}")
+                             f"{namespace_path}.{function_name}", then_wait=True)
+            sent = True
             try:
-                await reply.ev.wait()
+                await self._wait_reply(reply)
             except trio.Cancelled:
                 await self.channel.send_cleanup({"t": "cancel", "cid": cid, "by": list(_state.current_actor().uid)})
                 raise
@@ -295,6 +409,10 @@ class Portal:
                 raise msg["exc"]
             raise unbox_error(msg["e"])
         finally:
+            if not sent:
+                # Cancelled (or refused) before the actor got the call: it
+                # will never answer it, so nothing clears it from running.
+                self.running.pop(cid, None)
             self._close_call(cid)
 
     @asynccontextmanager

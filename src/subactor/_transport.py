@@ -24,6 +24,9 @@ Wire messages (``t`` is the kind; ``cid`` names the call they belong to):
 """
 from __future__ import annotations
 
+import os
+import time
+
 from subactor import _ext
 
 dumps = _ext.dumps
@@ -60,6 +63,9 @@ def malformed(msg, kinds: dict) -> str | None:
 # a back-to-back caller usually comes within that. Measured (bench_api):
 # portal.run of a sync function went from ~65 to ~41 us p50.
 SPIN_TRIES = 500
+# ... and for at most this long (seconds): a spin that is preempted must
+# not go on once it is back (see BUSY_BACKOFF).
+SPIN_WALL = 150e-6
 # How many scheduler passes a trio receive lets go by before it sleeps in
 # epoll (each pass is a few microseconds when the loop is otherwise idle):
 # stream round trips went from ~98 to ~22 us p50, async calls ~147 to ~60.
@@ -69,6 +75,58 @@ TRIO_PASSES = 16
 # channel: the message should get out even while its sender is being
 # cancelled, but a full channel must not hold a cancelled task hostage.
 CLEANUP_WAIT = 0.5
+
+
+# Spinning pays only while the thread waited for has a core of its own. On
+# a busy machine (both cores loaded by other processes) a spin that burns
+# its slice delays the very answer it waits for: measured unpinned, calls
+# locked into 290-440 us. So every spin phase (a blocking actor's tries, a
+# trio receive's passes, a caller looking for its reply) is timed: one that
+# ran less than 80% of its wall time on the CPU was preempted, and for the
+# next BUSY_BACKOFF seconds this interpreter waits without spinning (a
+# sleeping thread that is woken gets the CPU at once from the kernel's
+# scheduler, which a spinning one does not). Spins do not sched_yield()
+# either: with other processes' loops on the run queue, a yield hands the
+# core to one of them for its whole slice (milliseconds).
+BUSY_BACKOFF = 0.5
+_calm_after = 0.0   # perf_counter() time before which spins are skipped
+
+
+def _one_cpu() -> bool:
+    try:
+        return len(os.sched_getaffinity(0)) < 2
+    except (AttributeError, OSError):
+        return (os.cpu_count() or 1) < 2
+
+
+# A process allowed one CPU only (taskset, a cgroup cpuset) never spins:
+# the thread it waits for can only run once it stops. Measured pinned to
+# one CPU: portal.run of a sync function 155-172 us p50 with spins that
+# are not preempted (they run their whole budget, then sleep) against
+# ~30 us for the raw channel, which does not spin there.
+ONE_CPU = _one_cpu()
+
+
+def may_spin() -> bool:
+    """False while the machine was lately seen too busy to spin (see
+    BUSY_BACKOFF), and always in a process allowed one CPU."""
+    if ONE_CPU:
+        return False
+    return _calm_after == 0.0 or time.perf_counter() >= _calm_after
+
+
+def spin_start() -> tuple[float, float]:
+    return time.perf_counter(), time.thread_time()
+
+
+def spin_end(start: tuple[float, float]) -> None:
+    """After a spin phase begun at ``start`` (spin_start()) that found
+    nothing: note if the thread was preempted during it."""
+    global _calm_after
+    now = time.perf_counter()
+    wall = now - start[0]
+    if wall > 50e-6 and time.thread_time() - start[1] < 0.8 * wall:
+        _calm_after = now + BUSY_BACKOFF
 
 
 def drain(fd: int) -> bool:
@@ -109,7 +167,8 @@ class BlockingChannel:
         end = self.end
         wake = _ext.wake_fileno()
         poller = None
-        spins = SPIN_TRIES
+        spins = SPIN_TRIES if may_spin() else 0
+        t = spin_start() if spins else None
         while True:
             try:
                 m = end.recv_nowait()
@@ -118,7 +177,9 @@ class BlockingChannel:
                     # A reply to what we just answered often comes within
                     # microseconds; waking from poll() costs tens of them here.
                     spins -= 1
-                    continue
+                    if spins & 31 or time.perf_counter() - t[0] < SPIN_WALL:
+                        continue
+                    spins = 0
             except (_ext.EndOfChannel, _ext.BrokenError):
                 return None
             else:
@@ -126,6 +187,9 @@ class BlockingChannel:
                     return loads(m)
                 finally:
                     m.release()
+            if t is not None:
+                spin_end(t)
+                t = None
             if _ext.cancel_requested():
                 return None
             if poller is None:
@@ -181,6 +245,13 @@ class TrioChannel:
         self._flushing = False
         self.spawn = None
         self._cancel_called = False   # portal.cancel_actor() was called over it
+        # Another task may take messages while the receiver is parked in
+        # recv() with nothing in hand (a portal's caller taking its reply:
+        # see Portal._take_replies); what it cannot handle it gives back
+        # here, and the receiver gets that first.
+        self._parked = False          # the receiver waits in recv() holding no message
+        self._given: object = None    # a message (or DecodeError) given back, for the receiver
+        self._sleep = None            # the cancel scope of the receiver's wait in epoll
         self.aid = None               # the peer's identity (a subactor._state.Aid), set by the owner
 
     @property
@@ -220,8 +291,11 @@ class TrioChannel:
     async def send(self, msg: dict) -> None:
         """Send one message; a full checkpoint (a cancel point before, a
         schedule point after), also when the channel takes it at once."""
+        await self.send_bytes(dumps(msg))
+
+    async def send_bytes(self, data) -> None:
+        """send() of a message encoded already (by dumps)."""
         trio = self._trio
-        data = dumps(msg)
         await trio.lowlevel.checkpoint_if_cancelled()
         waited = False
         while True:
@@ -240,6 +314,25 @@ class TrioChannel:
             # A producer whose sends never block must still let the other
             # tasks run (and the cancel watcher see a cancel).
             await trio.lowlevel.cancel_shielded_checkpoint()
+
+    async def send_then_wait(self, msg: dict) -> None:
+        """send() for a caller whose next step is a full checkpoint of its
+        own (it waits for the answer): a cancel point before, but no
+        schedule point after a send the channel took at once (that pass of
+        the scheduler is the wait's)."""
+        trio = self._trio
+        data = dumps(msg)
+        await trio.lowlevel.checkpoint_if_cancelled()
+        try:
+            self.end.send_nowait(data)
+            return
+        except BlockingIOError:
+            pass
+        except _ext.BrokenError as exc:
+            raise trio.BrokenResourceError(str(exc)) from exc
+        except _ext.ClosedError as exc:
+            raise trio.ClosedResourceError(str(exc)) from exc
+        await self.send_bytes(data)
 
     def connected(self) -> bool:
         """True while the channel is open at this end and the peer has not
@@ -296,20 +389,40 @@ class TrioChannel:
         checkpoint, also when a message is there at once."""
         trio = self._trio
         await trio.lowlevel.checkpoint_if_cancelled()
-        passes = TRIO_PASSES
+        passes = TRIO_PASSES if may_spin() else 0
+        t = None
         waited = False
         while True:
+            given = self._given
+            if given is not None:
+                self._given = None
+                if isinstance(given, BaseException):
+                    raise given
+                if not waited:
+                    await trio.lowlevel.cancel_shielded_checkpoint()
+                return given
             try:
                 m = self.end.recv_nowait()
             except BlockingIOError:
-                if passes:
-                    # Let the other tasks run a few scheduler passes first:
-                    # an answer often lands meanwhile, and a pass is much
-                    # cheaper than a sleep in epoll and a wake-up.
-                    passes -= 1
-                    await trio.lowlevel.checkpoint()
-                else:
-                    await trio.lowlevel.wait_readable(self.end.recv_fileno())
+                self._parked = True
+                try:
+                    if passes:
+                        # Let the other tasks run a few scheduler passes first:
+                        # an answer often lands meanwhile, and a pass is much
+                        # cheaper than a sleep in epoll and a wake-up.
+                        if t is None:
+                            t = spin_start()
+                        passes -= 1
+                        await trio.lowlevel.checkpoint()
+                    else:
+                        if t is not None:
+                            spin_end(t)
+                            t = None
+                        with trio.CancelScope() as self._sleep:
+                            await trio.lowlevel.wait_readable(self.end.recv_fileno())
+                finally:
+                    self._parked = False
+                    self._sleep = None
                 waited = True
                 continue
             except _ext.EndOfChannel as exc:
@@ -325,6 +438,22 @@ class TrioChannel:
             if not waited:
                 await trio.lowlevel.cancel_shielded_checkpoint()
             return msg
+
+    def can_take(self) -> bool:
+        """True if a task other than the receiver may take a message now:
+        the receiver is parked in recv() with nothing in hand, and nothing
+        given back waits for it."""
+        return self._parked and self._given is None
+
+    def give_back(self, item) -> None:
+        """A message (or the DecodeError of one) that a task took while the
+        receiver was parked and cannot handle itself: the receiver's next
+        recv() returns (raises) it before anything else. Wakes the receiver
+        if it sleeps in epoll."""
+        assert self._given is None
+        self._given = item
+        if self._sleep is not None:
+            self._sleep.cancel()
 
     async def recv_some(self, limit: int = 64) -> list[dict]:
         """The next message and up to ``limit - 1`` more that are already

@@ -127,6 +127,12 @@ class _Waiter:
         self.spinpoll = select.poll()  # the channel only: what the spin watches
         self.spinpoll.register(end.recv_fileno(), select.POLLIN)
         self.last_wait = 1.0  # seconds the last call took to come
+        self.calm_after = 0.0  # perf_counter() time before which it does not spin (machine busy)
+        try:   # allowed one CPU only: never spin (see _transport.ONE_CPU)
+            if len(os.sched_getaffinity(0)) < 2:
+                self.calm_after = float("inf")
+        except (AttributeError, OSError):
+            pass
         if self.wake is not None:
             self.poller.register(self.wake, select.POLLIN)
 
@@ -136,11 +142,20 @@ class _Waiter:
         EndOfChannel / BrokenError as the end does."""
         recv_nowait = self.end.recv_nowait
         t0 = time.perf_counter()
-        if self.last_wait < SPIN:
+        if self.last_wait < SPIN and t0 >= self.calm_after:
             spin_until = t0 + SPIN
+            cpu0 = time.thread_time()
             poll = self.spinpoll.poll
-            while not poll(0) and time.perf_counter() < spin_until:
-                pass
+            clock = time.perf_counter
+            while not poll(0):
+                if clock() >= spin_until:
+                    # Preempted during the spin (it ran < 80% of the time):
+                    # the machine is busy, and spinning delays the answer it
+                    # waits for; the next waits sleep at once for a while
+                    # (see _transport.BUSY_BACKOFF).
+                    if time.thread_time() - cpu0 < 0.8 * (clock() - t0):
+                        self.calm_after = clock() + 0.5
+                    break
         deadline = None
         while True:
             try:

@@ -256,30 +256,52 @@ def _run_inline(rt: Runtime, link: _Link, nursery, msg: dict) -> bool:
         rt.crashed(exc)   # under debug_mode: the post-mortem REPL, as for any failed call
         final = rt.error_msg(cid, exc)
     chan = link.chan
-    if type(chan) is TrioChannel:   # (a stream connection's channel sends only by awaiting)
-        try:
-            chan.end.send_nowait(_ext.dumps(final))
-            return True
-        except (BlockingIOError, TypeError, ValueError):
-            pass
-        except (_ext.BrokenError, _ext.ClosedError):
-            return True   # the caller is gone
-    # No room now, or the value cannot be sent: the task path's send, bounded
-    # and shielded, says so to the caller (a task of the calls' nursery, so
-    # that it is over before the actor says bye).
-    nursery.start_soon(_send_final, rt, chan, final, f"{msg['ns']}.{msg['fn']}")
+    data = _send_final_now(chan, final)
+    if data is not True:
+        # No room now, or the value cannot be sent: the task path's send,
+        # bounded and shielded, says so to the caller (a task of the calls'
+        # nursery, so that it is over before the actor says bye).
+        nursery.start_soon(_send_final, rt, chan, final, f"{msg['ns']}.{msg['fn']}", data)
     return True
 
 
-async def _send_final(rt: Runtime, chan: TrioChannel, msg: dict, fn_name: str) -> None:
-    """Send a call's final message. It must get out even while the actor is
-    being cancelled, but never wait unbounded for a full channel. A value
-    that cannot be sent (not encodable, or larger than the channel takes)
-    fails that one call with an error saying so; the actor goes on."""
+def _send_final_now(chan: TrioChannel, msg: dict):
+    """Send a call's final message at once if the channel takes it: encoded
+    once, no cancel scope, no schedule point (the task ends right after;
+    ending is the scheduler's business). True if that settled it (sent, or
+    the caller is gone). Else it needs _send_final: the encoded message
+    when there is no room now, None for a value that cannot be sent (its
+    error is worded there)."""
+    if type(chan) is not TrioChannel:   # (a stream connection's channel sends only by awaiting)
+        return None
+    try:
+        data = _ext.dumps(msg)
+    except (TypeError, ValueError):
+        return None
+    try:
+        chan.end.send_nowait(data)
+    except BlockingIOError:
+        return data
+    except ValueError:
+        return None   # larger than the channel takes
+    except (_ext.BrokenError, _ext.ClosedError):
+        pass   # the caller is gone
+    return True
+
+
+async def _send_final(rt: Runtime, chan: TrioChannel, msg: dict, fn_name: str, data: bytes | None = None) -> None:
+    """Send a call's final message (``data``: it encoded already). It must
+    get out even while the actor is being cancelled, but never wait
+    unbounded for a full channel. A value that cannot be sent (not
+    encodable, or larger than the channel takes) fails that one call with
+    an error saying so; the actor goes on."""
     with trio.CancelScope(shield=True) as scope:
         scope.deadline = trio.current_time() + 1.0
         try:
-            await chan.send(msg)
+            if data is not None and type(chan) is TrioChannel:
+                await chan.send_bytes(data)
+            else:
+                await chan.send(msg)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass
         except (TypeError, ValueError) as exc:
@@ -364,7 +386,9 @@ async def _run_call(rt: Runtime, link: _Link, call: _Call, msg: dict) -> None:
         if call.scope.cancelled_caught:
             final = _cancelled_final(rt, call, fn_name, masked)
         if final is not None:
-            await _send_final(rt, chan, final, fn_name)
+            data = _send_final_now(chan, final)
+            if data is not True:
+                await _send_final(rt, chan, final, fn_name, data)
     except BaseException as exc:
         if not _only_cancelled(exc):
             raise
