@@ -70,6 +70,8 @@ void sa_chan_state_clear(sa_chan_state_t *st);
 char *sa_chan_buf_alloc(size_t len);
 /* Free a buffer from sa_chan_buf_alloc() (or one received). NULL is fine. */
 void sa_chan_buf_free(char *buf);
+/* Bytes usable at a buffer from sa_chan_buf_alloc() (>= the length asked). */
+size_t sa_chan_buf_cap(char *buf);
 
 /* --- records -------------------------------------------------------------- */
 
