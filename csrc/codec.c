@@ -877,7 +877,7 @@ static PyObject *codec_encode_message(sa_state_t *mst, PyObject *obj, int flags)
         sa_chan_buf_free((char *)e.buf);
         return NULL;
     }
-    return sa_chan_message_new(&mst->chan, (char *)e.buf, e.len);
+    return sa_chan_message_out(&mst->chan, (char *)e.buf, e.len);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -1412,7 +1412,7 @@ static PyMethodDef codec_methods[] = {
     {"dumps_msg", (PyCFunction)(void (*)(void))codec_dumps_msg, METH_FASTCALL | METH_KEYWORDS,
      "dumps_msg(obj, *, pickle_fallback=False) -> Message\n\n"
      "dumps() straight into a channel buffer (pooled when large): ChannelEnd.send()\n"
-     "of the result queues it with one copy of the payload in all."},
+     "queues that buffer itself (no copy) and the Message reads as released after."},
     {"loads", (PyCFunction)(void (*)(void))codec_loads, METH_FASTCALL | METH_KEYWORDS,
      "loads(data, *, pickle_fallback=False, zero_copy=False) -> object\n\n"
      "With zero_copy=True, bins of 64 KiB or more decode as read-only memoryviews\n"

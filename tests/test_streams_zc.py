@@ -37,6 +37,37 @@ def test_codec_views_keep_the_message_alive():
         _ext.dumps(b"", zero_copy=True)
 
 
+def test_send_queues_a_dumps_msg_buffer_and_gives_it_back_when_full():
+    cid = _ext.channel(maxmsgs=1)
+    a, b = _ext.ChannelEnd(cid, 0), _ext.ChannelEnd(cid, 1)
+    try:
+        first = _ext.dumps_msg(rz.pattern(1))
+        a.send_nowait(first)
+        assert first.released  # its buffer itself was queued, no copy
+        second = _ext.dumps_msg(rz.pattern(2))
+        with pytest.raises(BlockingIOError):
+            a.send_nowait(second)  # full: the buffer goes back to the Message
+        assert not second.released and _ext.loads(second) == rz.pattern(2)
+        with memoryview(second):  # a view alive: send copies instead
+            assert _ext.loads(b.recv_nowait()) == rz.pattern(1)
+            a.send_nowait(second)
+            assert not second.released
+        assert _ext.loads(b.recv_nowait()) == rz.pattern(2)
+    finally:
+        a.close()
+        b.close()
+    cid = _ext.channel(maxbytes=1000)
+    a, b = _ext.ChannelEnd(cid, 0), _ext.ChannelEnd(cid, 1)
+    try:
+        big = _ext.dumps_msg(b"x" * 2000)
+        with pytest.raises(ValueError, match="larger than the channel's byte bound"):
+            a.send_nowait(big)
+        assert not big.released and len(big) == 2003  # still the caller's
+    finally:
+        a.close()
+        b.close()
+
+
 @pytest.mark.parametrize("zero_copy", [True, False])
 def test_large_items_equal_what_was_sent(zero_copy):
     got = []
