@@ -44,15 +44,16 @@ def test_send_queues_a_dumps_msg_buffer_and_gives_it_back_when_full():
         first = _ext.dumps_msg(rz.pattern(1))
         a.send_nowait(first)
         assert first.released  # its buffer itself was queued, no copy
-        second = _ext.dumps_msg(rz.pattern(2))
+        # small (a large one meets the pre-check of send_nowait before any take)
+        second = _ext.dumps_msg(rz.pattern(2, 1000))
         with pytest.raises(BlockingIOError):
             a.send_nowait(second)  # full: the buffer goes back to the Message
-        assert not second.released and _ext.loads(second) == rz.pattern(2)
+        assert not second.released and _ext.loads(second) == rz.pattern(2, 1000)
         with memoryview(second):  # a view alive: send copies instead
             assert _ext.loads(b.recv_nowait()) == rz.pattern(1)
             a.send_nowait(second)
             assert not second.released
-        assert _ext.loads(b.recv_nowait()) == rz.pattern(2)
+        assert _ext.loads(b.recv_nowait()) == rz.pattern(2, 1000)
     finally:
         a.close()
         b.close()
