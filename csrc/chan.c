@@ -224,6 +224,11 @@ char *sa_chan_buf_alloc(size_t len)
     return raw + SA_CHAN_BUF_HDR;
 }
 
+size_t sa_chan_buf_cap(char *buf)
+{
+    return sa_chan_hdr(buf)->cap;
+}
+
 void sa_chan_buf_free(char *buf)
 {
     if (buf == NULL)

@@ -70,6 +70,8 @@ void sa_chan_state_clear(sa_chan_state_t *st);
 char *sa_chan_buf_alloc(size_t len);
 /* Free a buffer from sa_chan_buf_alloc() (or one received). NULL is fine. */
 void sa_chan_buf_free(char *buf);
+/* Bytes usable at a buffer from sa_chan_buf_alloc() (>= the length asked). */
+size_t sa_chan_buf_cap(char *buf);
 
 /* --- records -------------------------------------------------------------- */
 
@@ -183,6 +185,15 @@ void sa_chan__pool(int clear, size_t *count, size_t *bytes);
  * freed on failure), or NULL with MemoryError set. In msgobj.c, for the
  * receives of endobj.c. */
 PyObject *sa_chan_message_new(sa_chan_state_t *st, char *buf, size_t len);
+/* The same, marked outgoing (codec.c's dumps_msg()): ChannelEnd.send()
+ * queues its buffer itself instead of a copy, and the Message reads as
+ * released once queued. */
+PyObject *sa_chan_message_out(sa_chan_state_t *st, char *buf, size_t len);
+/* If `obj` is an outgoing Message with no view alive, move its buffer into
+ * *it (the Message is released) and return 1; else 0, nothing done. */
+int sa_chan_message_take(sa_chan_state_t *st, PyObject *obj, sa_chan_item_t *it);
+/* Undo a take whose item was not queued: the Message owns it again. */
+void sa_chan_message_give_back(PyObject *obj, sa_chan_item_t *it);
 
 /* Make the type Message (msgobj.c) or ChannelEnd (endobj.c) for the
  * module `mod`, add it to `mod` and keep a reference in st->MessageType or

@@ -181,6 +181,7 @@ typedef struct {
     const char *err_hint;   /* static text after the path, or "" */
     int typed;              /* typed mode (codec_typed.h): sets, Enums, tuples as arrays */
     PyObject *enc_hook;     /* borrowed: called on objects of no known type, or NULL */
+    int chanbuf;            /* buf is a channel buffer (sa_chan_buf_alloc): dumps_msg() */
 } enc_t;
 
 static int enc_obj(enc_t *e, PyObject *obj, int depth);
@@ -210,6 +211,20 @@ static int enc_grow(enc_t *e, size_t need)
         return 0;
     }
 #endif
+    if (e->chanbuf) {
+        /* A channel buffer, from the pool when large: a steady stream of
+         * large items reuses the same pages (no page faults). */
+        char *nb = sa_chan_buf_alloc(cap);
+        if (nb == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        memcpy(nb, e->buf, e->len);
+        sa_chan_buf_free((char *)e->buf);
+        e->buf = (unsigned char *)nb;
+        e->cap = sa_chan_buf_cap(nb);
+        return 0;
+    }
     unsigned char *p = PyMem_RawRealloc(e->buf, cap);
     if (p == NULL) {
         PyErr_NoMemory();
@@ -847,6 +862,24 @@ static PyObject *codec_encode_bytes(sa_codec_state_t *st, PyObject *obj, int fla
     return codec_encode_bytes_ex(st, obj, flags, 0, NULL);
 }
 
+/* dumps_msg(): encode straight into a channel buffer and wrap it in a
+ * Message, which ChannelEnd.send() queues without another copy. */
+static PyObject *codec_encode_message(sa_state_t *mst, PyObject *obj, int flags)
+{
+    enc_t e;
+    enc_init(&e, &mst->codec, flags);
+    e.chanbuf = 1;
+    if ((e.buf = (unsigned char *)sa_chan_buf_alloc(SA_ENC_INITIAL)) == NULL)
+        return PyErr_NoMemory();
+    e.cap = sa_chan_buf_cap((char *)e.buf);
+    if (enc_obj(&e, obj, 0) < 0) {
+        enc_raise_pending(&e);
+        sa_chan_buf_free((char *)e.buf);
+        return NULL;
+    }
+    return sa_chan_message_out(&mst->chan, (char *)e.buf, e.len);
+}
+
 /* ---------------------------------------------------------------------- */
 /* Decoder                                                                 */
 /* Every dec_* function that returns PyObject* returns a new reference, or
@@ -862,6 +895,10 @@ typedef struct {
     PyObject *vpath;            /* a pending validation error's path (codec_typed.h), or NULL */
     PyObject *vmsg;             /* its message */
     PyObject *dec_hook;         /* borrowed: dec_hook(type, obj) of typed decoding, or NULL */
+    PyObject *owner;            /* borrowed: with SA_CODEC_VIEW, the object whose buffer is being
+                                 * read; bins of >= SA_CODEC_VIEW_MIN bytes become read-only
+                                 * memoryviews of it (each keeps it alive) */
+    PyObject *owner_view;       /* a memoryview of `owner`, made on the first large bin, or NULL */
 } dec_t;
 
 static PyObject *dec_obj(dec_t *d, int depth, int is_key);
@@ -1040,6 +1077,24 @@ static PyObject *dec_bin(dec_t *d, const unsigned char *at, size_t n)
 {
     if (dec_left(d) < n)
         return dec_truncated(d, at, "bin", n);
+    if (d->owner != NULL && n >= SA_CODEC_VIEW_MIN) {
+        /* A view of the input: no copy. The slice holds the input's buffer
+         * export (and so the input) until the last view of it is released. */
+        if (d->owner_view == NULL && (d->owner_view = PyMemoryView_FromObject(d->owner)) == NULL)
+            return NULL;
+        Py_ssize_t off = (Py_ssize_t)(d->p - d->start);
+        PyObject *lo = PyLong_FromSsize_t(off), *hi = PyLong_FromSsize_t(off + (Py_ssize_t)n);
+        PyObject *sl = (lo && hi) ? PySlice_New(lo, hi, NULL) : NULL;
+        Py_XDECREF(lo);
+        Py_XDECREF(hi);
+        if (sl == NULL)
+            return NULL;
+        PyObject *v = PyObject_GetItem(d->owner_view, sl);
+        Py_DECREF(sl);
+        if (v != NULL)
+            d->p += n;
+        return v;
+    }
     PyObject *b = PyBytes_FromStringAndSize((const char *)d->p, (Py_ssize_t)n);
     d->p += n;
     return b;
@@ -1222,9 +1277,11 @@ static PyObject *dec_obj(dec_t *d, int depth, int is_key)
     }
 }
 
-PyObject *sa_codec_decode(sa_codec_state_t *st, const char *buf, size_t len, int flags)
+static PyObject *codec_decode_ex(sa_codec_state_t *st, const char *buf, size_t len, int flags,
+                                 PyObject *owner)
 {
     dec_t d = {
+        .owner = owner,
         .start = (const unsigned char *)buf,
         .p = (const unsigned char *)buf,
         .end = (const unsigned char *)buf + len,
@@ -1238,9 +1295,15 @@ PyObject *sa_codec_decode(sa_codec_state_t *st, const char *buf, size_t len, int
     PyObject *obj = dec_obj(&d, 0, 0);
     if (obj != NULL && d.p != d.end) {
         Py_DECREF(obj);
-        return dec_error(&d, d.p, 0, "trailing data: %zu bytes after the value", dec_left(&d));
+        obj = dec_error(&d, d.p, 0, "trailing data: %zu bytes after the value", dec_left(&d));
     }
+    Py_XDECREF(d.owner_view); /* the slices keep their own reference to the export */
     return obj;
+}
+
+PyObject *sa_codec_decode(sa_codec_state_t *st, const char *buf, size_t len, int flags)
+{
+    return codec_decode_ex(st, buf, len, flags, NULL);
 }
 
 #include "codec_typed.h"
@@ -1250,8 +1313,17 @@ PyObject *sa_codec_decode(sa_codec_state_t *st, const char *buf, size_t len, int
 
 /* Parse (obj, *, pickle_fallback=False) of a METH_FASTCALL|METH_KEYWORDS
  * call into *flags. 0, or -1 with TypeError set. */
+static int codec_parse_args_ex(const char *fname, PyObject *const *args, Py_ssize_t nargs,
+                               PyObject *kwnames, int *flags, int allow_view);
+
 static int codec_parse_args(const char *fname, PyObject *const *args, Py_ssize_t nargs,
                             PyObject *kwnames, int *flags)
+{
+    return codec_parse_args_ex(fname, args, nargs, kwnames, flags, 0);
+}
+
+static int codec_parse_args_ex(const char *fname, PyObject *const *args, Py_ssize_t nargs,
+                               PyObject *kwnames, int *flags, int allow_view)
 {
     *flags = 0;
     if (nargs != 1) {
@@ -1262,14 +1334,16 @@ static int codec_parse_args(const char *fname, PyObject *const *args, Py_ssize_t
     Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
     for (Py_ssize_t i = 0; i < nkw; i++) {
         PyObject *name = PyTuple_GET_ITEM(kwnames, i);
-        if (!PyUnicode_EqualToUTF8(name, "pickle_fallback")) {
+        int bit = PyUnicode_EqualToUTF8(name, "pickle_fallback") ? SA_CODEC_PICKLE
+                  : allow_view && PyUnicode_EqualToUTF8(name, "zero_copy") ? SA_CODEC_VIEW : 0;
+        if (bit == 0) {
             PyErr_Format(PyExc_TypeError, "%s() got an unexpected keyword argument '%U'", fname, name);
             return -1;
         }
         int on = PyObject_IsTrue(args[nargs + i]);
         if (on < 0)
             return -1;
-        *flags = on ? SA_CODEC_PICKLE : 0;
+        *flags = on ? (*flags | bit) : (*flags & ~bit);
     }
     return 0;
 }
@@ -1282,13 +1356,31 @@ static PyObject *codec_dumps(PyObject *mod, PyObject *const *args, Py_ssize_t na
     return codec_encode_bytes(&sa_state(mod)->codec, args[0], flags);
 }
 
+static PyObject *codec_dumps_msg(PyObject *mod, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    int flags;
+    if (codec_parse_args("dumps_msg", args, nargs, kwnames, &flags) < 0)
+        return NULL;
+    return codec_encode_message(sa_state(mod), args[0], flags);
+}
+
 static PyObject *codec_loads(PyObject *mod, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
     int flags;
-    if (codec_parse_args("loads", args, nargs, kwnames, &flags) < 0)
+    if (codec_parse_args_ex("loads", args, nargs, kwnames, &flags, 1) < 0)
         return NULL;
     sa_codec_state_t *st = &sa_state(mod)->codec;
     PyObject *data = args[0];
+    if (flags & SA_CODEC_VIEW) {
+        /* Large bins as views of data: it must be a contiguous buffer. */
+        flags &= ~SA_CODEC_VIEW;
+        Py_buffer view;
+        if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0)
+            return NULL;
+        PyObject *res = codec_decode_ex(st, view.buf, (size_t)view.len, flags, data);
+        PyBuffer_Release(&view);
+        return res;
+    }
     if (PyBytes_CheckExact(data))
         return sa_codec_decode(st, PyBytes_AS_STRING(data), (size_t)PyBytes_GET_SIZE(data), flags);
     /* Any buffer; held (so a bytearray cannot be resized) while decoding. */
@@ -1317,8 +1409,14 @@ static PyMethodDef codec_methods[] = {
      "tuple and dict, nested up to 256 levels. Other types raise EncodeError\n"
      "naming the type and its path in obj, or with pickle_fallback=True are\n"
      "pickled into ext type 3."},
+    {"dumps_msg", (PyCFunction)(void (*)(void))codec_dumps_msg, METH_FASTCALL | METH_KEYWORDS,
+     "dumps_msg(obj, *, pickle_fallback=False) -> Message\n\n"
+     "dumps() straight into a channel buffer (pooled when large): ChannelEnd.send()\n"
+     "queues that buffer itself (no copy) and the Message reads as released after."},
     {"loads", (PyCFunction)(void (*)(void))codec_loads, METH_FASTCALL | METH_KEYWORDS,
-     "loads(data, *, pickle_fallback=False) -> object\n\n"
+     "loads(data, *, pickle_fallback=False, zero_copy=False) -> object\n\n"
+     "With zero_copy=True, bins of 64 KiB or more decode as read-only memoryviews\n"
+     "of data (data stays alive while any of them is).\n"
      "Decode exactly one MessagePack value from a bytes-like object. Anything\n"
      "wrong with the bytes raises DecodeError with its byte offset. Pickled\n"
      "objects (ext 3) are unpickled only with pickle_fallback=True: unpickling\n"

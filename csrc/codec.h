@@ -21,6 +21,8 @@
 
 /* Flags of sa_codec_encode_raw() and sa_codec_decode(). */
 #define SA_CODEC_PICKLE 1 /* pickle unsupported objects (ext 3) / unpickle ext 3 */
+#define SA_CODEC_VIEW 2   /* loads(zero_copy=True) only: large bins as memoryviews of the input */
+#define SA_CODEC_VIEW_MIN ((size_t)64 << 10) /* bins at least this long become views */
 
 /* Deepest nesting of containers (list, tuple, dict) either side accepts;
  * the outermost container is level 1. */

@@ -276,13 +276,26 @@ static int End_send_chunk(EndObject *self, sa_chan_t *ch, PyObject *const *objs,
                           int64_t timeout_ns)
 {
     sa_chan_item_t items[SA_CHAN_CHUNK_MSGS];
+    unsigned char taken[SA_CHAN_CHUNK_MSGS]; /* items[j] is objs[start + j]'s own buffer */
     size_t k = 0, bytes = 0, start = *done;
     int rc = SA_OK;
+    sa_state_t *st = sa_state_from_type(Py_TYPE(self));
+    if (st == NULL)
+        return SA_CHAN_PYERR;
     while (start + k < n && k < SA_CHAN_CHUNK_MSGS && (k == 0 || bytes < SA_CHAN_CHUNK_BYTES)) {
-        int r = sa_chan_copy_in(objs[start + k], &items[k], sa_chan_maxbytes(ch));
-        if (r != 0) {
-            rc = r > 0 ? SA_ERR_TOOBIG : SA_CHAN_PYERR;
+        /* An outgoing Message (dumps_msg) is queued as it is: no copy. */
+        taken[k] = (unsigned char)sa_chan_message_take(&st->chan, objs[start + k], &items[k]);
+        if (taken[k] && items[k].len > sa_chan_maxbytes(ch)) {
+            sa_chan_message_give_back(objs[start + k], &items[k]);
+            rc = SA_ERR_TOOBIG;
             break;
+        }
+        if (!taken[k]) {
+            int r = sa_chan_copy_in(objs[start + k], &items[k], sa_chan_maxbytes(ch));
+            if (r != 0) {
+                rc = r > 0 ? SA_ERR_TOOBIG : SA_CHAN_PYERR;
+                break;
+            }
         }
         bytes += items[k++].len;
     }
@@ -290,8 +303,12 @@ static int End_send_chunk(EndObject *self, sa_chan_t *ch, PyObject *const *objs,
     if (rc == SA_OK && k > 0)
         rc = timeout_ns == -2 ? sa_chan_send_op(ch, self->side, &ctx, SA_CHAN_NOWAIT)
                               : End_block(self, ch, sa_chan_send_op, &ctx, timeout_ns);
-    for (size_t j = ctx.done; j < k; j++) /* the channel owns the queued prefix */
-        sa_chan_buf_free(items[j].buf);
+    for (size_t j = ctx.done; j < k; j++) { /* the channel owns the queued prefix */
+        if (taken[j])
+            sa_chan_message_give_back(objs[start + j], &items[j]); /* the caller may retry */
+        else
+            sa_chan_buf_free(items[j].buf);
+    }
     *done += ctx.done;
     return rc;
 }

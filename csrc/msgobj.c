@@ -28,6 +28,7 @@ typedef struct {
     char *buf;           /* raw buffer from sa_chan_buf_alloc(), owned; NULL once released */
     Py_ssize_t len;      /* bytes in buf */
     Py_ssize_t exports;  /* buffer views handed out and not yet released */
+    int outgoing;        /* made by dumps_msg(): ChannelEnd.send() may take its buffer */
 } MessageObject;
 
 PyObject *sa_chan_message_new(sa_chan_state_t *st, char *buf, size_t len)
@@ -40,7 +41,37 @@ PyObject *sa_chan_message_new(sa_chan_state_t *st, char *buf, size_t len)
     m->buf = buf;
     m->len = (Py_ssize_t)len;
     m->exports = 0;
+    m->outgoing = 0;
     return (PyObject *)m;
+}
+
+PyObject *sa_chan_message_out(sa_chan_state_t *st, char *buf, size_t len)
+{
+    PyObject *m = sa_chan_message_new(st, buf, len);
+    if (m != NULL)
+        ((MessageObject *)m)->outgoing = 1;
+    return m;
+}
+
+int sa_chan_message_take(sa_chan_state_t *st, PyObject *obj, sa_chan_item_t *it)
+{
+    if (Py_TYPE(obj) != st->MessageType)
+        return 0;
+    MessageObject *m = (MessageObject *)obj;
+    if (!m->outgoing || m->exports > 0 || m->buf == NULL)
+        return 0;
+    it->buf = m->buf;
+    it->len = (size_t)m->len;
+    m->buf = NULL;
+    m->len = 0;
+    return 1;
+}
+
+void sa_chan_message_give_back(PyObject *obj, sa_chan_item_t *it)
+{
+    MessageObject *m = (MessageObject *)obj;
+    m->buf = it->buf;
+    m->len = (Py_ssize_t)it->len;
 }
 
 static int Message_check_live(MessageObject *self)

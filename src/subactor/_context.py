@@ -607,11 +607,18 @@ class Context:
     # -- both sides ------------------------------------------------------
     @asynccontextmanager
     @trio.lowlevel.enable_ki_protection
-    async def open_stream(self, allow_overruns: bool | None = None, msg_buffer_size: int | None = None):
+    async def open_stream(self, allow_overruns: bool | None = None, msg_buffer_size: int | None = None,
+                          *, zero_copy: bool = False):
         """A :class:`MsgStream` over this context; closed on exit.
 
         ``allow_overruns`` and ``msg_buffer_size`` set this side's flow
-        control for the stream (see the module's docs)."""
+        control for the stream (see the module's docs). ``zero_copy=True``
+        (this side's receive only): ``bytes`` of 64 KiB or more in received
+        items arrive as read-only ``memoryview`` objects over the received
+        message, without a copy; the message's buffer is reused only once
+        every view of it is released (a view may outlive the stream)."""
+        if type(zero_copy) is not bool:
+            raise TypeError(f"zero_copy must be a bool, got {zero_copy!r}")
         if msg_buffer_size is not None:
             if type(msg_buffer_size) is not int or msg_buffer_size < 1:
                 raise ValueError(f"msg_buffer_size must be an int >= 1, got {msg_buffer_size!r}")
@@ -634,6 +641,9 @@ class Context:
         stream = MsgStream(self)
         self._stream = stream
         self._stream_opened = True
+        zc = getattr(self.chan, "zero_copy", None) if zero_copy else None
+        if zc is not None:
+            zc.add(self.cid)
         try:
             yield stream
         except trio.EndOfChannel as eoc:
@@ -644,6 +654,8 @@ class Context:
             if getattr(eoc, "_subactor_stream", None) is not stream:
                 raise
         finally:
+            if zc is not None:
+                zc.discard(self.cid)
             await stream.aclose()
         if self._remote_error is not None:
             # The context failed (or was cancelled) while the block ran

@@ -31,6 +31,29 @@ from subactor import _ext
 
 dumps = _ext.dumps
 loads = _ext.loads
+dumps_msg = _ext.dumps_msg
+VIEW_MIN = 64 << 10  # bins this long decode as views for a zero-copy stream (codec.h)
+
+
+def decode(m, zc) -> dict:
+    """Decode a received Message. For a message of a context in ``zc``
+    (the cids whose stream was opened with ``zero_copy=True``), large bins
+    become read-only memoryviews of the message, which they keep alive: its
+    (pooled) buffer goes back only when the last view is released. Every
+    other message is decoded to plain objects and its buffer freed now."""
+    if zc and len(m) >= VIEW_MIN:
+        try:
+            msg = loads(m, zero_copy=True)
+        except BaseException:
+            m.release()  # no view was kept: the buffer goes back now
+            raise
+        if msg.__class__ is dict and msg.get("cid") in zc:
+            return msg
+        del msg  # not a zero-copy stream's: drop the views, decode plainly
+    try:
+        return loads(m)
+    finally:
+        m.release()
 
 # The kinds each side sends, and whether a kind belongs to a call (has a cid).
 FROM_PARENT = {"run": True, "ctx": True, "yield": True, "stop": True, "cancel": True, "error": True,
@@ -253,6 +276,11 @@ class TrioChannel:
         self._given: object = None    # a message (or DecodeError) given back, for the receiver
         self._sleep = None            # the cancel scope of the receiver's wait in epoll
         self.aid = None               # the peer's identity (a subactor._state.Aid), set by the owner
+        # cids of contexts whose stream was opened with zero_copy=True (see decode)
+        self.zero_copy: set[int] = set()
+        # A ChannelEnd takes a Message encoded straight into a channel buffer
+        # (pooled when large: no page faults for a steady stream of big items).
+        self._dumps = dumps_msg if isinstance(end, _ext.ChannelEnd) else dumps
 
     @property
     def uid(self) -> tuple[str, str] | None:
@@ -291,7 +319,7 @@ class TrioChannel:
     async def send(self, msg: dict) -> None:
         """Send one message; a full checkpoint (a cancel point before, a
         schedule point after), also when the channel takes it at once."""
-        await self.send_bytes(dumps(msg))
+        await self.send_bytes(self._dumps(msg))
 
     async def send_bytes(self, data) -> None:
         """send() of a message encoded already (by dumps)."""
@@ -431,10 +459,7 @@ class TrioChannel:
                 raise trio.BrokenResourceError(str(exc)) from exc
             except _ext.ClosedError as exc:
                 raise trio.ClosedResourceError(str(exc)) from exc
-            try:
-                msg = loads(m)
-            finally:
-                m.release()
+            msg = decode(m, self.zero_copy)
             if not waited:
                 await trio.lowlevel.cancel_shielded_checkpoint()
             return msg
@@ -483,12 +508,10 @@ class TrioChannel:
                 self._pending = trio.ClosedResourceError(str(exc))
                 break
             try:
-                out.append(loads(m))
+                out.append(decode(m, self.zero_copy))
             except _ext.DecodeError as exc:
                 self._pending = exc
                 break
-            finally:
-                m.release()
         return out
 
     def close(self) -> None:
