@@ -20,9 +20,10 @@ does.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any
-
+# No typing import at run time: it costs an actor's fresh interpreter ~0.3 MiB.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
     import contextlib
 
 
