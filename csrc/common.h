@@ -10,15 +10,17 @@
 #ifndef SA_COMMON_H
 #define SA_COMMON_H
 
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
-
 /* Linux only: actors signal their end and their wake-ups through eventfd(2),
  * and interrupt helpers use Linux's thread ids. A build elsewhere stops
- * here, with this message, instead of at the first missing header. */
+ * here, with this message, before any header (Python.h's own configuration
+ * can fail first on a foreign platform, as Debian's multiarch pyconfig.h does). */
 #if !defined(__linux__)
 #error "subactor supports Linux only: it needs eventfd(2) (see setup.py)"
 #endif
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
 #include <stdatomic.h>
 #include <stdint.h>
 

@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 from .. import _ext
 
 _NODEFAULT = object()
+_LAZY_ANNOTATIONS = sys.version_info >= (3, 14)
 
 
 class _Field:
@@ -62,6 +63,20 @@ def _rebuild(cls, values):
     return obj
 
 
+def _lazy_annotations(ns: dict) -> dict:
+    """A class body's annotations on 3.14, where they are evaluated lazily
+    (PEP 649/749): the namespace holds an annotate function, not a dict.
+    Names not defined yet come back as forward references."""
+    if not _LAZY_ANNOTATIONS:
+        return {}
+    import annotationlib
+
+    annotate = annotationlib.get_annotate_from_class_namespace(ns)
+    if annotate is None:
+        return {}
+    return annotationlib.call_annotate_function(annotate, annotationlib.Format.FORWARDREF)
+
+
 class StructMeta(type):
     def __new__(mcls, name, bases, ns, *, frozen=None, kw_only=False, tag=None, tag_field=None, **kw):
         if ns.get("__module__") == __name__ and name == "Struct":
@@ -81,12 +96,7 @@ class StructMeta(type):
                 base_cfg = b.__struct_config__
         if frozen is None:
             frozen = base_cfg.frozen if base_cfg else False
-        annotations = ns.get("__annotations__", {})
-        if not annotations and "__annotate__" in ns:  # 3.14: lazily evaluated annotations
-            try:
-                annotations = ns["__annotate__"](2)  # FORWARDREF format
-            except Exception:
-                annotations = {}
+        annotations = ns.get("__annotations__") or _lazy_annotations(ns)
         own = []
         defaults = dict(base_defaults)
         for fname, ann in annotations.items():
