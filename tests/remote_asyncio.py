@@ -53,16 +53,25 @@ async def aio_cancels_itself():
     await asyncio.sleep(3600)
 
 
-async def aio_spin():
-    """Never yields again: only an interrupt ends it."""
+def _mark(flag):
+    if flag:
+        open(flag, "w").close()
+
+
+async def aio_spin(flag=None):
+    """Never yields again: only an interrupt ends it. ``flag``: a file made
+    once it is past its last await."""
     await asyncio.sleep(0)
+    _mark(flag)
     while True:
         pass
 
 
-async def aio_block_in_c():
-    """Blocked in one C call (the real time.sleep): only abandoning ends it."""
+async def aio_block_in_c(flag=None):
+    """Blocked in one C call (the real time.sleep): only abandoning ends it.
+    ``flag``: a file made just before that call."""
     await asyncio.sleep(0)
+    _mark(flag)
     time.sleep(60)
 
 
@@ -207,12 +216,12 @@ async def trio_fails_while_asyncio_runs(key, fail_on_cancel=False):
         raise LookupError("trio side")
 
 
-async def spin():
-    await to_asyncio.run_task(aio_spin)
+async def spin(flag=None):
+    await to_asyncio.run_task(aio_spin, flag=flag)
 
 
-async def block_in_c():
-    await to_asyncio.run_task(aio_block_in_c)
+async def block_in_c(flag=None):
+    await to_asyncio.run_task(aio_block_in_c, flag=flag)
 
 
 async def fetch(url):

@@ -245,27 +245,34 @@ def test_asyncio_task_that_ends_before_started():
 # -- the ladder in an infected actor (children: they interrupt and abandon) ----
 
 LADDER = """
-    import time, trio, warnings, subactor
+    import os, tempfile, time, trio, warnings, subactor
     from tests import remote_asyncio as ra
     warnings.simplefilter("ignore")   # the abandon's AbandonedActorWarning
 
-    async def main():
+    async def main(tmp):
+        flag = os.path.join(tmp, "in-task")
         async with subactor.open_nursery(grace=0.5, kill_after=1.5, backend={backend!r}) as an:
             p = await an.start_actor("aio", enable_modules=[ra.__name__], infect_asyncio=True)
             async with trio.open_nursery() as tn:
                 async def call():
                     try:
-                        await p.run(ra.{fn})
+                        await p.run(ra.{fn}, flag=flag)
                     except Exception as exc:
                         pass
                 tn.start_soon(call)
-                await trio.sleep(0.5)   # it is in its asyncio task now
+                # Until it is in its asyncio task, past its last await (an
+                # infected actor can take seconds to start on a busy machine).
+                with trio.fail_after(30):
+                    while not os.path.exists(flag):
+                        await trio.sleep(0.02)
+                await trio.sleep(0.1)
                 child = p._child
                 t0 = time.monotonic()
                 await p.cancel_actor()
                 print("rung", child.rung, "after", round(time.monotonic() - t0, 1), flush=True)
 
-    trio.run(main)
+    with tempfile.TemporaryDirectory() as tmp:
+        trio.run(main, tmp)
 """
 
 

@@ -616,7 +616,10 @@ def test_out_of_band_cancel_alone_ends_the_actor():
 def test_no_zombies_after_many_spawn_cancel_cycles():
     """200 spawn/cancel cycles, 10 at a time: every child is reaped."""
     async def main():
-        async with subactor.open_nursery(backend="process") as an:
+        # A long grace: ten processes ending at once on a busy 2-core machine
+        # can take more than the default 1 s, and then the ladder's rung 2
+        # ends them ('interrupted'); this test is about the cooperative path.
+        async with subactor.open_nursery(backend="process", grace=20, kill_after=25) as an:
             for round_ in range(20):
                 ps = []
 
