@@ -307,7 +307,7 @@ def test_spawn_and_cancel_cycles_do_not_grow():
         print("fds", before[0], after[0], "threads", before[1], after[1],
               "rss_growth_per_cycle_kib %%.0f" %% ((after[2] - before[2]) * 1024 / int(sys.argv[1])))
     """ % str(ROOT)
-    cycles = 200 if UNDER_ASAN else 1000
+    cycles = 200 if UNDER_ASAN else 400
     r = run_child(code, timeout=400, args=[str(cycles)])
     assert r.returncode == 0, r.stderr[-3000:]
     counts = eval(r.stdout.split("counts", 1)[1].splitlines()[0])

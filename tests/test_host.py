@@ -17,8 +17,8 @@ from . import helpers
 from .conftest import run_child
 
 
-def test_spawn_join_200_one_after_another():
-    for i in range(200):
+def test_spawn_join_100_one_after_another():
+    for i in range(100):
         h = spawn(helpers.add, i, 1, name=f"seq-{i}")
         assert h.join(30)
         assert h.result() == i + 1
