@@ -133,7 +133,7 @@ def test_calls_while_a_stream_delivers_keep_its_items_in_order():
                         # A small inbox: a caller that takes messages while
                         # the pump is parked often finds it full, and hands
                         # the item back for the pump to make room for it.
-                        async with ctx.open_stream(msg_buffer_size=4) as stream:
+                        async with ctx.open_stream(allow_overruns=True, msg_buffer_size=4) as stream:
                             got = []
                             async for x in stream:
                                 got.append(x)
