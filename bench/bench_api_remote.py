@@ -29,3 +29,9 @@ async def echo_forever(ctx):
     async with ctx.open_stream() as s:
         async for v in s:
             await s.send(v)
+
+
+def module_files():
+    """(name, file) of each module this actor imported from a .py source."""
+    return sorted((n, f) for n, m in list(sys.modules.items())
+                  if isinstance(f := getattr(m, "__file__", None), str) and f.endswith(".py"))
