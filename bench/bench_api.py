@@ -156,21 +156,14 @@ def _anchor_samples(n: int, reps: int) -> dict:
 
 def call_rows(quick: bool = False) -> list[dict]:
     """The call path, quiet and busy (see the module's docstring)."""
-    from _busy import busy
+    from _busy import quiet_then_busy
 
     n, reps = (300, 3) if quick else (2000, 5)
     med = lambda xs, i: statistics.median(x[i] for x in xs)  # noqa: E731
     rows = []
     quiet = None
-    for load in ("quiet", "busy"):
-        if load == "busy":
-            with busy() as k:
-                calls = trio.run(_call_samples, n, reps)
-                anchors = _anchor_samples(n, reps)
-        else:
-            calls = trio.run(_call_samples, n, reps)
-            anchors = _anchor_samples(n, reps)
-            k = 0
+    for load, k, (calls, anchors) in quiet_then_busy(
+            lambda: (trio.run(_call_samples, n, reps), _anchor_samples(n, reps))):
         g = (f"call path, {load}" + (f" ({k} busy-loop processes)" if k else "")
              + f": p50 us, median of {reps} interleaved runs (p99 in note)")
         raw50, pipe50 = med(anchors["raw"], 0), med(anchors["pipe"], 0)
