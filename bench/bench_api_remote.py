@@ -12,6 +12,15 @@ async def async_add(a, b):
     return a + b
 
 
+async def async_add_checkpoint(a, b):
+    """async_add after a checkpoint: a coroutine that suspends, so it runs
+    as a task of its own (async_add, which never awaits, runs inline)."""
+    import trio
+
+    await trio.lowlevel.checkpoint()
+    return a + b
+
+
 def trio_loaded():
     return "trio" in sys.modules
 
