@@ -44,30 +44,11 @@ MOD = remote.__name__
 
 def stale_sources(files: list[tuple[str, str]]) -> list[str]:
     """The modules of `files` ((name, path) pairs) whose .pyc is missing or
-    does not match its source (timestamp pycs: the source's mtime and size
-    in the header), so an actor importing them compiles them itself."""
-    import importlib.util
+    does not match its source, so an actor importing them compiles them
+    itself (see subactor's doctor)."""
+    from subactor._cli._doctor import pyc_is_current
 
-    out = []
-    for name, path in files:
-        if name == "__mp_main__":
-            continue
-        try:
-            st = os.stat(path)
-            with open(importlib.util.cache_from_source(path), "rb") as f:
-                head = f.read(16)
-        except (OSError, ValueError, NotImplementedError):
-            out.append(name)
-            continue
-        if len(head) < 16 or head[:4] != importlib.util.MAGIC_NUMBER:
-            out.append(name)
-            continue
-        if int.from_bytes(head[4:8], "little") != 0:  # hash-based: checked (or trusted) by its hash
-            continue
-        mtime, size = int.from_bytes(head[8:12], "little"), int.from_bytes(head[12:16], "little")
-        if mtime != (int(st.st_mtime) & 0xFFFFFFFF) or size != (st.st_size & 0xFFFFFFFF):
-            out.append(name)
-    return out
+    return [name for name, path in files if name != "__mp_main__" and not pyc_is_current(path)]
 
 
 def _rss_mib() -> float:
