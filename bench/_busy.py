@@ -30,3 +30,14 @@ def busy(n: int | None = None, limit: float = 600.0):
             p.kill()
         for p in procs:
             p.wait()
+
+
+def quiet_then_busy(sample):
+    """``sample()`` run twice: on the machine as it is, then under
+    :func:`busy`. Returns ``[("quiet", 0, first), ("busy", k, second)]``
+    (``k`` busy-loop processes): the loop the call-path benchmarks share
+    (bench_api's call rows, bench_pool's warm rows)."""
+    out = [("quiet", 0, sample())]
+    with busy() as k:
+        out.append(("busy", k, sample()))
+    return out

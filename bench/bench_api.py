@@ -16,7 +16,9 @@ of an async function and of a sync function in a trio-mode actor, each
 p50 and p99, the median over interleaved repetitions, next to the raw
 channel round trip (trio task <-> actor, 64 bytes: the floor) and the
 multiprocessing Pipe round trip from the same run. Goals: sync <= 15 us,
-async / trio-mode <= 20 us. Then the same on a busy machine (one busy-loop
+async / trio-mode <= 20 us. An async function that never awaits runs
+inline in the actor's message loop, as a sync one does; the row of one
+that awaits a checkpoint is the path of a call that gets a task. Then the same on a busy machine (one busy-loop
 process per core, see _busy.py): p50 within 3x of the quiet run, p99 under
 1 ms (bounded: no lock-in).
 """
@@ -107,9 +109,10 @@ async def subactor_rows(quick: bool) -> list:
     return rows
 
 
-CALL_GOALS = {"sync": 15.0, "async": 20.0, "trio-sync": 20.0}
+CALL_GOALS = {"sync": 15.0, "async": 20.0, "async-await": 20.0, "trio-sync": 20.0}
 CALL_CASES = (("sync", "portal.run(sync fn), sync-mode actor"),
               ("async", "portal.run(async fn), trio-mode actor"),
+              ("async-await", "portal.run(async fn awaiting a checkpoint), trio-mode actor"),
               ("trio-sync", "portal.run(sync fn), trio-mode actor"))
 
 
@@ -137,6 +140,7 @@ async def _call_samples(n: int, reps: int) -> dict:
         for _ in range(reps):
             out["sync"].append(await lat(ps, remote.add))
             out["async"].append(await lat(pt, remote.async_add))
+            out["async-await"].append(await lat(pt, remote.async_add_checkpoint))
             out["trio-sync"].append(await lat(pt, remote.add))
         await ps.cancel_actor()
         await pt.cancel_actor()
@@ -156,21 +160,14 @@ def _anchor_samples(n: int, reps: int) -> dict:
 
 def call_rows(quick: bool = False) -> list[dict]:
     """The call path, quiet and busy (see the module's docstring)."""
-    from _busy import busy
+    from _busy import quiet_then_busy
 
     n, reps = (300, 3) if quick else (2000, 5)
     med = lambda xs, i: statistics.median(x[i] for x in xs)  # noqa: E731
     rows = []
     quiet = None
-    for load in ("quiet", "busy"):
-        if load == "busy":
-            with busy() as k:
-                calls = trio.run(_call_samples, n, reps)
-                anchors = _anchor_samples(n, reps)
-        else:
-            calls = trio.run(_call_samples, n, reps)
-            anchors = _anchor_samples(n, reps)
-            k = 0
+    for load, k, (calls, anchors) in quiet_then_busy(
+            lambda: (trio.run(_call_samples, n, reps), _anchor_samples(n, reps))):
         g = (f"call path, {load}" + (f" ({k} busy-loop processes)" if k else "")
              + f": p50 us, median of {reps} interleaved runs (p99 in note)")
         raw50, pipe50 = med(anchors["raw"], 0), med(anchors["pipe"], 0)

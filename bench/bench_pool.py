@@ -430,19 +430,13 @@ def _warm_samples(n: int, reps: int) -> dict:
 def warm_rows(quick: bool) -> list[dict]:
     import statistics
 
-    from _busy import busy
+    from _busy import quiet_then_busy
 
     n, reps = (300, 3) if quick else (2000, 5)
     med = lambda xs, i: statistics.median(x[i] for x in xs)  # noqa: E731
     rows = []
     quiet = None
-    for load in ("quiet", "busy"):
-        if load == "busy":
-            with busy() as k:
-                out = _warm_samples(n, reps)
-        else:
-            k = 0
-            out = _warm_samples(n, reps)
+    for load, k, out in quiet_then_busy(lambda: _warm_samples(n, reps)):
         g = (f"warm call, {load}" + (f" ({k} busy-loop processes)" if k else "")
              + f": operator.add, p50 us, median of {reps} interleaved runs (p99 in note)")
         sub50, sub99 = med(out["sub"], 0), med(out["sub"], 1)

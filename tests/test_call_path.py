@@ -282,3 +282,113 @@ def test_a_preempted_spin_turns_spinning_off_for_a_while(monkeypatch):
     assert not _transport.may_spin()
     monkeypatch.setattr(_transport, "_calm_after", now_wall - 1.0)   # the back-off is over
     assert _transport.may_spin()
+
+
+def test_never_suspends_tells_coroutines_that_cannot_await_from_those_that_can():
+    """Only an async function with no await, async for or async with (an
+    async comprehension included) may run inline; a generator-based
+    coroutine and what has no code never do."""
+    import types
+
+    from subactor._actor._trio_mode import _never_suspends
+
+    async def plain(x):
+        return x + 1
+
+    async def awaits():
+        await trio.sleep(0)
+
+    async def comprehension(xs):
+        return [await x for x in xs]
+
+    async def with_(cm):
+        async with cm:
+            pass
+
+    async def for_(it):
+        async for _ in it:
+            pass
+
+    @types.coroutine
+    def generator_based():
+        yield
+
+    assert _never_suspends(plain)
+    assert _never_suspends(remote_call.task_name)
+    for fn in (awaits, comprehension, with_, for_, generator_based, remote_call.task_name_after_checkpoint):
+        assert not _never_suspends(fn), fn
+    assert not _never_suspends(len)
+
+
+def test_an_async_function_that_never_awaits_runs_inline_and_one_that_awaits_gets_a_task():
+    """In a trio-mode actor an async function without await runs in the
+    message loop's task (no task spawned for it), with a context of its
+    own (a variable it sets is not seen by the next call) and its errors
+    boxed as any call's; one that awaits runs in a task named after it."""
+    async def main():
+        with trio.fail_after(30):
+            async with subactor.open_nursery() as an:
+                p = await an.start_actor("inline", enable_modules=[MOD])
+                await p.run(remote_call.async_echo, value=1)   # into trio mode
+                for _ in range(3):
+                    assert await p.run(remote_call.task_name_after_checkpoint) == "task_name_after_checkpoint"
+                    name = await p.run(remote_call.task_name)
+                    assert name != "task_name" and "serve" in name, name
+                    assert await p.run(remote_call.swap_var, value="mine") == "unset"
+                    with pytest.raises(subactor.RemoteActorError) as ei:
+                        await p.run(remote_call.async_fail, msg="inline failure")
+                    assert ei.value.boxed_type_str == "ValueError" and "inline failure" in str(ei.value)
+                await _until_idle(p)
+                await p.cancel_actor()
+
+    trio.run(main)
+
+
+def test_a_pool_call_carries_a_cached_pickle_of_a_function_sent_by_name(monkeypatch):
+    """run_sync pickles a module-level function or builtin once (the call
+    message carries those bytes, the worker unpickles them once); a
+    partial or a callable object is pickled with each call; a function
+    whose module no longer binds it under its name is not sent by the old
+    pickle (pickle's own error says so, as before the cache)."""
+    import functools
+    import operator
+    import pickle
+
+    from subactor import _pool
+
+    monkeypatch.setattr(_pool, "_FN_REFS", {})
+    fn_of = lambda payload: pickle.loads(payload)[0]  # noqa: E731
+    first = _pool._encode_call(operator.add, (1, 2))
+    assert type(fn_of(first)) is bytes and pickle.loads(fn_of(first)) is operator.add
+    assert _pool._FN_REFS[operator.add] == fn_of(first)
+    assert fn_of(_pool._encode_call(operator.add, (3, 4))) == fn_of(first)
+    assert pickle.loads(_pool._encode_call(operator.add, (3, 4)))[1] == (3, 4)
+    part = functools.partial(remote_call.add, 1)
+    assert type(fn_of(_pool._encode_call(part, (2,)))) is functools.partial
+
+    f = remote_call.add
+    assert type(fn_of(_pool._encode_call(f, (1, 2)))) is bytes
+    monkeypatch.setattr(remote_call, "add", remote_call.slow_value)   # the name now binds another function
+    with pytest.raises(TypeError, match="cannot be pickled"):
+        _pool._encode_call(f, (1, 2))
+    assert f not in _pool._FN_REFS
+
+
+def test_pool_calls_of_cached_functions_and_partials_answer_each_their_own():
+    """Through workers: builtins, module functions and partials (cached or
+    not) interleaved on one pool each get their own result."""
+    import functools
+    import operator
+
+    from subactor._pool import open_worker_pool
+
+    async def main():
+        with trio.fail_after(60):
+            async with open_worker_pool(2) as pool:
+                for i in range(30):
+                    assert await pool.run_sync(operator.add, i, 1) == i + 1
+                    assert await pool.run_sync(operator.mul, i, 3) == 3 * i
+                    assert await pool.run_sync(remote_call.add, i, 2) == i + 2
+                    assert await pool.run_sync(functools.partial(remote_call.add, i), 5) == i + 5
+
+    trio.run(main)

@@ -25,6 +25,7 @@ def test_doctor_names_modules_needing_the_process_backend():
     assert "own-GIL subinterpreter actor starts and answers: yes" in r.stdout
     assert "trio runs in an actor: yes" in r.stdout
     assert "asyncio runs in an actor: yes" in r.stdout
+    assert "subactor's modules load from bytecode in an actor: yes" in r.stdout   # (make wrote them)
     if sys.version_info[:2] == (3, 13):   # the per-interpreter leak, and the way around it
         assert "WARNING: Python 3.13 keeps" in r.stdout and "worker pool" in r.stdout
     else:
@@ -96,3 +97,26 @@ def test_bench_marks_missed_goals_and_warns_on_a_busy_machine(monkeypatch, capsy
     assert "load average 3.50 on 2 cores" in _bench.busy_warning()
     monkeypatch.setattr(_bench.os, "getloadavg", lambda: (0.5, 0.0, 0.0))
     assert _bench.busy_warning() is None
+
+
+def test_doctor_finds_modules_without_a_current_pyc(tmp_path, monkeypatch):
+    """A source with no .pyc, or one changed since its .pyc was written, is
+    named (each actor would compile it); a current one is not; the warning
+    is given only when nothing writes .pyc files."""
+    import py_compile
+
+    from subactor._cli import _doctor
+
+    (tmp_path / "pkg").mkdir()
+    for name in ("current", "missing", "changed"):
+        (tmp_path / "pkg" / f"{name}.py").write_text("X = 1\n")
+    py_compile.compile(str(tmp_path / "pkg" / "current.py"))
+    py_compile.compile(str(tmp_path / "pkg" / "changed.py"))
+    (tmp_path / "pkg" / "changed.py").write_text("X = 12\n")   # (another size: stale whatever the mtime)
+    assert _doctor.stale_bytecode(str(tmp_path)) == [os.path.join("pkg", "changed.py"), os.path.join("pkg", "missing.py")]
+    assert _doctor.pyc_is_current(str(tmp_path / "pkg" / "current.py"))
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
+    note = _doctor.bytecode_note(str(tmp_path))
+    assert note is not None and note.startswith("2 of subactor's modules") and "compileall" in note
+    monkeypatch.setattr(sys, "dont_write_bytecode", False)
+    assert _doctor.bytecode_note(str(tmp_path)) is None

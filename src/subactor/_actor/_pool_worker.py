@@ -7,7 +7,10 @@ module, :mod:`pickle` and whatever the called functions import.
 
 Wire (every message is one pickle, protocol 5):
 
-  pool -> worker   ``(fn, args)``               run ``fn(*args)``
+  pool -> worker   ``(fn, args)``               run ``fn(*args)``; ``fn`` is
+                                                the function's own pickle
+                                                (bytes) for one that goes by
+                                                name, unpickled once here
   worker -> pool   ``(OK, result, retiring)``   it returned
                    ``(ERR, box, retiring)``     it raised; ``box`` is the plain
                                                 dict of :func:`subactor._exceptions.box_error`
@@ -188,11 +191,21 @@ def _drain(fd):
         pass
 
 
+_FNS = {}   # a function's pickle (see the wire above) -> the function, bounded
+
+
 def _run(msg, name):
     """(OK, result) or (ERR, box). ActorInterrupted is never caught: it
     ends the worker, as the pool asked."""
     try:
         fn, args = pickle.loads(msg)
+        if type(fn) is bytes:
+            ref, fn = fn, _FNS.get(fn)
+            if fn is None:
+                fn = pickle.loads(ref)
+                if len(_FNS) >= 256:
+                    _FNS.clear()
+                _FNS[ref] = fn
     except _ext.ActorInterrupted:
         raise
     except BaseException as exc:

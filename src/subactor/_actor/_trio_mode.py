@@ -7,6 +7,8 @@ tells its caller with a ContextCancelled box.
 """
 from __future__ import annotations
 
+import contextvars
+import opcode
 import os
 
 import trio
@@ -236,22 +238,67 @@ def _dispatch(rt: Runtime, link: _Link, nursery, msg: dict) -> Context | None:
     return None
 
 
+_YIELD_VALUE = opcode.opmap["YIELD_VALUE"]
+_CO_ITERABLE_COROUTINE = 0x100
+_never_suspends_cache: dict = {}   # code object -> bool
+
+
+def _never_suspends(fn) -> bool:
+    """True for an ``async def`` function whose body cannot suspend: its
+    code has no YIELD_VALUE, the instruction every ``await``, ``async
+    for`` and ``async with`` compiles to (a comprehension's inlined into
+    it too). Such a coroutine runs to its end at its first step, so it
+    never reaches a checkpoint: nothing can cancel it but an interrupt,
+    exactly as a sync function. (A generator-based coroutine may yield
+    without that instruction being its own: never.)"""
+    code = getattr(fn, "__code__", None)
+    if code is None:
+        return False
+    known = _never_suspends_cache.get(code)
+    if known is None:
+        co = code.co_code
+        known = not (code.co_flags & _CO_ITERABLE_COROUTINE) and _YIELD_VALUE not in co[::2]
+        _never_suspends_cache[code] = known
+    return known
+
+
+def _run_to_end(fn, kw: dict):
+    """The value of a coroutine function that never suspends (see
+    _never_suspends), run here at once in a context of its own, as a
+    task's would be (a context variable it sets stays its own)."""
+    coro = fn(**kw)
+    try:
+        contextvars.copy_context().run(coro.send, None)
+    except StopIteration as done:
+        return done.value
+    coro.close()   # (unreachable for such code; never an unfinished call)
+    raise RuntimeError(f"{fn!r} suspended although its code cannot")
+
+
 def _run_inline(rt: Runtime, link: _Link, nursery, msg: dict) -> bool:
     """Run a call of a sync function right here, in the message loop, and
     send its answer without waiting: no task, no cancel scope. A sync
     function holds the actor's thread for as long as it runs, in a task or
     not, and nothing can cancel it but an interrupt, so nothing changes for
-    it. False (nothing done) for anything else: an async or context
-    function, one that does not resolve (the task path reports why)."""
+    it. The same for an async function whose body never awaits (see
+    _never_suspends): its coroutine runs to its end in one step, in a
+    context copy of its own (trio.lowlevel.current_task() in it is the
+    message loop's task). False (nothing done) for anything else: an async
+    function that may suspend, a context function, one that does not
+    resolve (the task path reports why)."""
     try:
         fn = rt.resolve(msg["ns"], msg["fn"])
     except Exception:
         return False
-    if _is_async(fn) or is_context(fn):
+    if is_context(fn):
+        return False
+    is_async = _is_async(fn)
+    if is_async and not _never_suspends(fn):
         return False
     cid = msg["cid"]
     try:
-        final = {"t": "return", "cid": cid, "v": fn(**(msg.get("kw") or {}))}
+        kw = msg.get("kw") or {}
+        final = {"t": "return", "cid": cid, "v": _run_to_end(fn, kw) if is_async else fn(**kw)}
     except Exception as exc:
         rt.crashed(exc)   # under debug_mode: the post-mortem REPL, as for any failed call
         final = rt.error_msg(cid, exc)
