@@ -321,3 +321,19 @@ def test_the_environment_variable_turns_it_on(monkeypatch):
 
     run_bounded(main)
     assert seen["size"] == 1
+
+
+def test_run_in_actor_takes_a_warm_interpreter_too():
+    seen = {}
+
+    async def main():
+        async with subactor.open_nursery(warm_interpreters=1) as an:
+            await wait_parked()
+            takes = _ext.warm_info()["takes"]
+            p = await an.run_in_actor(remote_warm.probe)
+            seen["got"] = await p.wait_for_result()
+            seen["took"] = _ext.warm_info()["takes"] - takes
+
+    run_bounded(main)
+    assert seen["took"] == 1
+    assert seen["got"]["sys_path"] == [p or os.getcwd() for p in sys.path]
