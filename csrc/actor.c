@@ -581,9 +581,9 @@ static void *sa_actor_thread(void *arg)
     if (a->warm) {
         /* A warm interpreter waits here until an actor takes it. Retired (or
          * unable to preload), it ends without having run anything. */
-        if (exc != NULL || sa_warm_park(a) == 0) {
-            Py_XDECREF(exc);
-            PyErr_Clear();
+        int taken = sa_warm_park(a, exc); /* it takes exc (a failed start) */
+        exc = NULL;
+        if (!taken) {
             errno = 0;
             if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), SA_ENDING_NICE) < 0)
                 errno = 0;

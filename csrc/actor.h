@@ -145,10 +145,12 @@ uint64_t sa_actor_new_id(void);
 
 /* In the actor thread of a warm record, with its GIL, after sys.path and
  * _ext: import the preload, park (GIL released) until taken or retired.
- * 1: taken (GIL held again, the record holds the actor's code now); 0: it
- * is to end without running anything (retired, or the preload failed: the
- * error is kept for warm_info()). No exception is left set. */
-int sa_warm_park(sa_actor_t *a);
+ * `failed`: the exception that setting sys.path or importing _ext raised
+ * (a new reference, taken), or NULL. 1: taken (GIL held again, the record
+ * holds the actor's code now); 0: it is to end without running anything
+ * (retired, or its start or preload failed: the error is kept for
+ * warm_info() and the reserve stops refilling). No exception is left set. */
+int sa_warm_park(sa_actor_t *a, PyObject *failed);
 /* First step of a warm record's thread: wait (no GIL, by its deadline)
  * until it may make its interpreter. 1: go on; 0: it was retired meanwhile
  * (then it calls sa_warm_thread_exit() and returns). */

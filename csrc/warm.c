@@ -214,9 +214,14 @@ int sa_warm_settle(sa_actor_t *a)
     return go;
 }
 
-int sa_warm_park(sa_actor_t *a)
+int sa_warm_park(sa_actor_t *a, PyObject *failed)
 {
     int ok = 1;
+    if (failed != NULL) {
+        PyErr_SetRaisedException(failed);
+        sa_warm_note_error("subactor._ext");
+        ok = 0;
+    }
     for (const char *m = a->preload; ok && m != NULL && *m; m += strlen(m) + 1) {
         if (sa_warm_retiring(a))
             ok = 0;

@@ -337,3 +337,21 @@ def test_run_in_actor_takes_a_warm_interpreter_too():
     run_bounded(main)
     assert seen["took"] == 1
     assert seen["got"]["sys_path"] == [p or os.getcwd() for p in sys.path]
+
+
+def test_a_preload_that_fails_stops_the_reserve_and_says_why():
+    sp = [p or os.getcwd() for p in sys.path]
+    _ext.warm_configure(1, sys_path=sp, preload=["subactor_no_such_module_for_warm"])
+    try:
+        deadline = time.monotonic() + 60
+        while _ext.warm_info()["error"] is None or _ext.warm_info()["alive"]:
+            assert time.monotonic() < deadline, _ext.warm_info()
+            time.sleep(0.01)
+        info = _ext.warm_info()
+        assert "subactor_no_such_module_for_warm" in info["error"] and "ModuleNotFoundError" in info["error"]
+        assert info["parked"] == 0 and info["warming"] == 0      # no refill loop
+        h = _ext.spawn("pass", name="cold", sys_path=sp, warm=True)   # served cold
+        assert h.join(30) and h.outcome() == ("ok", None)
+        assert _ext.warm_info()["takes"] == info["takes"]
+    finally:
+        assert _ext.warm_drain(30)
