@@ -224,11 +224,19 @@ async def _spawn_samples(reps: int) -> dict:
 
     out: dict = {k: [] for k in (("sync", "warm"), ("trio", "warm"), ("sync", "cold"), ("trio", "cold"), "process")}
 
+    async def settled() -> None:
+        """Until the actors measured before have ended (their interpreters'
+        teardown runs in the background and would load the next measure)."""
+        with trio.fail_after(60):
+            while _ext.live_counts()["threads"] > _ext.warm_info()["alive"]:
+                await trio.sleep(0.005)
+        await trio.sleep(0.05)
+
     async def refilled(n: int) -> None:
         with trio.fail_after(60):
             while _ext.warm_info()["parked"] < n:
                 await trio.sleep(0.005)
-        await trio.sleep(0.05)   # the refill's thread is parked, not still ending its start
+        await settled()
 
     async with subactor.open_root_actor(warm_interpreters=0):
         async with subactor.open_nursery() as an:
@@ -244,26 +252,48 @@ async def _spawn_samples(reps: int) -> dict:
                     while _ext.warm_info()["alive"]:
                         await trio.sleep(0.005)
                 for kind, fn in (("sync", remote.add), ("trio", remote.async_add)):
-                    await trio.sleep(0.05)
+                    await settled()
                     out[(kind, "cold")].append(await _first_answer(an, f"c{kind}{i}", fn))
-                await trio.sleep(0.05)
+                await settled()
                 out["process"].append(await _first_answer(an, f"p{i}", remote.add, backend="process"))
+                await settled()
     return out
+
+
+# One repetition of the multiprocessing anchors, each the second of two
+# starts (the first pays for loading multiprocessing's machinery and, for
+# forkserver, starting the server: not what the anchor means).
+_MP_ANCHORS = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from _anchors import start_to_first_answer
+print(json.dumps({m: start_to_first_answer(m, 2)[-1] for m in ("fork", "forkserver", "spawn")}))
+"""
 
 
 def spawn_rows(quick: bool = False) -> list[dict]:
     """Spawn to first answer, warm and cold (see the module's docstring)."""
+    import json
+    import subprocess
+
     reps = 5 if quick else 9
     mp: dict = {m: [] for m in ("fork", "forkserver", "spawn")}
     ours: dict = {}
     for _ in range(reps):   # subactor's cases and the anchors interleaved, one repetition at a time
-        got = trio.run(_spawn_samples, 1)
-        for k, v in got.items():
-            ours.setdefault(k, []).extend(v)
-        for m in mp:
-            # forkserver: the second of two, so that the server is running
-            # (its start is not what the anchor means).
-            mp[m].append(start_to_first_answer(m, 2 if m == "forkserver" else 1)[-1])
+        # Each repetition of subactor's cases runs in a fresh process: on
+        # 3.13 every ended interpreter keeps its memory, and a process grown
+        # by them would slow the anchors' fork() (and the next repetition).
+        out = subprocess.run([sys.executable, os.path.abspath(__file__), "--spawn-rep"], capture_output=True,
+                             text=True, check=True, timeout=300).stdout
+        for k, v in json.loads(out.splitlines()[-1]):
+            ours.setdefault(k if isinstance(k, str) else tuple(k), []).extend(v)
+        # The anchors run in a small `python -c` process too: mp's spawn and
+        # forkserver children import the parent's __main__ script, which would
+        # be this file (trio, subactor) when it is run directly.
+        out = subprocess.run([sys.executable, "-c", _MP_ANCHORS, HERE], capture_output=True, text=True, check=True,
+                             timeout=300).stdout
+        for m, v in json.loads(out.splitlines()[-1]).items():
+            mp[m].append(v)
     med = {k: statistics.median(v) * 1e3 for k, v in {**ours, **{("mp", m): v for m, v in mp.items()}}.items()}
     fork = med[("mp", "fork")]
     g = f"spawn to first answer, warm and cold: ms, median of {reps} interleaved repetitions"
@@ -302,6 +332,10 @@ def run(quick: bool = False) -> list[dict]:
 if __name__ == "__main__":
     if "--calls" in sys.argv:   # the call path only (quiet and busy)
         print_table("trio API: call path", call_rows(quick="--quick" in sys.argv))
+    elif "--spawn-rep" in sys.argv:   # one repetition of spawn_rows's subactor cases, as JSON
+        import json
+
+        print(json.dumps([[k, v] for k, v in trio.run(_spawn_samples, 1).items()]))
     elif "--spawn" in sys.argv:   # spawn to first answer, warm and cold
         print_table("trio API: spawn", spawn_rows(quick="--quick" in sys.argv))
     else:
