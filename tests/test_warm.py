@@ -355,3 +355,61 @@ def test_a_preload_that_fails_stops_the_reserve_and_says_why():
         assert _ext.warm_info()["takes"] == info["takes"]
     finally:
         assert _ext.warm_drain(30)
+
+
+SIGINT_WARM = """
+import sys, time, trio
+import subactor
+from subactor import _ext
+from tests import remote
+
+scenario = sys.argv[1]
+took = []
+
+async def main():
+    async with subactor.open_nursery(grace=0.5, kill_after=5, warm_interpreters=1) as an:
+        with trio.fail_after(60):
+            while _ext.warm_info()["parked"] < 1:
+                await trio.sleep(0.01)
+        if scenario == "spawn":
+            print("ready", flush=True)
+            for i in range(100000):   # SIGINT lands while actors are taken and the reserve refills
+                s = await an.start_actor(f"s{i}", enable_modules=["tests.remote"])
+                await s.run(remote.add, a=i, b=1)
+        p = await an.start_actor("victim", enable_modules=["tests.remote"])
+        took.append(_ext.warm_info()["takes"])
+        print("ready", flush=True)
+        await p.run(remote.sleep_forever_async)
+
+t0 = time.monotonic()
+try:
+    trio.run(main)
+except KeyboardInterrupt:
+    deadline = time.monotonic() + 10
+    while True:
+        _ext.reap()
+        c = _ext.live_counts()
+        if (c["threads"] == 0 and c["warm"] == 0) or time.monotonic() > deadline:
+            break
+        time.sleep(0.01)
+    print("KeyboardInterrupt after %.2f s; threads=%d warm=%d abandoned=%d; took %s" % (
+        time.monotonic() - t0, c["threads"], c["warm"], c["abandoned"], took), flush=True)
+    raise
+"""
+
+
+@pytest.mark.parametrize("scenario", ["run", "spawn"])
+def test_ctrl_c_with_a_reserve_ends_everything(scenario):
+    """Ctrl-C cancels a tree whose actors came from the reserve, or while
+    actors are being taken from it: one clean KeyboardInterrupt, every actor
+    and every warm interpreter gone."""
+    from .conftest import sigint_child
+
+    rc, out, err, _, elapsed = sigint_child(SIGINT_WARM, signals=[0.0], bound=60.0, args=(scenario,), settle=0.3)
+    assert rc == -__import__("signal").SIGINT, (rc, out, err[-3000:])
+    if scenario == "run":
+        assert "took [1]" in out, out     # the victim came from the reserve
+    assert "threads=0 warm=0 abandoned=0" in out, out
+    # One traceback, ending in the KeyboardInterrupt (nothing printed after it).
+    assert err.count("Traceback (most recent call last)") == 1, err[-3000:]
+    assert err.rstrip().splitlines()[-1] == "KeyboardInterrupt", err[-3000:]
