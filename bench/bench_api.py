@@ -21,6 +21,16 @@ inline in the actor's message loop, as a sync one does; the row of one
 that awaits a checkpoint is the path of a call that gets a task. Then the same on a busy machine (one busy-loop
 process per core, see _busy.py): p50 within 3x of the quiet run, p99 under
 1 ms (bounded: no lock-in).
+
+Spawn, warm and cold (issue 18): ``start_actor`` to its first answer, for
+a sync actor (a sync function) and for one that needs trio (an async
+function: the actor imports trio and switches to trio mode), each cold
+(reserve off) and from a warm interpreter (``warm_interpreters=1``; the
+reserve is let refill before each warm repetition, which is what "from
+warm" means), next to multiprocessing fork / forkserver / spawn start to
+first answer and a process actor (``backend="process"``), all interleaved
+in each of >= 5 repetitions, medians. Goals: sync <= 1.5 ms warm, <= 6 ms
+cold; trio <= 5 ms warm, <= 60 ms cold. ``--spawn`` runs this part alone.
 """
 from __future__ import annotations
 
@@ -191,6 +201,116 @@ def call_rows(quick: bool = False) -> list[dict]:
     return rows
 
 
+SPAWN_GOALS = {("sync", "warm"): 1.5, ("sync", "cold"): 6.0, ("trio", "warm"): 5.0, ("trio", "cold"): 60.0}
+
+
+async def _first_answer(an, name: str, fn, **kw) -> float:
+    """Seconds from start_actor to the first answer of fn; the actor is then
+    cancelled (outside the measure)."""
+    t0 = time.perf_counter()
+    p = await an.start_actor(name, enable_modules=[MOD], **kw)
+    await p.run(fn, a=1, b=2)
+    dt = time.perf_counter() - t0
+    await p.cancel_actor()
+    return dt
+
+
+async def _spawn_samples(reps: int) -> dict:
+    """{case: [seconds per repetition]}, every case once per repetition."""
+    from subactor import _ext, _warm
+
+    out: dict = {k: [] for k in (("sync", "warm"), ("trio", "warm"), ("sync", "cold"), ("trio", "cold"), "process")}
+
+    async def settled() -> None:
+        """Until the actors measured before have ended (their interpreters'
+        teardown runs in the background and would load the next measure)."""
+        with trio.fail_after(60):
+            while _ext.live_counts()["threads"] > _ext.warm_info()["alive"]:
+                await trio.sleep(0.005)
+        await trio.sleep(0.05)
+
+    async def refilled(n: int) -> None:
+        with trio.fail_after(60):
+            while _ext.warm_info()["parked"] < n:
+                await trio.sleep(0.005)
+        await settled()
+
+    async with subactor.open_root_actor(warm_interpreters=0):
+        async with subactor.open_nursery() as an:
+            for i in range(reps):
+                _warm.turn_on(1)
+                for kind, fn in (("sync", remote.add), ("trio", remote.async_add)):
+                    await refilled(1)
+                    takes = _ext.warm_info()["takes"]
+                    out[(kind, "warm")].append(await _first_answer(an, f"w{kind}{i}", fn))
+                    assert _ext.warm_info()["takes"] == takes + 1, "the warm row was not served warm"
+                _warm.turn_off()
+                with trio.fail_after(60):
+                    while _ext.warm_info()["alive"]:
+                        await trio.sleep(0.005)
+                for kind, fn in (("sync", remote.add), ("trio", remote.async_add)):
+                    await settled()
+                    out[(kind, "cold")].append(await _first_answer(an, f"c{kind}{i}", fn))
+                await settled()
+                out["process"].append(await _first_answer(an, f"p{i}", remote.add, backend="process"))
+                await settled()
+    return out
+
+
+# One repetition of the multiprocessing anchors, each the second of two
+# starts (the first pays for loading multiprocessing's machinery and, for
+# forkserver, starting the server: not what the anchor means).
+_MP_ANCHORS = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from _anchors import start_to_first_answer
+print(json.dumps({m: start_to_first_answer(m, 2)[-1] for m in ("fork", "forkserver", "spawn")}))
+"""
+
+
+def spawn_rows(quick: bool = False) -> list[dict]:
+    """Spawn to first answer, warm and cold (see the module's docstring)."""
+    import json
+    import subprocess
+
+    reps = 5 if quick else 9
+    mp: dict = {m: [] for m in ("fork", "forkserver", "spawn")}
+    ours: dict = {}
+    for _ in range(reps):   # subactor's cases and the anchors interleaved, one repetition at a time
+        # Each repetition of subactor's cases runs in a fresh process: on
+        # 3.13 every ended interpreter keeps its memory, and a process grown
+        # by them would slow the anchors' fork() (and the next repetition).
+        out = subprocess.run([sys.executable, os.path.abspath(__file__), "--spawn-rep"], capture_output=True,
+                             text=True, check=True, timeout=300).stdout
+        for k, v in json.loads(out.splitlines()[-1]):
+            ours.setdefault(k if isinstance(k, str) else tuple(k), []).extend(v)
+        # The anchors run in a small `python -c` process too: mp's spawn and
+        # forkserver children import the parent's __main__ script, which would
+        # be this file (trio, subactor) when it is run directly.
+        out = subprocess.run([sys.executable, "-c", _MP_ANCHORS, HERE], capture_output=True, text=True, check=True,
+                             timeout=300).stdout
+        for m, v in json.loads(out.splitlines()[-1]).items():
+            mp[m].append(v)
+    med = {k: statistics.median(v) * 1e3 for k, v in {**ours, **{("mp", m): v for m, v in mp.items()}}.items()}
+    fork = med[("mp", "fork")]
+    g = f"spawn to first answer, warm and cold: ms, median of {reps} interleaved repetitions"
+    rows = [dict(group=g, case=f"anchor: multiprocessing {m}, start to first answer", median=med[("mp", m)],
+                 unit="ms", ratio=med[("mp", m)] / fork, note="ratio to mp fork") for m in mp]
+    rows.append(dict(group=g, case="anchor: process actor (backend='process'), sync fn", median=med["process"],
+                     unit="ms", ratio=med["process"] / fork, note="ratio to mp fork"))
+    for kind, what in (("sync", "sync fn"), ("trio", "async fn: the actor imports trio")):
+        for temp in ("warm", "cold"):
+            m = med[(kind, temp)]
+            goal = SPAWN_GOALS[(kind, temp)]
+            extra = " (reserve refilled before each repetition)" if temp == "warm" else " (warm_interpreters=0)"
+            other = med[(kind, "cold" if temp == "warm" else "warm")]
+            rows.append(dict(group=g, case=f"subactor start_actor, {what}, {temp}", median=m, unit="ms",
+                             ratio=m / fork, goal_met=m <= goal,
+                             note=f"ratio to mp fork; {m / other:.2f}x the {'cold' if temp == 'warm' else 'warm'} "
+                                  f"row; goal <= {goal:g} ms{extra}"))
+    return rows
+
+
 def run(quick: bool = False) -> list[dict]:
     raw = trio.run(subactor_rows, quick) + mp_rows(quick)
     out = []
@@ -203,11 +323,17 @@ def run(quick: bool = False) -> list[dict]:
         else:
             out.append(dict(group="round trip (p50; p99 in note)", case=case, median=med, unit="us",
                             ratio=med / pipe, note=f"p99 {p99:.0f} us; ratio to Pipe" + (" (goal <= 50 us)" if "portal.run(sync" in case else "")))
-    return out + call_rows(quick)
+    return out + spawn_rows(quick) + call_rows(quick)
 
 
 if __name__ == "__main__":
     if "--calls" in sys.argv:   # the call path only (quiet and busy)
         print_table("trio API: call path", call_rows(quick="--quick" in sys.argv))
+    elif "--spawn-rep" in sys.argv:   # one repetition of spawn_rows's subactor cases, as JSON
+        import json
+
+        print(json.dumps([[k, v] for k, v in trio.run(_spawn_samples, 1).items()]))
+    elif "--spawn" in sys.argv:   # spawn to first answer, warm and cold
+        print_table("trio API: spawn", spawn_rows(quick="--quick" in sys.argv))
     else:
         print_table("trio API", run(quick="--quick" in sys.argv))

@@ -9,6 +9,14 @@ with --quick); and, from ``python -X importtime -c "import subactor"``,
 the cumulative import time CPython reports for subactor itself, and
 whether trio, asyncio or logging came in with it (an actor must not pay for
 what it does not use).
+
+What an actor's fresh subinterpreter pays (issue 18's cold path), from
+``-X importtime`` of a process that makes subinterpreters as the C host
+does (``_interpreters``, own GIL), medians of 7 (3 with --quick): ``site``
+and ``_distutils_hack`` inside it (while the interpreter is made), the
+actor runtime (``subactor._ext`` + ``subactor._actor._runtime``), ``import
+trio`` and the biggest parts of it. ``-X importtime`` adds its own cost:
+read the parts against their total.
 """
 from __future__ import annotations
 
@@ -50,6 +58,74 @@ def _importtime() -> tuple[float, set[str]]:
     return cumulative, loaded
 
 
+_SUBINT_SCRIPT = r"""
+import os, sys
+import _interpreters
+path = [p or os.getcwd() for p in sys.path]
+for _ in range(int(sys.argv[1])):
+    sys.stderr.write("=== CREATE\n"); sys.stderr.flush()
+    i = _interpreters.create()
+    _interpreters.exec(i, "import sys; sys.path[:] = %r" % (path,))
+    sys.stderr.write("=== RUNTIME\n"); sys.stderr.flush()
+    _interpreters.exec(i, "import subactor._ext, subactor._actor._runtime")
+    sys.stderr.write("=== TRIO\n"); sys.stderr.flush()
+    _interpreters.exec(i, "import trio")
+    sys.stderr.write("=== END\n"); sys.stderr.flush()
+    _interpreters.destroy(i)
+"""
+
+# Parts of trio's import worth naming (cumulative, wherever they appear).
+TRIO_PARTS = ("attr", "typing", "inspect", "trio._dtls", "ssl", "logging", "ctypes.util", "socket", "enum",
+              "sortedcontainers", "trio._core._run")
+
+
+def _segments(text: str) -> dict[str, list[dict[str, int]]]:
+    """{segment: [{module: cumulative us} per repetition]} from the script's stderr."""
+    out: dict[str, list[dict[str, int]]] = {}
+    seg = None
+    for line in text.splitlines():
+        if line.startswith("=== "):
+            seg = line[4:].strip()
+            out.setdefault(seg, []).append({})
+            continue
+        if seg is None or not line.startswith("import time:") or "|" not in line:
+            continue
+        parts = [p.strip() for p in line[len("import time:"):].split("|")]
+        if parts[1].isdigit():
+            cur = out[seg][-1]
+            cur[parts[2]] = max(cur.get(parts[2], 0), int(parts[1]))
+    return out
+
+
+def subint_rows(quick: bool = False) -> list[dict]:
+    reps = 3 if quick else 7
+    err = subprocess.run([sys.executable, "-X", "importtime", "-c", _SUBINT_SCRIPT, str(reps)], capture_output=True,
+                         text=True, check=True, timeout=300).stderr
+    segs = _segments(err)
+
+    def med(seg: str, mod: str) -> float:
+        return statistics.median(r.get(mod, 0) for r in segs[seg]) / 1e3
+
+    g = "an actor's fresh subinterpreter: -X importtime, cumulative ms, median"
+    site, hack = med("CREATE", "site"), med("CREATE", "_distutils_hack")
+    rt = med("RUNTIME", "subactor._ext") + med("RUNTIME", "subactor._actor._runtime")
+    trio_ms = med("TRIO", "trio")
+    rows = [
+        dict(group=g, case="site (while the interpreter is made)", median=site, unit="ms", ratio=1.0,
+             note=f"_distutils_hack {hack:.2f} ms of it: kept (it makes `import distutils` work; docs/design.md)"),
+        dict(group=g, case="the actor runtime (subactor._ext + subactor._actor._runtime)", median=rt, unit="ms",
+             ratio=rt / site, note="ratio to site"),
+        dict(group=g, case="import trio", median=trio_ms, unit="ms", ratio=trio_ms / site,
+             note="ratio to site; a warm interpreter has paid it (subactor._warm)"),
+    ]
+    for part in TRIO_PARTS:
+        m = med("TRIO", part)
+        if m:
+            rows.append(dict(group=g, case=f"  of which {part}", median=m, unit="ms", ratio=m / trio_ms,
+                             note="share of import trio (parts overlap: inspect is inside attr)"))
+    return rows
+
+
 def run(quick: bool = False) -> list[dict]:
     reps = 7 if quick else 15
     got: dict[str, list[float]] = {k: [] for k in CASES}
@@ -69,7 +145,7 @@ def run(quick: bool = False) -> list[dict]:
         dict(group="python -X importtime -c \"import subactor\"", case="subactor, cumulative", median=cum / 1e3,
              unit="ms", ratio=1.0,
              note=("it loads no trio, asyncio, logging nor ssl" if not heavy else f"it loads {', '.join(heavy)}")),
-    ]
+    ] + subint_rows(quick)
 
 
 if __name__ == "__main__":

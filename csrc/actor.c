@@ -51,6 +51,9 @@
  * sa_actor_thread). */
 #define SA_ENDING_NICE 10
 
+/* How long the exit hook waits for the reserve of warm interpreters to end. */
+#define SA_WARM_EXIT_DEADLINE_S 10
+
 /* Key under which each interpreter's ActorInterrupted type is kept in that
  * interpreter's PyInterpreterState_GetDict(), so that interrupt(), running
  * on a foreign thread with a temporary thread state, can find it without
@@ -86,9 +89,7 @@ static char *sa_rawdup(const char *s, size_t len)
     return p;
 }
 
-/* Free a record and everything it owns. The thread must be joined (or never
- * started) and the record unlinked from the registry. */
-static void sa_actor_free(sa_actor_t *a)
+void sa_actor_free(sa_actor_t *a)
 {
     if (a->done_fd >= 0)
         close(a->done_fd);
@@ -104,6 +105,7 @@ static void sa_actor_free(sa_actor_t *a)
     PyMem_RawFree(a->err_msg);
     PyMem_RawFree(a->err_tb);
     PyMem_RawFree(a->result);
+    PyMem_RawFree(a->preload);
     if (atomic_load(&a->abandoned))
         atomic_fetch_sub(&sa_counters.abandoned, 1);
     atomic_fetch_sub(&sa_counters.actors, 1);
@@ -427,8 +429,7 @@ static void sa_record_exception(sa_actor_t *a, PyObject *exc)
     PyErr_Clear();
 }
 
-/* Set sys.path in the new interpreter to the parent's list. */
-static int sa_set_sys_path(sa_actor_t *a)
+int sa_actor_set_sys_path(sa_actor_t *a)
 {
     PyObject *list = PyList_New(0);
     if (list == NULL)
@@ -448,6 +449,20 @@ static int sa_set_sys_path(sa_actor_t *a)
     int rc = PySys_SetObject("path", list);
     Py_DECREF(list);
     return rc;
+}
+
+/* Empty sys.path_importer_cache of the current interpreter, as a fresh
+ * interpreter has it: the path finders made while the preload was imported
+ * cached directory listings, and the next import makes new ones, which
+ * read the directories as they are now. (Not importlib.invalidate_caches():
+ * it imports importlib.metadata, tens of milliseconds.) 0, or -1 with an
+ * exception set. */
+static int sa_invalidate_import_caches(void)
+{
+    PyObject *cache = PySys_GetObject("path_importer_cache"); /* borrowed */
+    if (cache != NULL && PyDict_Check(cache))
+        PyDict_Clear(cache);
+    return 0;
 }
 
 /* Flush sys.stdout and sys.stderr of the current interpreter; errors are
@@ -507,6 +522,11 @@ static void *sa_actor_thread(void *arg)
     sa_actor_t *a = arg;
     sa_current = a;
     a->native_id = PyThread_get_thread_native_id();
+    if (a->warm && !sa_warm_settle(a)) {
+        sa_current = NULL;
+        sa_warm_thread_exit(a); /* retired before it made anything */
+        return NULL;
+    }
 
     PyInterpreterConfig cfg;
     if (a->shared_gil) {
@@ -554,9 +574,33 @@ static void *sa_actor_thread(void *arg)
      * type is registered before the interpreter is published. */
     PyObject *exc = NULL;
     PyObject *ext = NULL;
-    if (sa_set_sys_path(a) < 0 || (ext = PyImport_ImportModule("subactor._ext")) == NULL)
+    if (sa_actor_set_sys_path(a) < 0 || (ext = PyImport_ImportModule("subactor._ext")) == NULL)
         exc = PyErr_GetRaisedException();
     Py_XDECREF(ext);
+
+    if (a->warm) {
+        /* A warm interpreter waits here until an actor takes it. Retired (or
+         * unable to preload), it ends without having run anything. */
+        int taken = sa_warm_park(a, exc); /* it takes exc (a failed start) */
+        exc = NULL;
+        if (!taken) {
+            errno = 0;
+            if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), SA_ENDING_NICE) < 0)
+                errno = 0;
+            Py_EndInterpreter(ts);
+            atomic_fetch_sub(&sa_counters.interpreters, 1);
+            sa_current = NULL;
+            sa_warm_thread_exit(a);
+            return NULL;
+        }
+        /* Taken: what a cold start gives the actor's code, again. sys.path
+         * anew (the preload ran with the same one; this undoes anything it
+         * did to the list), and the import system's caches dropped, so that
+         * a module file made since the interpreter warmed up is found as
+         * it would be by a fresh interpreter. */
+        if (sa_actor_set_sys_path(a) < 0 || sa_invalidate_import_caches() < 0)
+            exc = PyErr_GetRaisedException();
+    }
 
     /* Publish: from here on interrupt() acts on this interpreter. */
     PyThreadState *saved = PyEval_SaveThread();
@@ -664,6 +708,75 @@ static int sa_actor_start(sa_actor_t *a)
         return SA_ERR_OS;
     }
     return SA_OK;
+}
+
+int sa_actor_start_warm(sa_actor_t *a)
+{
+    sigset_t old;
+    sa_block_async_signals(&old);
+    atomic_fetch_add(&sa_counters.threads, 1);
+    int rc = pthread_create(&a->thread, NULL, sa_actor_thread, a);
+    if (rc != 0)
+        atomic_fetch_sub(&sa_counters.threads, 1);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
+        errno = rc;
+        return SA_ERR_OS;
+    }
+    return SA_OK;
+}
+
+void sa_actor_register(sa_actor_t *a)
+{
+    pthread_mutex_lock(&sa_registry_lock);
+    a->next = sa_registry_head;
+    if (sa_registry_head)
+        sa_registry_head->prev = a;
+    sa_registry_head = a;
+    pthread_mutex_unlock(&sa_registry_lock);
+}
+
+uint64_t sa_actor_new_id(void)
+{
+    return atomic_fetch_add(&sa_next_id, 1);
+}
+
+sa_actor_t *sa_actor_alloc(const char *sys_path, size_t sys_path_len)
+{
+    sa_actor_t *a = PyMem_RawCalloc(1, sizeof *a);
+    if (a == NULL)
+        return NULL;
+    atomic_fetch_add(&sa_counters.actors, 1);
+    a->done_fd = -1;
+    a->wake_fd = -1;
+    a->interp_id = -1;
+    pthread_mutex_init(&a->lock, NULL);
+    a->id = sa_actor_new_id();
+    a->started_ns = sa_now_ns();
+    atomic_init(&a->refs, 2);
+    a->name = sa_rawdup("(warm)", 6);
+    a->label = sa_rawdup("<warm interpreter>", 18);
+    a->code = sa_rawdup("", 0);
+    a->input = sa_rawdup("", 0);
+    a->sys_path = PyMem_RawMalloc(sys_path_len ? sys_path_len : 1);
+    if (!a->name || !a->label || !a->code || !a->input || !a->sys_path) {
+        sa_actor_free(a);
+        return NULL;
+    }
+    if (sys_path_len)
+        memcpy(a->sys_path, sys_path, sys_path_len);
+    else
+        a->sys_path[0] = '\0';
+    a->sys_path_len = sys_path_len;
+    a->done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    a->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (a->done_fd < 0 || a->wake_fd < 0) {
+        int e = errno;
+        sa_actor_free(a);
+        errno = e;
+        return NULL;
+    }
+    return a;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -938,8 +1051,24 @@ static PyType_Spec SubintHandle_spec = {
 /* ---------------------------------------------------------------------- */
 /* Module functions                                                        */
 
-/* Build the '\0'-separated copy of a list of str paths. */
-static char *sa_pack_paths(PyObject *paths, size_t *len_out)
+/* Move what makes `from` an actor (its id, name, label, code, input,
+ * channel, start time) into the warm record `w`; `from` is left with empty
+ * fields to be freed. Both are owned by the caller. Can't fail. */
+static void sa_actor_adopt(sa_actor_t *w, sa_actor_t *from)
+{
+#define SA_SWAP(field) do { __typeof__(w->field) t_ = w->field; w->field = from->field; from->field = t_; } while (0)
+    SA_SWAP(id);
+    SA_SWAP(name);
+    SA_SWAP(label);
+    SA_SWAP(code);
+    SA_SWAP(input);
+    SA_SWAP(input_len);
+#undef SA_SWAP
+    w->chan_id = from->chan_id;
+    w->started_ns = from->started_ns;
+}
+
+char *sa_actor_pack_paths(PyObject *paths, size_t *len_out)
 {
     PyObject *seq = PySequence_Fast(paths, "sys_path must be a sequence of str");
     if (seq == NULL)
@@ -995,19 +1124,19 @@ error:
 
 static PyObject *sa_spawn(PyObject *mod, PyObject *args, PyObject *kw)
 {
-    static char *kwlist[] = {"code", "name", "label", "input", "shared_gil", "sys_path", "chan", NULL};
+    static char *kwlist[] = {"code", "name", "label", "input", "shared_gil", "sys_path", "chan", "warm", NULL};
     const char *code, *name = "actor", *label = NULL;
     Py_ssize_t code_len;
     Py_buffer input = {0};
-    int shared_gil = 0;
+    int shared_gil = 0, warm = 0;
     PyObject *sys_path = NULL;
     unsigned long long chan_id = 0;
     sa_actor_t *a = NULL;
     SubintHandleObject *self = NULL;
     sa_state_t *st = sa_state(mod);
 
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "s#|$sz" "y*pOK:spawn", kwlist, &code, &code_len, &name,
-                                     &label, &input, &shared_gil, &sys_path, &chan_id))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "s#|$sz" "y*pOKp:spawn", kwlist, &code, &code_len, &name,
+                                     &label, &input, &shared_gil, &sys_path, &chan_id, &warm))
         return NULL;
     if (sys_path == NULL || sys_path == Py_None) {
         sys_path = PySys_GetObject("path"); /* borrowed */
@@ -1046,7 +1175,7 @@ static PyObject *sa_spawn(PyObject *mod, PyObject *args, PyObject *kw)
         PyErr_SetString(PyExc_ValueError, "code must not contain NUL characters");
         goto error;
     }
-    a->sys_path = sa_pack_paths(sys_path, &a->sys_path_len);
+    a->sys_path = sa_actor_pack_paths(sys_path, &a->sys_path_len);
     if (a->sys_path == NULL)
         goto error;
     a->done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -1062,10 +1191,22 @@ static PyObject *sa_spawn(PyObject *mod, PyObject *args, PyObject *kw)
     PyObject_GC_Track(self);
     /* Reaping here keeps records of forgotten, finished actors from piling up. */
     sa_registry_reap();
-    int rc = sa_actor_start(a);
-    if (rc < 0) {
-        sa_raise(st, rc, "pthread_create");
-        goto error;
+    sa_actor_t *w = (warm && !shared_gil) ? sa_warm_take(a->sys_path, a->sys_path_len) : NULL;
+    if (w != NULL) {
+        /* A warm interpreter takes this actor's place: the record built
+         * above lends it what makes it this actor, and is freed. */
+        sa_actor_adopt(w, a);
+        sa_actor_free(a);
+        a = w;
+        sa_actor_register(a);
+        sa_warm_give(a);
+    }
+    else {
+        int rc = sa_actor_start(a);
+        if (rc < 0) {
+            sa_raise(st, rc, "pthread_create");
+            goto error;
+        }
     }
     self->a = a;
     PyBuffer_Release(&input);
@@ -1284,9 +1425,17 @@ static PyObject *sa_py_shutdown_at_exit(PyObject *mod, PyObject *Py_UNUSED(args)
         Py_XDECREF(r);
     }
     Py_XDECREF(loaded);
+    /* The reserve of warm interpreters ends with the process: each ends its
+     * interpreter on its own thread (one that is still importing its
+     * preload finishes that first), by a deadline. One still in Python past
+     * it counts as a running actor: finalising would race it. */
+    int warm_done;
+    Py_BEGIN_ALLOW_THREADS
+    warm_done = sa_warm_drain((int64_t)SA_WARM_EXIT_DEADLINE_S * 1000000000);
+    Py_END_ALLOW_THREADS
     sa_registry_reap();
     sa_registry_count(&live, &running);
-    if (running == 0)
+    if (running == 0 && warm_done)
         Py_RETURN_NONE;
 
     int code = 0;
@@ -1312,13 +1461,15 @@ static PyObject *sa_py_shutdown_at_exit(PyObject *mod, PyObject *Py_UNUSED(args)
 
 static PyMethodDef sa_actor_functions[] = {
     {"spawn", (PyCFunction)(void (*)(void))sa_spawn, METH_VARARGS | METH_KEYWORDS,
-     "spawn(code, *, name='actor', label=None, input=b'', shared_gil=False, sys_path=None, chan=0)\n"
-     "-> SubintHandle\n\n"
+     "spawn(code, *, name='actor', label=None, input=b'', shared_gil=False, sys_path=None, chan=0,\n"
+     "      warm=False) -> SubintHandle\n\n"
      "Start an actor: a new thread that makes a subinterpreter (own GIL unless\n"
      "shared_gil), sets its sys.path (default: this interpreter's), imports\n"
      "subactor._ext, runs `code` in its __main__, ends the interpreter and exits.\n"
      "`chan` names the actor's own channel (side 1 is the actor's): if the actor\n"
-     "ends without attaching it, that side is closed so nothing queued leaks."},
+     "ends without attaching it, that side is closed so nothing queued leaks.\n"
+     "warm: take a parked interpreter of the reserve (warm_configure()) made\n"
+     "with the same sys.path and environment, if there is one (own GIL only)."},
     {"list_actors", sa_list_actors, METH_NOARGS,
      "list_actors() -> list[dict]\n\nLive actors of the process: id, name, state, running, interp_id, thread_id, age."},
     {"reap", sa_reap, METH_NOARGS, "reap() -> int\n\nJoin and free finished actors that no handle refers to."},
@@ -1362,7 +1513,7 @@ int sa_actor_module_init(PyObject *mod, sa_actor_state_t *st)
     PyObject *idict = PyInterpreterState_GetDict(PyInterpreterState_Get());
     if (idict == NULL || PyDict_SetItemString(idict, SA_INTERRUPTED_KEY, st->ActorInterrupted) < 0)
         return -1;
-    if (PyModule_AddFunctions(mod, sa_actor_functions) < 0)
+    if (PyModule_AddFunctions(mod, sa_actor_functions) < 0 || sa_warm_module_init(mod) < 0)
         return -1;
 
     /* The main interpreter reaps, interrupts and, if it must, abandons its

@@ -76,6 +76,7 @@ typedef struct {
     atomic_long interrupters; /* helper threads delivering an interrupt */
     atomic_long channels;     /* channel records not yet freed */
     atomic_long buffers;      /* shared message buffers not yet freed */
+    atomic_long warm;         /* warm-interpreter threads (warm.c) not yet done with Python */
 } sa_counters_t;
 
 extern sa_counters_t sa_counters;

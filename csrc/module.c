@@ -111,21 +111,22 @@ PyObject *sa_raise(sa_state_t *st, int code, const char *what)
 static PyObject *live_counts(PyObject *Py_UNUSED(mod), PyObject *Py_UNUSED(args))
 {
     return Py_BuildValue(
-        "{s:l,s:l,s:l,s:l,s:l,s:l,s:l}",
+        "{s:l,s:l,s:l,s:l,s:l,s:l,s:l,s:l}",
         "actors", atomic_load(&sa_counters.actors),
         "threads", atomic_load(&sa_counters.threads),
         "interpreters", atomic_load(&sa_counters.interpreters),
         "abandoned", atomic_load(&sa_counters.abandoned),
         "interrupters", atomic_load(&sa_counters.interrupters),
         "channels", atomic_load(&sa_counters.channels),
-        "buffers", atomic_load(&sa_counters.buffers));
+        "buffers", atomic_load(&sa_counters.buffers),
+        "warm", atomic_load(&sa_counters.warm));
 }
 
 static PyMethodDef sa_module_methods[] = {
     {"live_counts", live_counts, METH_NOARGS,
      "live_counts() -> dict\n\nHow many actor records, actor threads, actor interpreters,\n"
-     "abandoned actors, interrupt helper threads, channels and shared buffers\n"
-     "exist now in the process."},
+     "abandoned actors, interrupt helper threads, channels, shared buffers\n"
+     "and warm interpreters of the reserve exist now in the process."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -311,7 +311,8 @@ def test_spawn_and_cancel_cycles_do_not_grow():
     r = run_child(code, timeout=400, args=[str(cycles)])
     assert r.returncode == 0, r.stderr[-3000:]
     counts = eval(r.stdout.split("counts", 1)[1].splitlines()[0])
-    assert counts == dict(actors=0, threads=0, interpreters=0, abandoned=0, interrupters=0, channels=0, buffers=0)
+    assert counts == dict(actors=0, threads=0, interpreters=0, abandoned=0, interrupters=0, channels=0, buffers=0,
+                          warm=0)
     words = r.stdout.split()
     fd_before, fd_after = int(words[words.index("fds") + 1]), int(words[words.index("fds") + 2])
     th_before, th_after = int(words[words.index("threads") + 1]), int(words[words.index("threads") + 2])

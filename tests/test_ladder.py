@@ -211,7 +211,7 @@ def test_a_late_interrupt_of_an_abandoned_actor_is_harmless(tmp_path):
     assert "ended False interrupters 1" in proc.stdout, proc.stdout
     after = eval(proc.stdout.split("after ", 1)[1].splitlines()[0])
     assert after == dict(actors=0, threads=0, interpreters=0, abandoned=0, interrupters=0, channels=0,
-                         buffers=0), after
+                         buffers=0, warm=0), after
 
 
 def test_many_actors_end_at_once_each_with_its_own_deadlines():

@@ -84,20 +84,26 @@ def __dir__():
     return sorted({*globals(), *__all__})
 
 
-def __getattr__(name):
-    import importlib
+def _import(qualname):
+    # importlib.import_module() without importing importlib, which an
+    # actor's start would otherwise pay for here (``from subactor import
+    # _transport`` asks this module first).
+    __import__(qualname)
+    return _sys.modules[qualname]
 
+
+def __getattr__(name):
     mod = _LAZY.get(name) or _TRACTOR_PRIVATE.get(name)
     if mod is None:
         if name in _SUBMODULES or (name.startswith("_") and not name.startswith("__")):
             # A private submodule named as an attribute (subactor._exceptions)
             # before anything imported it, as a plain package allows.
             try:
-                return importlib.import_module(f"subactor.{name}")
+                return _import(f"subactor.{name}")
             except ModuleNotFoundError:
                 pass
         raise AttributeError(f"module 'subactor' has no attribute {name!r}")
 
-    value = getattr(importlib.import_module(mod), name)
+    value = getattr(_import(mod), name)
     globals()[name] = value
     return value

@@ -29,7 +29,7 @@ IGNORED = frozenset({
 # What the root keeps: its name, its log level (subactor.log), and the
 # modules it would serve.
 KEPT = ("name", "loglevel", "debug_mode", "enable_modules", "rpc_module_paths",
-        "registry_addrs", "enable_transports", "tpt_bind_addrs")
+        "registry_addrs", "enable_transports", "tpt_bind_addrs", "warm_interpreters")
 
 
 def check_keywords(kwargs: dict, where: str, own: tuple[str, ...] = ()) -> None:
@@ -57,10 +57,13 @@ def check_name(name, where: str) -> str:
 
 
 def _root_config(kwargs: dict, where: str) -> dict:
+    from subactor import _warm
     from subactor._nursery import _check_modules
 
     name = kwargs.get("name")
+    warm = _warm.check_size(kwargs.get("warm_interpreters"), where)
     return {
+        "warm": _warm.size_from_env() if warm is None else warm,
         "debug_mode": check_debug_mode(kwargs.get("debug_mode"), where),
         "name": "root" if name is None else check_name(name, where),
         "enable_modules": _check_modules(kwargs.get("enable_modules"))
@@ -130,6 +133,9 @@ async def open_root_actor(**kwargs: Any) -> AsyncIterator[_state.Actor]:
     ``tpt_bind_addrs`` put the root on the network: it listens, and it is
     the registrar at the first registry address it can bind, or registers
     its tree with the registrar there (see subactor.discovery._net);
+    ``warm_interpreters=N`` keeps N warm interpreters ready for
+    ``start_actor`` / ``run_in_actor`` while the root is open (default:
+    ``SUBACTOR_WARM_INTERPRETERS``, else 0; see subactor._warm);
     ``arbiter_addr``, ``start_method``, ``hide_tb`` and the debugger's
     helpers are accepted and ignored. Any other keyword is a
     TypeError naming it. Only the root process opens it, once at a time:
@@ -141,11 +147,13 @@ async def open_root_actor(**kwargs: Any) -> AsyncIterator[_state.Actor]:
     await trio.lowlevel.checkpoint()
     net = cfg.pop("net")
     debug = cfg.pop("debug_mode")
+    warm = cfg.pop("warm")
     actor = _state.open_root(explicit=True, **cfg)
     was_debug = _state.debug_mode()
     if debug is not None:
         _state.set_debug_mode(debug)
     try:
+        _turn_on_warm(warm)
         _apply_loglevel(actor, loglevel)
         _sigint.install()
         _open_hub(actor)
@@ -169,12 +177,15 @@ async def maybe_open_root(kwargs: dict, where: str):
         return
     net = cfg.pop("net")
     debug = cfg.pop("debug_mode")
+    warm = cfg.pop("warm")
     started = _state._root is None
     actor = _state.open_root(explicit=False, **cfg)
     was_debug = _state.debug_mode()
     if debug is not None and started:
         _state.set_debug_mode(debug)
     try:
+        if started:
+            _turn_on_warm(warm)
         _sigint.install()
         _open_hub(actor)
         await _open_node(actor, cfg["registry_addrs"], net)
@@ -254,11 +265,23 @@ async def _open_node(actor, registry_addrs, net: dict) -> None:
     actor._net = node
 
 
+def _turn_on_warm(size: int) -> None:
+    """The root's reserve of warm interpreters (see subactor._warm); 0 keeps
+    it off (nothing is imported for it then)."""
+    if size:
+        from subactor import _warm
+
+        _warm.turn_on(size)
+
+
 def _close(actor) -> None:
-    """Leave a root block; the last one closes the hub, then ends the root."""
+    """Leave a root block; the last one switches the reserve of warm
+    interpreters off, closes the hub, then ends the root."""
     if _state._root_opened == 1:
+        from subactor import _ext
         from subactor.discovery import _hub
 
+        _ext.warm_configure(0)
         _hub.close_hub()
     _state.close_root()
 
