@@ -556,6 +556,9 @@ class Context:
         this (the receiving) side."""
         typ = self._pld_type
         value = msg.get("v")
+        if msg.get("lazy"):
+            del msg["lazy"]
+            msg["v"] = value = _transport.unlazy(value)
         if not msg.get("pb") and typ is None:
             return value
         from .msg import _codec
