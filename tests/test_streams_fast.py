@@ -257,3 +257,20 @@ def test_burst_without_yielding_overruns_after_what_fitted(backend):
         assert got["end"][0] == "StreamOverrun"
 
     _run(backend, body)
+
+
+def test_round_trips_each_get_their_own_answer(backend):
+    # Back-to-back round trips: a reader that waits for its answer takes it
+    # from the channel itself while the pump is parked (both sides).
+    n = 3000
+
+    async def body(p):
+        async with p.open_context(rf.echo) as (ctx, _):
+            async with ctx.open_stream() as s:
+                for i in range(n):
+                    await s.send(i)
+                    with trio.fail_after(10):   # a lost answer fails here, not at the test's bound
+                        assert await s.receive() == i
+        await ctx.wait_for_result()
+
+    _run(backend, body)
