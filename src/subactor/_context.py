@@ -262,8 +262,12 @@ class MsgStream:
             if not q and ctx._take is not None:
                 ctx._take()
             if q and q[0]["t"] == "yield" and self._fast():
-                msg = ctx._inbox._pop()
-                ctx._consumed(msg)
+                msg = q.popleft()
+                ctx._inbox.items -= 1
+                if ctx._in_overrun:
+                    ctx._consumed(msg)
+                if ctx._pld_type is None and "pb" not in msg and "lazy" not in msg:
+                    return msg.get("v")
                 return ctx._pld_in(msg, "stream item")
         self._raw_waiting += 1
         try:
