@@ -197,7 +197,10 @@ class MsgStream:
             # it has read half of it (or the context ends).
             await hold.wait()
             ctx._raise_if_over()
-        msg = ctx._pld_out({"t": "yield"}, value, "stream item")
+        if ctx._pld_type is None and ctx._codec is None and "subactor.msg._codec" not in sys.modules:
+            msg = {"t": "yield", "v": value}   # no codec was ever applied here (see _pld_codec)
+        else:
+            msg = ctx._pld_out({"t": "yield"}, value, "stream item")
         chan = ctx.chan
         if type(chan) is not _transport.TrioChannel:
             await ctx._send(msg)
