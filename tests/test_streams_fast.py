@@ -14,6 +14,8 @@
   bounded; their buffers go back (the leak fixture counts them).
 - Overruns: a burst sent without yielding into a reader's small inbox still
   ends in StreamOverrun after exactly what fitted.
+- send()'s plain-item shortcut does not bypass a codec applied on the
+  sending side.
 """
 import pytest
 import trio
@@ -271,6 +273,32 @@ def test_round_trips_each_get_their_own_answer(backend):
                     await s.send(i)
                     with trio.fail_after(10):   # a lost answer fails here, not at the test's bound
                         assert await s.receive() == i
+        await ctx.wait_for_result()
+
+    _run(backend, body)
+
+
+class _Tag:
+    def __init__(self, s):
+        self.s = s
+
+
+def test_a_codec_applied_on_the_sending_side_encodes_stream_items(backend):
+    # The plain-item shortcut of send() must not bypass an applied codec:
+    # its enc_hook encodes a type the default codec refuses.
+    from subactor import msg
+
+    def enc(obj):
+        if isinstance(obj, _Tag):
+            return f"tag:{obj.s}"
+        raise NotImplementedError
+
+    async def body(p):
+        async with p.open_context(rf.echo) as (ctx, _):
+            async with ctx.open_stream() as s:
+                with msg.apply_codec(msg.mk_codec(enc_hook=enc)):
+                    await s.send(_Tag("a"))
+                assert await s.receive() == "tag:a"
         await ctx.wait_for_result()
 
     _run(backend, body)
