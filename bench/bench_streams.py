@@ -14,8 +14,9 @@ Cases:
   (bench_chan's actor->trio, one message per call) and multiprocessing
   ``Pipe`` (``send_bytes``/``recv_bytes`` between two processes).
 - round trip p50/p99: one item to an echoing actor and back over an open
-  stream; anchors: the raw channel's trio<->actor ping-pong and a Pipe
-  round trip.
+  stream; anchors: the raw channel's trio<->actor ping-pong, a Pipe round
+  trip, and ``portal.run`` of a sync function on the same actor (the call
+  path, which the stream path should not trail).
 - memory: in a child process of its own, an actor sends 1 KiB items for
   30 s (5 s with --quick) to a parent that reads one item per `pace`
   seconds, `pace` chosen so that the producer is 100x faster than the
@@ -100,7 +101,9 @@ def stream_one_way(size: int, n: int, allow: bool, zero_copy: bool = False) -> t
 
 # -- round trip ------------------------------------------------------------------------
 
-async def _stream_rtt(n: int) -> list[float]:
+async def _stream_rtt(n: int) -> tuple[list[float], list[float]]:
+    """Round trips over an open stream, then (the call path's anchor, same
+    actor, same run) ``portal.run`` of a sync function."""
     async with subactor.open_nursery() as an:
         p = await an.start_actor("echo", enable_modules=[bench_api_remote.__name__])
         async with p.open_context(bench_api_remote.echo_forever) as (ctx, _):
@@ -114,8 +117,15 @@ async def _stream_rtt(n: int) -> list[float]:
                     await s.send(1)
                     await s.receive()
                     lat.append(time.perf_counter() - t0)
+        for _ in range(200):
+            await p.run(bench_api_remote.add, a=1, b=2)
+        calls = []
+        for _ in range(n):
+            t0 = time.perf_counter()
+            await p.run(bench_api_remote.add, a=1, b=2)
+            calls.append(time.perf_counter() - t0)
         await p.cancel_actor()
-    return lat
+    return lat, calls
 
 
 # -- memory under a 100x producer ----------------------------------------------------
@@ -233,10 +243,11 @@ def run(quick: bool = False) -> list[dict]:
             rows.append(row)
 
     n = 500 if quick else 5000
-    p50s, p99s, chan50, pipe50 = [], [], [], []
+    p50s, p99s, chan50, pipe50, call50 = [], [], [], [], []
     for _ in range(reps):
-        lat = trio.run(_stream_rtt, n)
+        lat, calls = trio.run(_stream_rtt, n)
         p50s.append(statistics.median(lat) * 1e6)
+        call50.append(statistics.median(calls) * 1e6)
         p99s.append(pct(lat, 0.99) * 1e6)
         chan50.append(pingpong_trio(n)[0])
         pipe50.append(statistics.median(pipe_round_trips(n)) * 1e6)
@@ -247,7 +258,10 @@ def run(quick: bool = False) -> list[dict]:
                      note=f"p99 {statistics.median(p99s):.0f} us; ratio to Pipe; goal p50 <= 10 us: "
                           + ("met" if p50 <= 10 else "NOT met")))
     rows.append(dict(group=g, case="raw channel ping-pong trio<->actor", median=c50, unit="us", ratio=c50 / m50,
-                     note="ratio to Pipe"))
+                     note=f"ratio to Pipe; the stream round trip is {p50 / c50:.1f}x this"))
+    k50 = statistics.median(call50)
+    rows.append(dict(group=g, case="portal.run of a sync function (call path)", median=k50, unit="us",
+                     ratio=k50 / m50, note=f"ratio to Pipe; the stream round trip is {p50 / k50:.2f}x this"))
     rows.append(dict(group=g, case="multiprocessing Pipe round trip", median=m50, unit="us", ratio=1.0))
 
     seconds = 5.0 if quick else 30.0

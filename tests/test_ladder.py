@@ -318,23 +318,31 @@ def _ladder_cleanup():
 
 
 @pytest.mark.parametrize("backend", ["subint", "process"])
-def test_stream_send_and_receive_are_full_checkpoints(backend):
+def test_stream_send_is_a_cancel_point_and_schedules_now_and_then(backend):
+    from subactor._context import FAST_OPS
+
+    n = 4 * FAST_OPS
+
     async def main():
         with trio.fail_after(60):
             async with subactor.open_nursery(backend=backend) as an:
                 p = await an.start_actor("drain", enable_modules=[MOD])
                 async with p.open_context(remote.sum_stream) as (ctx, _):
                     async with ctx.open_stream() as stream:
-                        for i in range(50):
+                        task = trio.lowlevel.current_task()
+                        scheduled = task._schedule_points
+                        for i in range(n):
                             # The transport takes these at once (the process
-                            # backend's socket always does): still a
-                            # schedule point and a cancel point each.
-                            with trio.testing.assert_checkpoints():
-                                await stream.send(i)
-                assert ctx.outcome == sum(range(50))
+                            # backend's socket always does): still a cancel
+                            # point each, and a schedule point at least every
+                            # FAST_OPS sends (the stream's fast path, see
+                            # subactor._context), so other tasks run.
+                            cancel_points = task._cancel_points
+                            await stream.send(i)
+                            assert task._cancel_points > cancel_points, i
+                        assert task._schedule_points - scheduled >= n // FAST_OPS
+                assert ctx.outcome == sum(range(n))
                 await p.cancel_actor()
-
-    import trio.testing  # noqa: F401
 
     trio.run(main)
 

@@ -203,7 +203,10 @@ def test_fast_producer_without_allow_overruns_never_queues_past_the_buffer(backe
         assert info.value.boxed_type is StreamOverrun
         assert f"msg_buffer_size={DEFAULT_BUFFER}" in str(info.value)
         seen = await stashed(p, "unheld")
-        assert seen["samples"] > 100
+        # The watcher samples once per scheduler pass; the child's pump takes
+        # the producer's burst in batches, so the overrun comes after a few
+        # passes (ROOM_PASSES after the inbox filled), not one per item.
+        assert seen["samples"] > 5
         assert seen["max"] <= DEFAULT_BUFFER, seen
         # what it read is what came before the first missing item: nothing
         # that arrived after the overrun got in once there was room again

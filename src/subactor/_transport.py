@@ -35,25 +35,59 @@ dumps_msg = _ext.dumps_msg
 VIEW_MIN = 64 << 10  # bins this long decode as views for a zero-copy stream (codec.h)
 
 
+# How a stream item whose payload is one bin (bytes) begins on the wire:
+# a 3-key map {"t": "yield", "v": <bin 16/32>, "cid": ...} in the order
+# MsgStream.send builds it (bin 8 is too short to reach VIEW_MIN).
+_BIN_ITEM = b"\x83\xa1t\xa5yield\xa1v"
+_BIN_MARKS = (0xc5, 0xc6)
+
+
 def decode(m, zc) -> dict:
     """Decode a received Message. For a message of a context in ``zc``
     (the cids whose stream was opened with ``zero_copy=True``), large bins
     become read-only memoryviews of the message, which they keep alive: its
-    (pooled) buffer goes back only when the last view is released. Every
-    other message is decoded to plain objects and its buffer freed now."""
-    if zc and len(m) >= VIEW_MIN:
-        try:
-            msg = loads(m, zero_copy=True)
-        except BaseException:
-            m.release()  # no view was kept: the buffer goes back now
-            raise
-        if msg.__class__ is dict and msg.get("cid") in zc:
-            return msg
-        del msg  # not a zero-copy stream's: drop the views, decode plainly
+    (pooled) buffer goes back only when the last view is released.
+
+    A large stream item whose payload is one bin, for any other context,
+    is decoded the same way but marked ``lazy``: its payload becomes bytes
+    (one copy, see :func:`unlazy`) when the stream's reader takes it, not
+    here. So a backlog of large items waits in the channel's pooled
+    buffers, and the only large bytes objects alive are the ones the
+    reader holds: the allocator reuses the same memory for each, where a
+    backlog decoded at once (up to 64 MiB of fresh bytes) took a page
+    fault for every page of every item. Every other message is decoded to
+    plain objects and its buffer freed now."""
+    n = len(m)
+    if n >= VIEW_MIN:
+        head = memoryview(m)[:12]
+        lazy = head[:11] == _BIN_ITEM and head[11] in _BIN_MARKS
+        head.release()
+        if zc or lazy:
+            try:
+                msg = loads(m, zero_copy=True)
+            except BaseException:
+                m.release()  # no view was kept: the buffer goes back now
+                raise
+            if msg.__class__ is dict:
+                if zc and msg.get("cid") in zc:
+                    return msg
+                if lazy and msg.get("v").__class__ is memoryview:
+                    msg["lazy"] = True
+                    return msg
+            del msg  # not a zero-copy stream's: drop the views, decode plainly
     try:
         return loads(m)
     finally:
         m.release()
+
+
+def unlazy(view) -> bytes:
+    """The payload of a ``lazy`` stream item (see decode) as bytes; its view
+    is released, so the message's buffer goes back now."""
+    try:
+        return bytes(view)
+    finally:
+        view.release()
 
 # The kinds each side sends, and whether a kind belongs to a call (has a cid).
 FROM_PARENT = {"run": True, "ctx": True, "yield": True, "stop": True, "cancel": True, "error": True,

@@ -14,7 +14,7 @@ import os
 import trio
 
 from subactor import _ext, _state
-from subactor._context import Context, _current_ctx, _make_room, cancelled_box
+from subactor._context import Context, _current_ctx, _make_room, _taker, cancelled_box
 from subactor._decorators import is_context, is_stream
 from subactor._actor._runtime import Runtime, _is_async
 from subactor._transport import FROM_PARENT, TrioChannel, drain, malformed
@@ -107,7 +107,9 @@ async def _serve_link(rt: Runtime, link: _Link, nursery) -> tuple | None:
     chan = link.chan
     while True:
         try:
-            msg = await chan.recv()
+            # A whole backlog per checkpoint: a stream's burst of items
+            # costs one scheduler pass, not one each.
+            batch = await chan.recv_some()
         except (trio.EndOfChannel, trio.BrokenResourceError, trio.ClosedResourceError):
             return
         except _ext.DecodeError as exc:
@@ -115,19 +117,20 @@ async def _serve_link(rt: Runtime, link: _Link, nursery) -> tuple | None:
                 raise rt.bad_message(f"bytes that are not a message ({exc})") from None
             _drop_peer(link, f"bytes that are not a message ({exc})")
             return
-        what = malformed(msg, FROM_PARENT)
-        if what is not None:
-            if link.is_parent:
-                raise rt.bad_message(what)
-            _drop_peer(link, what)
-            return
-        if msg["t"] == "cancel_actor":
-            # Asked to leave: the parent, or a peer (tractor's semantics: a
-            # peer may end the actor too). The caller decides what ends.
-            return tuple(msg["by"]) if msg.get("by") else link.peer_uid
-        full = _dispatch(rt, link, nursery, msg)
-        if full is not None:
-            await _make_room(full, msg)
+        for msg in batch:
+            what = malformed(msg, FROM_PARENT)
+            if what is not None:
+                if link.is_parent:
+                    raise rt.bad_message(what)
+                _drop_peer(link, what)
+                return
+            if msg["t"] == "cancel_actor":
+                # Asked to leave: the parent, or a peer (tractor's semantics: a
+                # peer may end the actor too). The caller decides what ends.
+                return tuple(msg["by"]) if msg.get("by") else link.peer_uid
+            full = _dispatch(rt, link, nursery, msg)
+            if full is not None:
+                await _make_room(full, msg)
 
 
 def _drop_peer(link: _Link, what: str) -> None:
@@ -208,6 +211,9 @@ async def serve_root_peer(rt: Runtime, chan: TrioChannel, aid) -> None:
         chan.close()
 
 
+_PUMP_ONLY = ("run", "ctx", "cancel_actor")
+
+
 def _dispatch(rt: Runtime, link: _Link, nursery, msg: dict) -> Context | None:
     """Start a call, or route a message to its call. Returns the context
     whose inbox had no room for a stream item (see _portal._make_room)."""
@@ -219,6 +225,11 @@ def _dispatch(rt: Runtime, link: _Link, nursery, msg: dict) -> Context | None:
         ctx = None
         if t == "ctx":
             ctx = Context(link.chan, cid, "child", peer_uid=link.peer_uid, fn_name=f"{msg['ns']}.{msg['fn']}")
+            # Its stream's reader may take messages from the channel while
+            # the pump is parked (see _context._taker): routed as here;
+            # what starts or ends calls is left to the pump.
+            ctx._take = _taker(link.chan, FROM_PARENT, lambda m: _dispatch(rt, link, nursery, m), _PUMP_ONLY,
+                               ctx._inbox)
         call = _Call(cid, ctx)
         if ctx is not None:
             ctx._scope = call.scope
