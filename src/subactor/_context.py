@@ -905,22 +905,12 @@ def _taker(chan, kinds: dict, route, pump_only: tuple, inbox: _Inbox):
     TrioChannel over a ChannelEnd)."""
     if type(chan) is not _transport.TrioChannel or type(chan.end) is not _ext.ChannelEnd:
         return None
-    end = chan.end
-    decode = _transport.decode
     malformed = _transport.malformed
 
     def take() -> None:
         while chan.can_take() and not inbox.full():
-            try:
-                m = end.recv_nowait()
-            except BlockingIOError:
-                return
-            except (_ext.EndOfChannel, _ext.BrokenError, _ext.ClosedError):
-                return   # it stays so: the pump sees it too
-            try:
-                msg = decode(m, chan.zero_copy)
-            except _ext.DecodeError as exc:
-                chan.give_back(exc)
+            msg = chan.take_nowait()
+            if msg is None:
                 return
             if malformed(msg, kinds) is not None or msg["t"] in pump_only or route(msg) is not None:
                 chan.give_back(msg)

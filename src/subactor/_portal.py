@@ -259,21 +259,10 @@ class Portal:
         back (TrioChannel.give_back) and taking stops, so nothing is
         reordered."""
         chan = self.channel
-        end = chan.end
         while chan.can_take():
-            try:
-                m = end.recv_nowait()
-            except BlockingIOError:
+            msg = chan.take_nowait()
+            if msg is None:
                 return
-            except (_ext.EndOfChannel, _ext.BrokenError, _ext.ClosedError):
-                return   # it stays so: the pump sees it too
-            try:
-                msg = _ext.loads(m)
-            except _ext.DecodeError as exc:
-                chan.give_back(exc)
-                return
-            finally:
-                m.release()
             if (malformed(msg, FROM_ACTOR) is not None or msg["t"] in ("bye", "gone")
                     or self._route(msg) is not None):
                 chan.give_back(msg)

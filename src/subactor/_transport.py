@@ -498,6 +498,22 @@ class TrioChannel:
                 await trio.lowlevel.cancel_shielded_checkpoint()
             return msg
 
+    def take_nowait(self) -> dict | None:
+        """For a task that takes messages itself while the pump is parked
+        (:meth:`can_take`): the next one, decoded as the pump decodes it,
+        or None when none is there or the channel has ended (the pump meets
+        that end itself). An undecodable message is given back to the pump
+        (None then), which raises it where it always has."""
+        try:
+            m = self.end.recv_nowait()
+        except (BlockingIOError, _ext.EndOfChannel, _ext.BrokenError, _ext.ClosedError):
+            return None
+        try:
+            return decode(m, self.zero_copy)
+        except _ext.DecodeError as exc:
+            self.give_back(exc)
+            return None
+
     def can_take(self) -> bool:
         """True if a task other than the receiver may take a message now:
         the receiver is parked in recv() with nothing in hand, and nothing
