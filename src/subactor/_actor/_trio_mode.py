@@ -251,7 +251,8 @@ def _dispatch(rt: Runtime, link: _Link, nursery, msg: dict) -> Context | None:
 
 _YIELD_VALUE = opcode.opmap["YIELD_VALUE"]
 _CO_ITERABLE_COROUTINE = 0x100
-_never_suspends_cache: dict = {}   # code object -> bool
+_never_suspends_cache: dict = {}   # code object -> bool; cleared when full
+_NEVER_SUSPENDS_MAX = 4096   # as the function-check cache: code made at run time must not grow it for good
 
 
 def _never_suspends(fn) -> bool:
@@ -269,6 +270,8 @@ def _never_suspends(fn) -> bool:
     if known is None:
         co = code.co_code
         known = not (code.co_flags & _CO_ITERABLE_COROUTINE) and _YIELD_VALUE not in co[::2]
+        if len(_never_suspends_cache) >= _NEVER_SUSPENDS_MAX:
+            _never_suspends_cache.clear()
         _never_suspends_cache[code] = known
     return known
 
