@@ -40,6 +40,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -110,6 +111,121 @@ void sa_actor_free(sa_actor_t *a)
         atomic_fetch_sub(&sa_counters.abandoned, 1);
     atomic_fetch_sub(&sa_counters.actors, 1);
     PyMem_RawFree(a);
+}
+
+/* The ending gate. Ending an interpreter (Py_EndInterpreter) is CPU work
+ * that no one waits on in the actor's code, and when many actors end at
+ * once (an.cancel() of a thousand) every one of their threads wanted a core
+ * at the same moment: even at nice 10, a thousand runnable threads took
+ * nearly all of two cores from the parent's event loop and from the actors
+ * that had not yet answered the cancel, so those answered only after
+ * kill_after and were abandoned. At most one interpreter per core (of the
+ * process's affinity) ends at a time now; the others wait for a turn
+ * without a GIL and without CPU.
+ *
+ * No turn waits on a stuck one: a turn held for SA_END_STALE_NS no longer
+ * counts (a teardown that hangs, joining a thread of the actor's own that
+ * never ends, does not stop the others), and nobody waits longer than
+ * SA_END_WAIT_NS for a turn. */
+#define SA_END_SLOTS 64
+#define SA_END_STALE_NS (1000LL * 1000000)
+#define SA_END_WAIT_NS (30LL * 1000000000)
+#define SA_END_SLICE_NS (50LL * 1000000)
+
+static pthread_mutex_t sa_end_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t sa_end_cond;
+static pthread_once_t sa_end_once = PTHREAD_ONCE_INIT;
+static int sa_end_width;                       /* turns at once: online cores */
+static int64_t sa_end_since[SA_END_SLOTS];     /* when its holder took it; 0: free */
+static uint64_t sa_end_gen[SA_END_SLOTS];      /* bumped at each take */
+static long sa_end_waited;                     /* threads that had to wait (a counter) */
+
+static void sa_end_postfork_child(void)
+{
+    /* Only the forking thread lives on in the child: nobody holds a turn. */
+    pthread_mutex_init(&sa_end_lock, NULL);
+    memset(sa_end_since, 0, sizeof sa_end_since);
+}
+
+static void sa_end_init(void)
+{
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&sa_end_cond, &ca);
+    pthread_condattr_destroy(&ca);
+    /* The cores this process may run on (its affinity), else the online ones. */
+    cpu_set_t set;
+    long n = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : sysconf(_SC_NPROCESSORS_ONLN);
+    sa_end_width = n < 1 ? 1 : n > SA_END_SLOTS ? SA_END_SLOTS : (int)n;
+    pthread_atfork(NULL, NULL, sa_end_postfork_child);
+}
+
+typedef struct {
+    int slot;       /* -1: entered without a turn (the wait ran out) */
+    uint64_t gen;
+} sa_end_turn_t;
+
+/* Wait for a turn to end an interpreter. Call without a GIL. */
+static sa_end_turn_t sa_end_enter(void)
+{
+    pthread_once(&sa_end_once, sa_end_init);
+    sa_end_turn_t turn = {-1, 0};
+    int64_t start = sa_now_ns();
+    int waited = 0;
+    pthread_mutex_lock(&sa_end_lock);
+    for (;;) {
+        int64_t now = sa_now_ns();
+        int active = 0, slot = -1;
+        int64_t next_stale = now + SA_END_SLICE_NS;
+        for (int i = 0; i < SA_END_SLOTS; i++) {
+            if (sa_end_since[i] != 0 && now - sa_end_since[i] < SA_END_STALE_NS) {
+                active++;
+                if (sa_end_since[i] + SA_END_STALE_NS < next_stale)
+                    next_stale = sa_end_since[i] + SA_END_STALE_NS;
+            }
+            else if (slot < 0)
+                slot = i; /* free, or held too long to count */
+        }
+        if (slot >= 0 && active < sa_end_width) {
+            sa_end_since[slot] = now > 0 ? now : 1;
+            turn.slot = slot;
+            turn.gen = ++sa_end_gen[slot];
+            break;
+        }
+        if (now - start >= SA_END_WAIT_NS)
+            break;
+        if (!waited) {
+            waited = 1;
+            sa_end_waited++;
+        }
+        int64_t until = next_stale < start + SA_END_WAIT_NS ? next_stale : start + SA_END_WAIT_NS;
+        struct timespec ts = {.tv_sec = until / 1000000000, .tv_nsec = until % 1000000000};
+        pthread_cond_timedwait(&sa_end_cond, &sa_end_lock, &ts);
+    }
+    pthread_mutex_unlock(&sa_end_lock);
+    return turn;
+}
+
+/* Give the turn back (if it is still this thread's: a stale one may have
+ * been taken over) and let one waiter in. */
+static void sa_end_leave(sa_end_turn_t turn)
+{
+    pthread_mutex_lock(&sa_end_lock);
+    if (turn.slot >= 0 && sa_end_gen[turn.slot] == turn.gen)
+        sa_end_since[turn.slot] = 0;
+    pthread_cond_signal(&sa_end_cond);
+    pthread_mutex_unlock(&sa_end_lock);
+}
+
+/* Py_EndInterpreter(ts) in its turn; `ts` is the calling thread's, current. */
+static void sa_end_interpreter(PyThreadState *ts)
+{
+    PyThreadState *saved = PyEval_SaveThread();
+    sa_end_turn_t turn = sa_end_enter();
+    PyEval_RestoreThread(saved);
+    Py_EndInterpreter(ts);
+    sa_end_leave(turn);
 }
 
 /* Wait up to timeout_ns (< 0: forever) for the actor to be done.
@@ -587,7 +703,7 @@ static void *sa_actor_thread(void *arg)
             errno = 0;
             if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), SA_ENDING_NICE) < 0)
                 errno = 0;
-            Py_EndInterpreter(ts);
+            sa_end_interpreter(ts);
             atomic_fetch_sub(&sa_counters.interpreters, 1);
             sa_current = NULL;
             sa_warm_thread_exit(a);
@@ -655,7 +771,7 @@ static void *sa_actor_thread(void *arg)
         Py_DECREF(exc);
     }
     sa_flush_std_streams();
-    Py_EndInterpreter(ts);
+    sa_end_interpreter(ts);
     atomic_fetch_sub(&sa_counters.interpreters, 1);
     /* Ends the code left open were closed by the teardown; this catches any
      * that were not (a leaked end object). */
@@ -1459,6 +1575,17 @@ static PyObject *sa_py_shutdown_at_exit(PyObject *mod, PyObject *Py_UNUSED(args)
     _exit(code);
 }
 
+/* _ending_stats(): the ending gate's figures, for tests and benchmarks. */
+static PyObject *sa_py_ending_stats(PyObject *Py_UNUSED(mod), PyObject *Py_UNUSED(args))
+{
+    pthread_once(&sa_end_once, sa_end_init);
+    pthread_mutex_lock(&sa_end_lock);
+    long waited = sa_end_waited;
+    int width = sa_end_width;
+    pthread_mutex_unlock(&sa_end_lock);
+    return Py_BuildValue("{s:i,s:l}", "width", width, "waited", waited);
+}
+
 static PyMethodDef sa_actor_functions[] = {
     {"spawn", (PyCFunction)(void (*)(void))sa_spawn, METH_VARARGS | METH_KEYWORDS,
      "spawn(code, *, name='actor', label=None, input=b'', shared_gil=False, sys_path=None, chan=0,\n"
@@ -1489,6 +1616,9 @@ static PyMethodDef sa_actor_functions[] = {
      "an abandoned one is still alive."},
     {"_live_handles", sa_py_live_handles, METH_NOARGS,
      "_live_handles() -> list[SubintHandle]\n\nA new handle for every live (not done, not abandoned) actor."},
+    {"_ending_stats", sa_py_ending_stats, METH_NOARGS,
+     "_ending_stats() -> dict\n\nThe ending gate: how many interpreters may end at once (width) and how\n"
+     "many actor threads have had to wait for a turn so far (waited)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -321,3 +321,61 @@ def test_running_actor_at_exit_is_interrupted_not_abandoned():
     assert r.returncode == 0, r.stderr
     assert "bye" in r.stdout
     assert "abandoned" not in r.stderr
+
+
+# -- the ending gate: at most one interpreter per core ends at a time ------------
+
+# Each actor waits for the start file, then leaves: all of them end at once.
+# Importing a few stdlib packages gives each teardown some milliseconds of
+# work, so that their teardowns overlap.
+_END_TOGETHER = """
+import os, time
+import json, decimal, email.message, argparse, unittest
+deadline = time.monotonic() + 60
+while not os.path.exists({path!r}) and time.monotonic() < deadline:
+    time.sleep(0.001)
+"""
+
+
+def test_many_actors_ending_at_once_take_turns(tmp_path):
+    stats = _ext._ending_stats()
+    assert stats["width"] == max(1, min(64, len(__import__("os").sched_getaffinity(0))))
+    go = tmp_path / "go"
+    n = 4 * stats["width"] + 4
+    handles = [_ext.spawn(_END_TOGETHER.format(path=str(go)), name=f"together-{i}") for i in range(n)]
+    # All of them are running (past their imports is not needed: they wait).
+    deadline = time.monotonic() + 60
+    while sum(1 for a in _ext.list_actors() if a["state"] == "running") < n and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.3)  # let every one reach its wait loop
+    go.write_text("")
+    assert all(h.join(60) for h in handles)
+    assert [h.outcome()[0] for h in handles] == ["ok"] * n
+    # More actors ended at once than there are turns: some had to wait.
+    assert _ext._ending_stats()["waited"] > stats["waited"]
+
+
+# An actor whose teardown is slow: Py_EndInterpreter joins the interpreter's
+# non-daemon threads, and this one sleeps for a while first.
+_SLOW_TEARDOWN = """
+import threading, time
+threading.Thread(target=time.sleep, args=(6,)).start()
+"""
+
+
+def test_a_teardown_that_hangs_does_not_hold_up_the_others():
+    width = _ext._ending_stats()["width"]
+    slow = [_ext.spawn(_SLOW_TEARDOWN, name=f"slow-end-{i}") for i in range(width)]
+    # Every turn is taken by a teardown that will take seconds.
+    deadline = time.monotonic() + 30
+    while (sum(1 for a in _ext.list_actors() if a["name"].startswith("slow-end") and a["state"] == "ending") < width
+           and time.monotonic() < deadline):
+        time.sleep(0.01)
+    t0 = time.monotonic()
+    quick = _ext.spawn("pass", name="quick-end")
+    assert quick.join(30)
+    took = time.monotonic() - t0
+    # The quick actor did not wait for the slow teardowns to end: a turn
+    # held too long stops counting (after about a second).
+    assert not any(h.done for h in slow), took
+    assert all(h.join(30) for h in slow)
