@@ -228,6 +228,47 @@ static void sa_end_interpreter(PyThreadState *ts)
     sa_end_leave(turn);
 }
 
+/* _unraisable(unraisable): an actor's sys.unraisablehook, installed before
+ * its code runs. An interrupt that lands in code whose errors Python can
+ * only report, not raise (a weakref callback, a __del__, the import
+ * system's lock cleanup while a module loads), would be printed as
+ * "Exception ignored" and lost: the actor would go on as if never
+ * interrupted, until kill_after abandons it. It is asked for again in this
+ * thread instead, so it is raised at the next bytecode of the code that
+ * runs; anything else goes to sys.__unraisablehook__. */
+static PyObject *sa_py_unraisable(PyObject *mod, PyObject *unraisable)
+{
+    sa_state_t *st = sa_state(mod);
+    PyObject *exc = PyObject_GetAttrString(unraisable, "exc_value");
+    if (exc == NULL)
+        PyErr_Clear();
+    else if (st->actor.ActorInterrupted != NULL && PyErr_GivenExceptionMatches(exc, st->actor.ActorInterrupted)) {
+        Py_DECREF(exc);
+        PyThreadState_SetAsyncExc(PyThread_get_thread_ident(), st->actor.ActorInterrupted);
+        Py_RETURN_NONE;
+    }
+    Py_XDECREF(exc);
+    PyObject *sys = PyImport_ImportModule("sys");
+    PyObject *dflt = sys ? PyObject_GetAttrString(sys, "__unraisablehook__") : NULL;
+    Py_XDECREF(sys);
+    if (dflt == NULL)
+        return NULL;
+    PyObject *r = PyObject_CallOneArg(dflt, unraisable);
+    Py_DECREF(dflt);
+    return r;
+}
+
+/* Install _unraisable as the actor's sys.unraisablehook. */
+static int sa_install_unraisable_hook(PyObject *ext)
+{
+    PyObject *hook = PyObject_GetAttrString(ext, "_unraisable");
+    if (hook == NULL)
+        return -1;
+    int rc = PySys_SetObject("unraisablehook", hook);
+    Py_DECREF(hook);
+    return rc;
+}
+
 /* Wait up to timeout_ns (< 0: forever) for the actor to be done.
  * Returns 0 when done, SA_ERR_TIMEOUT, or SA_ERR_OS. Call without a GIL. */
 static int sa_actor_wait(sa_actor_t *a, int64_t timeout_ns)
@@ -690,7 +731,8 @@ static void *sa_actor_thread(void *arg)
      * type is registered before the interpreter is published. */
     PyObject *exc = NULL;
     PyObject *ext = NULL;
-    if (sa_actor_set_sys_path(a) < 0 || (ext = PyImport_ImportModule("subactor._ext")) == NULL)
+    if (sa_actor_set_sys_path(a) < 0 || (ext = PyImport_ImportModule("subactor._ext")) == NULL ||
+        sa_install_unraisable_hook(ext) < 0)
         exc = PyErr_GetRaisedException();
     Py_XDECREF(ext);
 
@@ -1616,6 +1658,10 @@ static PyMethodDef sa_actor_functions[] = {
      "an abandoned one is still alive."},
     {"_live_handles", sa_py_live_handles, METH_NOARGS,
      "_live_handles() -> list[SubintHandle]\n\nA new handle for every live (not done, not abandoned) actor."},
+    {"_unraisable", sa_py_unraisable, METH_O,
+     "_unraisable(unraisable)\n\nAn actor's sys.unraisablehook: an ActorInterrupted that Python could\n"
+     "only report (in a weakref callback, a __del__) is asked for again in\n"
+     "this thread; anything else goes to sys.__unraisablehook__."},
     {"_ending_stats", sa_py_ending_stats, METH_NOARGS,
      "_ending_stats() -> dict\n\nThe ending gate: how many interpreters may end at once (width) and how\n"
      "many actor threads have had to wait for a turn so far (waited)."},

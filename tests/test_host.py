@@ -379,3 +379,37 @@ def test_a_teardown_that_hangs_does_not_hold_up_the_others():
     # held too long stops counting (after about a second).
     assert not any(h.done for h in slow), took
     assert all(h.join(30) for h in slow)
+
+
+# The interrupt lands in a weakref callback, whose errors Python can only
+# report ("Exception ignored in ..."): it must still end the actor.
+_INTERRUPT_IN_CALLBACK = """
+import os, time, weakref
+from subactor import _ext
+class Thing:
+    pass
+def callback(ref):
+    open({flag!r}, "w").close()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        pass
+thing = Thing()
+ref = weakref.ref(thing, callback)
+del thing  # runs the callback, which spins until interrupted
+# Reached only if the interrupt was swallowed with the callback:
+_ext.set_result(b"went on")
+"""
+
+
+def test_interrupt_in_a_weakref_callback_still_ends_the_actor(tmp_path):
+    flag = tmp_path / "in-callback"
+    h = _ext.spawn(_INTERRUPT_IN_CALLBACK.format(flag=str(flag)), name="in-callback")
+    deadline = time.monotonic() + 30
+    while not flag.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert flag.exists()
+    assert h.interrupt()
+    assert h.join(30)
+    outcome = h.outcome()
+    assert outcome[0] != "ok", outcome
+    assert "ActorInterrupted" in outcome[1], outcome
