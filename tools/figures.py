@@ -281,10 +281,17 @@ def cancel_2_3(r: Run):
             f"{float(three['median']) / 500:.3f}x (worst {worst})", "goal rung 3: +-10% of the deadline")
 
 
+LADDER_KINDS = ["checkpoint", "spin", "sleep", "gil_c"]
+
+
+def _ladder_rows(r: Run, group: str) -> list[dict]:
+    """bench ladder's rows of `group`, one per kind of stuck actor."""
+    return [r.row("ladder", k, group) for k in LADDER_KINDS]
+
+
 def ladder(r: Run):
-    g = "cancel_actor() called"
-    kinds = ["checkpoint", "spin", "sleep", "gil_c"]
-    rows = [r.row("ladder", k, g) for k in kinds]
+    kinds = LADDER_KINDS
+    rows = _ladder_rows(r, "cancel_actor() called")
     verdicts = [str(x.get("verdict")) for x in rows]
     return ("the ladder, grace 0.3 s / kill_after 0.8 s: cancel to gone (20 runs each; median / worst)",
             "; ".join(f"{k} {x['median']:.0f} / {x['worst']:.0f} ms" for k, x in zip(kinds, rows)),
@@ -295,9 +302,8 @@ def ladder(r: Run):
 
 
 def ladder_stall(r: Run):
-    g = "longest event-loop stall"
-    kinds = ["checkpoint", "spin", "sleep", "gil_c"]
-    rows = [r.row("ladder", k, g) for k in kinds]
+    kinds = LADDER_KINDS
+    rows = _ladder_rows(r, "longest event-loop stall")
     worst = max(float(x["worst"]) for x in rows)
     return ("the parent's event loop during those ladders: longest stall (median / worst of 20)",
             "; ".join(f"{k} {x['median']:.1f} / {x['worst']:.0f} ms" for k, x in zip(kinds, rows)),
@@ -305,9 +311,8 @@ def ladder_stall(r: Run):
 
 
 def ctrl_c(r: Run):
-    g = "Ctrl-C"
-    kinds = ["checkpoint", "spin", "sleep", "gil_c"]
-    rows = [r.row("ladder", k, g) for k in kinds]
+    kinds = LADDER_KINDS
+    rows = _ladder_rows(r, "Ctrl-C")
     clean = all("one clean KeyboardInterrupt 20/20" in str(x.get("note")) for x in rows)
     worst = max(float(x["worst"]) for x in rows)
     return ("Ctrl-C to exit, a tree holding one stuck actor of each kind (worst of 20)",
