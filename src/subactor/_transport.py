@@ -257,8 +257,8 @@ class BlockingChannel:
                 if other_fd is not None:
                     poller.register(other_fd, select.POLLIN)
             ready = poller.poll()
-            if wake is not None:
-                drain(wake)
+            if wake is not None and any(fd == wake for fd, _ in ready):
+                drain(wake)   # (only when it woke us: a read that finds nothing is a system call per message)
             if other_fd is not None and any(fd == other_fd for fd, _ in ready):
                 return OTHER
 
