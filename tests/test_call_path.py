@@ -232,6 +232,125 @@ def test_a_reply_waiter_cancelled_while_parked_is_never_woken_later():
     trio.run(main)
 
 
+# --- the caller's spin right after its send ---------------------------------------
+
+
+def _force_spin(monkeypatch, spin=0.05):
+    """Spins always allowed and never turned off by a preemption (a busy
+    test machine must not change which path is taken), and a spin long
+    enough for an answer from a loaded machine."""
+    monkeypatch.setattr(_transport, "may_spin", lambda: True)
+    monkeypatch.setattr(_transport, "spin_end", lambda start: None)
+    monkeypatch.setattr(_portal, "CALL_SPIN", spin)
+
+
+class _Passes(trio.abc.Instrument):
+    """Counts the scheduler's passes (each waits for I/O once)."""
+
+    def __init__(self):
+        self.n = 0
+
+    def before_io_wait(self, timeout):
+        self.n += 1
+
+
+def _passes_per_call(calls, fn, **kw):
+    """Scheduler passes during each of ``calls`` back-to-back calls of
+    ``fn`` in a fresh sync-mode actor."""
+    per_call = []
+
+    async def main():
+        with trio.fail_after(60):
+            async with subactor.open_nursery() as an:
+                p = await an.start_actor("spin", enable_modules=[MOD])
+                await p.run(fn, **kw)
+                passes = _Passes()
+                trio.lowlevel.add_instrument(passes)
+                for _ in range(calls):
+                    before = passes.n
+                    await p.run(fn, **kw)
+                    per_call.append(passes.n - before)
+                trio.lowlevel.remove_instrument(passes)
+                await p.cancel_actor()
+
+    trio.run(main)
+    return per_call
+
+
+def test_a_reply_the_caller_finds_right_after_its_send_costs_no_scheduler_pass(monkeypatch):
+    """A quick answer is taken by the caller's spin right after the send:
+    that call is a cancel point but no scheduler pass, except every
+    FAST_OPS-th one, which is a full checkpoint."""
+    _force_spin(monkeypatch)
+    monkeypatch.setattr(_portal, "FAST_OPS", 8)
+    monkeypatch.setattr(_portal, "FAST_WALL", 60.0)   # the count alone decides here
+    per_call = _passes_per_call(80, remote_call.add, a=1, b=2)
+    assert 0 in per_call, "no call was answered without a scheduler pass"
+    # Never more than FAST_OPS - 1 calls in a row without one.
+    run = longest = 0
+    for n in per_call:
+        run = run + 1 if n == 0 else 0
+        longest = max(longest, run)
+    assert longest < 8, per_call
+
+
+def test_a_task_calling_back_to_back_still_lets_others_run(monkeypatch):
+    """With every answer found by the spin, a tight loop of calls still
+    reaches a schedule point at least every FAST_OPS calls: another task
+    runs in every such stretch (so do deadlines: a pass of the scheduler
+    is what fires them)."""
+    _force_spin(monkeypatch)
+    ticks_at = []
+
+    async def main():
+        with trio.fail_after(60):
+            async with subactor.open_nursery() as an:
+                p = await an.start_actor("tight", enable_modules=[MOD])
+                ticks = 0
+
+                async def ticker():
+                    nonlocal ticks
+                    while True:
+                        ticks += 1
+                        await trio.sleep(0)
+
+                async with trio.open_nursery() as n:
+                    n.start_soon(ticker)
+                    for _ in range(20 * _portal.FAST_OPS):
+                        await p.run(remote_call.add, a=1, b=2)
+                        ticks_at.append(ticks)
+                    n.cancel_scope.cancel()
+                await p.cancel_actor()
+
+    trio.run(main)
+    k = _portal.FAST_OPS
+    for i in range(len(ticks_at) - k):
+        assert ticks_at[i + k] > ticks_at[i], f"no other task ran during calls {i}..{i + k}"
+
+
+def test_a_spin_that_misses_turns_off_for_the_portal_until_an_answer_is_quick(monkeypatch):
+    """A call that outlasts the spin (a slow function) turns the spin off
+    for that portal; a later answer found within the caller's scheduler
+    passes turns it on again. Every call still gets its own answer."""
+    _force_spin(monkeypatch, spin=0.001)
+
+    async def main():
+        with trio.fail_after(60):
+            async with subactor.open_nursery() as an:
+                p = await an.start_actor("miss", enable_modules=[MOD])
+                assert await p.run(remote_call.add, a=1, b=2) == 3
+                assert await p.run(remote_call.slow_value, seconds=0.05, value="slow") == "slow"
+                assert p._spin_ok is False
+                for i in range(500):
+                    assert await p.run(remote_call.add, a=i, b=1) == i + 1
+                    if p._spin_ok:
+                        break
+                assert p._spin_ok, "no answer came within the caller's passes in 500 calls"
+                await p.cancel_actor()
+
+    trio.run(main)
+
+
 # --- check_remote_fn's cache -----------------------------------------------------
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import sys
+import time
 from contextlib import asynccontextmanager
 from types import FunctionType
 from typing import Any, Callable
@@ -33,6 +34,37 @@ _cids = itertools.count(1)
 # How many scheduler passes a caller of portal.run looks for its own reply
 # (Portal._wait_reply) before it leaves that to the message pump.
 _TAKE_PASSES = 16
+# Seconds a caller of portal.run looks for its reply right after the send,
+# holding the event loop, before it yields (Portal._spin_for): a sync
+# function's answer from an actor that spins for its next message comes
+# within ~10 us, and a scheduler pass costs 4-8 us here (a park and a
+# wake-up through the pump several of them). Only while spins pay (see
+# _transport.may_spin) and for a portal's only call in flight.
+CALL_SPIN = 30e-6
+# A call whose reply that spin found is a cancel point (before its send)
+# but no schedule point, except that every FAST_OPS-th such call, or the
+# first FAST_WALL seconds after the last schedule point, is a full
+# checkpoint: a task calling back to back still lets the others (and
+# deadlines) run within about half a millisecond. (A stream's send and
+# receive do the same, see _context.FAST_OPS.)
+FAST_OPS = 64
+FAST_WALL = 0.0005
+_fast_left = 0
+_fast_until = 0.0
+
+
+def _fast_path() -> bool:
+    """True if this call may skip its schedule point; False when a full
+    checkpoint is due (the budget then starts over)."""
+    global _fast_left, _fast_until
+    _fast_left -= 1
+    if _fast_left > 0 and time.perf_counter() < _fast_until:
+        return True
+    _fast_left = FAST_OPS
+    _fast_until = time.perf_counter() + FAST_WALL
+    return False
+
+
 # Seconds portal.cancel_actor() over a peer's portal waits for its bye.
 CANCEL_PEER_WAIT = 3.0
 
@@ -169,6 +201,7 @@ class Portal:
         # its final answer comes (also after the caller gave up on it), for
         # the log of an abandon.
         self.running: dict[int, str] = {}
+        self._spin_ok = True         # the last call's answer came quickly (see _spin_for)
 
     @property
     def chan(self):
@@ -268,18 +301,45 @@ class Portal:
                 chan.give_back(msg)
                 return
 
+    def _spin_for(self, reply: _Reply) -> bool:
+        """The caller looks for its reply right after the send, without a
+        pass of the scheduler, for at most CALL_SPIN seconds (the event
+        loop is held that long, as by any code that computes): True if it
+        came. A miss (a function that takes longer) turns the spin off for
+        this portal until an answer comes quickly again."""
+        chan = self.channel
+        t = _transport.spin_start()
+        until = t[0] + CALL_SPIN
+        now = time.perf_counter
+        while chan.can_take():
+            self._take_replies()
+            if reply.msg is not None:
+                return True
+            if now() >= until:
+                break
+        self._spin_ok = False
+        _transport.spin_end(t)
+        return False
+
     async def _wait_reply(self, reply: _Reply) -> None:
-        """Until ``reply`` has its answer: for a few scheduler passes the
-        calling task looks for it itself, then it parks until the pump
-        delivers it. Cancellable throughout."""
+        """Until ``reply`` has its answer: the calling task looks for it
+        itself, first right after the send without yielding (_spin_for),
+        then for a few scheduler passes, then it parks until the pump
+        delivers it. Cancellable wherever it waits."""
         if type(self.channel) is TrioChannel and type(self.channel.end) is _ext.ChannelEnd and _transport.may_spin():
+            if self._spin_ok and len(self._calls) == 1 and self._spin_for(reply):
+                # A cancel point came before the send; the schedule point
+                # is skipped but for one call in FAST_OPS (see _fast_path).
+                if not _fast_path():
+                    await trio.lowlevel.cancel_shielded_checkpoint()
+                return
             t = _transport.spin_start()
             for _ in range(_TAKE_PASSES):
                 await trio.lowlevel.checkpoint()
+                if reply.msg is None:
+                    self._take_replies()
                 if reply.msg is not None:
-                    return
-                self._take_replies()
-                if reply.msg is not None:
+                    self._spin_ok = True   # a quick answer after all: spin for the next one
                     return
             _transport.spin_end(t)
         await reply.wait()

@@ -257,8 +257,8 @@ class BlockingChannel:
                 if other_fd is not None:
                     poller.register(other_fd, select.POLLIN)
             ready = poller.poll()
-            if wake is not None:
-                drain(wake)
+            if wake is not None and any(fd == wake for fd, _ in ready):
+                drain(wake)   # (only when it woke us: a read that finds nothing is a system call per message)
             if other_fd is not None and any(fd == other_fd for fd, _ in ready):
                 return OTHER
 
@@ -308,7 +308,7 @@ class TrioChannel:
         # here, and the receiver gets that first.
         self._parked = False          # the receiver waits in recv() holding no message
         self._given: object = None    # a message (or DecodeError) given back, for the receiver
-        self._sleep = None            # the cancel scope of the receiver's wait in epoll
+        self._sleep = None            # the fd the receiver waits on in epoll, while it does
         self.aid = None               # the peer's identity (a subactor._state.Aid), set by the owner
         # cids of contexts whose stream was opened with zero_copy=True (see decode)
         self.zero_copy: set[int] = set()
@@ -480,8 +480,16 @@ class TrioChannel:
                         if t is not None:
                             spin_end(t)
                             t = None
-                        with trio.CancelScope() as self._sleep:
-                            await trio.lowlevel.wait_readable(self.end.recv_fileno())
+                        # No cancel scope around the wait (entering and
+                        # leaving one costs about two scheduler passes, on
+                        # every message's critical path): give_back wakes it
+                        # with notify_closing, which the fd survives.
+                        fd = self._sleep = self.end.recv_fileno()
+                        try:
+                            await trio.lowlevel.wait_readable(fd)
+                        except trio.ClosedResourceError:
+                            if self._given is None:   # not give_back's wake: a real close
+                                raise
                 finally:
                     self._parked = False
                     self._sleep = None
@@ -528,7 +536,11 @@ class TrioChannel:
         assert self._given is None
         self._given = item
         if self._sleep is not None:
-            self._sleep.cancel()
+            # Wakes the receiver's wait_readable with ClosedResourceError,
+            # which recv() takes for this wake while a message is given
+            # back. The fd stays open and is waited on again as before
+            # (trio only drops its epoll registration).
+            self._trio.lowlevel.notify_closing(self._sleep)
 
     async def recv_some(self, limit: int = 64) -> list[dict]:
         """The next message and up to ``limit - 1`` more that are already
