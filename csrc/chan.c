@@ -167,6 +167,7 @@ static atomic_uint_fast64_t sa_chan_next_id = 1;
 #define SA_CHAN_BUF_HDR 16
 #define SA_CHAN_POOL_MIN ((size_t)64 << 10)
 #define SA_CHAN_POOL_MAX ((size_t)32 << 20)
+static size_t sa_chan_pool_max = SA_CHAN_POOL_MAX; /* guarded by sa_chan_pool_lock; _chan_pool(max=) sets it */
 #define SA_CHAN_POOL_CLASSES 64
 
 typedef struct {
@@ -178,6 +179,8 @@ static pthread_mutex_t sa_chan_pool_lock = PTHREAD_MUTEX_INITIALIZER;
 static char *sa_chan_pool[SA_CHAN_POOL_CLASSES]; /* per class, a stack linked through the first word */
 static size_t sa_chan_pool_bytes;                /* bytes kept, guarded by sa_chan_pool_lock */
 static size_t sa_chan_pool_count;                /* buffers kept, guarded by sa_chan_pool_lock */
+static size_t sa_chan_pool_misses;               /* large allocations the pool had nothing for (same lock) */
+static size_t sa_chan_pool_drops;                /* large frees the full pool did not keep (same lock) */
 
 /* The class of a large request and its rounded capacity. */
 static size_t sa_chan_pool_class(size_t len, size_t *cap)
@@ -208,6 +211,8 @@ char *sa_chan_buf_alloc(size_t len)
                 sa_chan_pool_bytes -= cap;
                 sa_chan_pool_count--;
             }
+            else
+                sa_chan_pool_misses++;
             pthread_mutex_unlock(&sa_chan_pool_lock);
         }
         else {
@@ -237,23 +242,29 @@ void sa_chan_buf_free(char *buf)
     sa_chan_buf_hdr_t *h = sa_chan_hdr(buf);
     if (h->klass != 0) {
         pthread_mutex_lock(&sa_chan_pool_lock);
-        if (sa_chan_pool_bytes + h->cap <= SA_CHAN_POOL_MAX) {
+        if (sa_chan_pool_bytes + h->cap <= sa_chan_pool_max) {
             memcpy(buf, &sa_chan_pool[h->klass - 1], sizeof(char *));
             sa_chan_pool[h->klass - 1] = (char *)h;
             sa_chan_pool_bytes += h->cap;
             sa_chan_pool_count++;
             h = NULL;
         }
+        else
+            sa_chan_pool_drops++;
         pthread_mutex_unlock(&sa_chan_pool_lock);
     }
     PyMem_RawFree(h);
 }
 
-void sa_chan__pool(int clear, size_t *count, size_t *bytes)
+void sa_chan__pool(int clear, long long max, size_t *count, size_t *bytes, size_t *misses, size_t *drops)
 {
     pthread_mutex_lock(&sa_chan_pool_lock);
+    if (max >= 0)
+        sa_chan_pool_max = (size_t)max;
     *count = sa_chan_pool_count;
     *bytes = sa_chan_pool_bytes;
+    *misses = sa_chan_pool_misses;
+    *drops = sa_chan_pool_drops;
     for (int c = 0; clear && c < SA_CHAN_POOL_CLASSES; c++) {
         char *raw = sa_chan_pool[c];
         while (raw != NULL) {

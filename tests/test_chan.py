@@ -1163,3 +1163,36 @@ def test_recv_fd_level_matches_the_queue_after_a_concurrent_storm():
         assert readable(fd)   # the peer closed: a recv would not block
     finally:
         end.close()
+
+
+def test_pool_counts_misses_and_drops_and_its_max_is_settable():
+    # _chan_pool(): misses (a large buffer the pool had nothing for) and
+    # drops (a freed large buffer the pool had no room for) are counted,
+    # and max= bounds what it keeps (0: nothing) until set back.
+    cid, a, b = pair()
+    size = 1 << 20
+    before = _ext._chan_pool(True)    # empty pool: the next large buffer is a miss
+    old_max = 32 << 20
+    try:
+        _ext._chan_pool(False, 0)
+        a.send(b"x" * size)
+        b.recv(timeout=5).release()   # freed with max 0: dropped
+        mid = _ext._chan_pool()
+        assert mid["misses"] == before["misses"] + 1
+        assert mid["drops"] == before["drops"] + 1
+        assert mid["buffers"] == 0
+        _ext._chan_pool(False, old_max)
+        a.send(b"x" * size)           # a miss again (nothing kept), then kept on release
+        b.recv(timeout=5).release()
+        a.send(b"x" * size)           # taken from the pool: no miss, no drop
+        b.recv(timeout=5).release()
+        after = _ext._chan_pool()
+        assert after["misses"] == mid["misses"] + 1
+        assert after["drops"] == mid["drops"]
+        assert after["buffers"] == 1
+    finally:
+        _ext._chan_pool(True, old_max)
+        a.close()
+        b.close()
+    with pytest.raises(ValueError, match="max"):
+        _ext._chan_pool(False, 1 << 41)
