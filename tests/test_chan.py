@@ -1196,3 +1196,32 @@ def test_pool_counts_misses_and_drops_and_its_max_is_settable():
         b.close()
     with pytest.raises(ValueError, match="max"):
         _ext._chan_pool(False, 1 << 41)
+
+
+def test_pool_serves_a_request_from_a_kept_buffer_up_to_twice_its_size():
+    # A pool that keeps buffers of one size class only (a stream's 1 MiB
+    # items plus their header) still serves other large sizes up to twice
+    # smaller from them, instead of fresh memory each time; a buffer so
+    # taken goes back to its own class.
+    cid, a, b = pair()
+    _ext._chan_pool(True)
+    try:
+        a.send(b"x" * ((1 << 20) + 100))   # a miss; kept on release (the 1.25 MiB class)
+        b.recv(timeout=5).release()
+        start = _ext._chan_pool()
+        assert start["buffers"] == 1
+        for _ in range(3):
+            a.send(b"y" * (1 << 20))       # the 1 MiB class: served by the kept buffer
+            m = b.recv(timeout=5)
+            assert bytes(m) == b"y" * (1 << 20)
+            m.release()
+        mid = _ext._chan_pool()
+        assert mid["misses"] == start["misses"]
+        assert mid["buffers"] == 1 and mid["bytes"] == start["bytes"]
+        a.send(b"z" * (4 << 20))           # far larger: not served by it
+        b.recv(timeout=5).release()
+        assert _ext._chan_pool()["misses"] == start["misses"] + 1
+    finally:
+        _ext._chan_pool(True)
+        a.close()
+        b.close()
