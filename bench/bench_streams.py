@@ -16,7 +16,13 @@ Cases:
 - round trip p50/p99: one item to an echoing actor and back over an open
   stream; anchors: the raw channel's trio<->actor ping-pong, a Pipe round
   trip, and ``portal.run`` of a sync function on the same actor (the call
-  path, which the stream path should not trail).
+  path, which the stream path should not trail). The row says in how many
+  round trips each side was allowed to spin (``_transport.may_spin``):
+  without spins each side sleeps in epoll and is woken through the
+  channel's eventfd, and its reader gets the item a scheduler pass after
+  the pump (two trio passes a side, 12-14 us each on the loaded 2-core VM).
+- the 1 MiB rows say how many items met an empty buffer pool (a fresh
+  channel buffer: a page fault per page; ``_ext._chan_pool()``).
 - memory: in a child process of its own, an actor sends 1 KiB items for
   30 s (5 s with --quick) to a parent that reads one item per `pace`
   seconds, `pace` chosen so that the producer is 100x faster than the
@@ -49,7 +55,7 @@ from _table import print_table  # noqa: E402
 from bench_chan import chan_actor_to_trio, mp_pipe, pingpong_trio  # noqa: E402
 
 import subactor  # noqa: E402
-from subactor import RemoteActorError, StreamOverrun  # noqa: E402
+from subactor import RemoteActorError, StreamOverrun, _ext  # noqa: E402
 
 import bench_api_remote  # noqa: E402
 import bench_streams_remote as remote  # noqa: E402
@@ -101,22 +107,31 @@ def stream_one_way(size: int, n: int, allow: bool, zero_copy: bool = False) -> t
 
 # -- round trip ------------------------------------------------------------------------
 
-async def _stream_rtt(n: int) -> tuple[list[float], list[float]]:
+async def _stream_rtt(n: int) -> tuple[list[float], list[float], float, float]:
     """Round trips over an open stream, then (the call path's anchor, same
-    actor, same run) ``portal.run`` of a sync function."""
+    actor, same run) ``portal.run`` of a sync function. Also the share of
+    the measured round trips during which each side was allowed to spin
+    (``_transport.may_spin``: not backed off after a preempted spin), the
+    parent's and the actor's."""
+    from subactor import _transport
+
     async with subactor.open_nursery() as an:
-        p = await an.start_actor("echo", enable_modules=[bench_api_remote.__name__])
-        async with p.open_context(bench_api_remote.echo_forever) as (ctx, _):
+        p = await an.start_actor("echo", enable_modules=[bench_api_remote.__name__, MOD])
+        async with p.open_context(remote.echo_counting_spins) as (ctx, _):
             async with ctx.open_stream() as s:
                 for _ in range(200):
                     await s.send(1)
                     await s.receive()
                 lat = []
+                spins = 0
+                may_spin = _transport.may_spin
                 for _ in range(n):
                     t0 = time.perf_counter()
                     await s.send(1)
                     await s.receive()
                     lat.append(time.perf_counter() - t0)
+                    spins += may_spin()
+        items, child_spins = await ctx.wait_for_result()
         for _ in range(200):
             await p.run(bench_api_remote.add, a=1, b=2)
         calls = []
@@ -125,7 +140,7 @@ async def _stream_rtt(n: int) -> tuple[list[float], list[float]]:
             await p.run(bench_api_remote.add, a=1, b=2)
             calls.append(time.perf_counter() - t0)
         await p.cancel_actor()
-    return lat, calls
+    return lat, calls, spins / n, child_spins / items
 
 
 # -- memory under a 100x producer ----------------------------------------------------
@@ -211,9 +226,12 @@ def run(quick: bool = False) -> list[dict]:
     for size in SIZES:
         n = _count(size, quick)
         per: dict[str, list] = {name: [] for name, _ in cases}
+        misses: dict[str, list] = {name: [] for name, _ in cases}
         for _ in range(reps):             # interleaved: every case once per repetition
             for name, fn in cases:
+                m0 = _ext._chan_pool()["misses"]
                 dt, count = fn(size, n)
+                misses[name].append((_ext._chan_pool()["misses"] - m0) / count)
                 per[name].append(None if dt is None else dt / count)
         pipe = statistics.median(per["mp.Pipe (2 processes)"])
         chan = statistics.median(per["raw channel actor->trio 1/call"])
@@ -234,6 +252,10 @@ def run(quick: bool = False) -> list[dict]:
                 elif "allow_overruns" in name:
                     goal = 1 / t >= 1e6
                     note += f"; goal >= 1 M it/s: {'met' if goal else 'NOT met'}"
+            if size >= 64 << 10 and not name.startswith("mp."):
+                # Large channel buffers the process-wide pool had none for
+                # (fresh memory: a page fault per page), per item.
+                note += f"; pool misses {statistics.median(misses[name]):.0%} of items"
             if overran:
                 note += f"; StreamOverrun in {overran} of {len(per[name])} runs"
             row = dict(group=f"one way, {_fmt_size(size)} items (items/s; median of {reps})", case=name,
@@ -243,9 +265,11 @@ def run(quick: bool = False) -> list[dict]:
             rows.append(row)
 
     n = 500 if quick else 5000
-    p50s, p99s, chan50, pipe50, call50 = [], [], [], [], []
+    p50s, p99s, chan50, pipe50, call50, spin_p, spin_c = [], [], [], [], [], [], []
     for _ in range(reps):
-        lat, calls = trio.run(_stream_rtt, n)
+        lat, calls, sp, sc = trio.run(_stream_rtt, n)
+        spin_p.append(sp)
+        spin_c.append(sc)
         p50s.append(statistics.median(lat) * 1e6)
         call50.append(statistics.median(calls) * 1e6)
         p99s.append(pct(lat, 0.99) * 1e6)
@@ -256,7 +280,10 @@ def run(quick: bool = False) -> list[dict]:
     rows.append(dict(group=g, case="context stream send+receive (open stream)", median=p50, unit="us",
                      ratio=p50 / m50, goal_met=p50 <= 10,
                      note=f"p99 {statistics.median(p99s):.0f} us; ratio to Pipe; goal p50 <= 10 us: "
-                          + ("met" if p50 <= 10 else "NOT met")))
+                          + ("met" if p50 <= 10 else "NOT met")
+                          + f"; spins allowed in {statistics.median(spin_p):.0%} of the round trips here, "
+                            f"{statistics.median(spin_c):.0%} in the actor (the rest backed off: the machine "
+                            "looked busy, see _transport.may_spin)"))
     rows.append(dict(group=g, case="raw channel ping-pong trio<->actor", median=c50, unit="us", ratio=c50 / m50,
                      note=f"ratio to Pipe; the stream round trip is {p50 / c50:.1f}x this"))
     k50 = statistics.median(call50)

@@ -32,3 +32,20 @@ async def produce_for(ctx, seconds, size):
             await s.send(payload)
             sent += 1
     return sent
+
+
+@subactor.context
+async def echo_counting_spins(ctx):
+    """Echo every item back; return (items, how many of them found this
+    actor allowed to spin (subactor._transport.may_spin), i.e. not backed
+    off after a spin that was preempted)."""
+    from subactor import _transport
+
+    await ctx.started()
+    n = spins = 0
+    async with ctx.open_stream() as s:
+        async for v in s:
+            n += 1
+            spins += _transport.may_spin()
+            await s.send(v)
+    return n, spins

@@ -161,13 +161,18 @@ static atomic_uint_fast64_t sa_chan_next_id = 1;
  * and, when freed, kept in a small process-wide pool, newest first:
  * glibc gives freed megabyte chunks back to the kernel and the next
  * message then faults every page in again (measured: up to 170 faults per
- * 1 MiB message, a third of the throughput). The pool keeps at most
- * SA_CHAN_POOL_MAX bytes; sa_counters.buffers does not count what it
- * keeps (those are free, not live). */
+ * 1 MiB message, a third of the throughput). A request takes a kept
+ * buffer of its own class or of one up to twice its size (a pool full of
+ * one size served no other: a 1 MiB message missed it every time after a
+ * stream of 1 MiB items plus their header had filled it). The pool keeps
+ * at most SA_CHAN_POOL_MAX bytes; sa_counters.buffers does not count what
+ * it keeps (those are free, not live). */
 #define SA_CHAN_BUF_HDR 16
 #define SA_CHAN_POOL_MIN ((size_t)64 << 10)
 #define SA_CHAN_POOL_MAX ((size_t)32 << 20)
+static size_t sa_chan_pool_max = SA_CHAN_POOL_MAX; /* guarded by sa_chan_pool_lock; _chan_pool(max=) sets it */
 #define SA_CHAN_POOL_CLASSES 64
+#define SA_CHAN_POOL_UP 5 /* classes a request may take a kept buffer from: its own and the next 4 (up to 2x) */
 
 typedef struct {
     size_t cap;  /* bytes usable after the header */
@@ -178,6 +183,8 @@ static pthread_mutex_t sa_chan_pool_lock = PTHREAD_MUTEX_INITIALIZER;
 static char *sa_chan_pool[SA_CHAN_POOL_CLASSES]; /* per class, a stack linked through the first word */
 static size_t sa_chan_pool_bytes;                /* bytes kept, guarded by sa_chan_pool_lock */
 static size_t sa_chan_pool_count;                /* buffers kept, guarded by sa_chan_pool_lock */
+static size_t sa_chan_pool_misses;               /* large allocations the pool had nothing for (same lock) */
+static size_t sa_chan_pool_drops;                /* large frees the full pool did not keep (same lock) */
 
 /* The class of a large request and its rounded capacity. */
 static size_t sa_chan_pool_class(size_t len, size_t *cap)
@@ -201,21 +208,35 @@ char *sa_chan_buf_alloc(size_t len)
     if (len >= SA_CHAN_POOL_MIN) {
         klass = sa_chan_pool_class(len, &cap) + 1;
         if (klass <= SA_CHAN_POOL_CLASSES) {
+            /* A kept buffer of this class, else of one of the next
+             * SA_CHAN_POOL_UP classes (at most twice the size): a pool
+             * full of one size must not leave every other size to fresh
+             * memory. A kept buffer keeps its header (its own class and
+             * capacity), so it goes back where it came from. */
             pthread_mutex_lock(&sa_chan_pool_lock);
-            raw = sa_chan_pool[klass - 1];
-            if (raw != NULL) {
-                memcpy(&sa_chan_pool[klass - 1], raw + SA_CHAN_BUF_HDR, sizeof(char *));
-                sa_chan_pool_bytes -= cap;
-                sa_chan_pool_count--;
+            for (size_t c = klass - 1; c < klass - 1 + SA_CHAN_POOL_UP && c < SA_CHAN_POOL_CLASSES; c++) {
+                raw = sa_chan_pool[c];
+                if (raw != NULL) {
+                    memcpy(&sa_chan_pool[c], raw + SA_CHAN_BUF_HDR, sizeof(char *));
+                    sa_chan_pool_bytes -= ((sa_chan_buf_hdr_t *)(void *)raw)->cap;
+                    sa_chan_pool_count--;
+                    break;
+                }
             }
+            if (raw == NULL)
+                sa_chan_pool_misses++;
             pthread_mutex_unlock(&sa_chan_pool_lock);
+            if (raw != NULL) {
+                atomic_fetch_add(&sa_counters.buffers, 1);
+                return raw + SA_CHAN_BUF_HDR;
+            }
         }
         else {
             klass = 0;
             cap = len;
         }
     }
-    if (raw == NULL && (raw = PyMem_RawMalloc(SA_CHAN_BUF_HDR + (cap ? cap : 1))) == NULL)
+    if ((raw = PyMem_RawMalloc(SA_CHAN_BUF_HDR + (cap ? cap : 1))) == NULL)
         return NULL;
     sa_chan_buf_hdr_t *h = (sa_chan_buf_hdr_t *)(void *)raw;
     h->cap = cap;
@@ -237,23 +258,29 @@ void sa_chan_buf_free(char *buf)
     sa_chan_buf_hdr_t *h = sa_chan_hdr(buf);
     if (h->klass != 0) {
         pthread_mutex_lock(&sa_chan_pool_lock);
-        if (sa_chan_pool_bytes + h->cap <= SA_CHAN_POOL_MAX) {
+        if (sa_chan_pool_bytes + h->cap <= sa_chan_pool_max) {
             memcpy(buf, &sa_chan_pool[h->klass - 1], sizeof(char *));
             sa_chan_pool[h->klass - 1] = (char *)h;
             sa_chan_pool_bytes += h->cap;
             sa_chan_pool_count++;
             h = NULL;
         }
+        else
+            sa_chan_pool_drops++;
         pthread_mutex_unlock(&sa_chan_pool_lock);
     }
     PyMem_RawFree(h);
 }
 
-void sa_chan__pool(int clear, size_t *count, size_t *bytes)
+void sa_chan__pool(int clear, long long max, size_t *count, size_t *bytes, size_t *misses, size_t *drops)
 {
     pthread_mutex_lock(&sa_chan_pool_lock);
+    if (max >= 0)
+        sa_chan_pool_max = (size_t)max;
     *count = sa_chan_pool_count;
     *bytes = sa_chan_pool_bytes;
+    *misses = sa_chan_pool_misses;
+    *drops = sa_chan_pool_drops;
     for (int c = 0; clear && c < SA_CHAN_POOL_CLASSES; c++) {
         char *raw = sa_chan_pool[c];
         while (raw != NULL) {

@@ -177,7 +177,7 @@ int sa_chan__send_check(sa_chan_t *ch, int side, size_t len);
 int64_t sa_chan__spin(int64_t ns);
 /* How many large buffers the pool keeps and their bytes; frees them all
  * (after reading) if `clear`. */
-void sa_chan__pool(int clear, size_t *count, size_t *bytes);
+void sa_chan__pool(int clear, long long max, size_t *count, size_t *bytes, size_t *misses, size_t *drops);
 
 /* --- binding helpers (msgobj.c, endobj.c, chanmod.c; GIL held) -------------- */
 

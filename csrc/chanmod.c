@@ -110,11 +110,17 @@ static PyObject *sa_py_chan_spin(PyObject *Py_UNUSED(mod), PyObject *args)
 static PyObject *sa_py_chan_pool(PyObject *Py_UNUSED(mod), PyObject *args)
 {
     int clear = 0;
-    size_t count, bytes;
-    if (!PyArg_ParseTuple(args, "|p:_chan_pool", &clear))
+    long long max = -1;
+    size_t count, bytes, misses, drops;
+    if (!PyArg_ParseTuple(args, "|pL:_chan_pool", &clear, &max))
         return NULL;
-    sa_chan__pool(clear, &count, &bytes);
-    return Py_BuildValue("{s:n,s:n}", "buffers", (Py_ssize_t)count, "bytes", (Py_ssize_t)bytes);
+    if (max > ((long long)1 << 40)) {
+        PyErr_SetString(PyExc_ValueError, "_chan_pool(): max must be at most 1 TiB (or negative: unchanged)");
+        return NULL;
+    }
+    sa_chan__pool(clear, max, &count, &bytes, &misses, &drops);
+    return Py_BuildValue("{s:n,s:n,s:n,s:n}", "buffers", (Py_ssize_t)count, "bytes", (Py_ssize_t)bytes, "misses",
+                         (Py_ssize_t)misses, "drops", (Py_ssize_t)drops);
 }
 
 static PyMethodDef sa_chan_functions[] = {
@@ -138,8 +144,10 @@ static PyMethodDef sa_chan_functions[] = {
      "_chan_spin(ns=-1) -> int\n\nHow long blocking calls spin before they sleep (process-wide); set it if\n"
      "ns >= 0. Returns the previous value."},
     {"_chan_pool", sa_py_chan_pool, METH_VARARGS,
-     "_chan_pool(clear=False) -> dict\n\nFree large buffers kept for reuse (count, bytes), as they were before\n"
-     "`clear` gave them back to the allocator."},
+     "_chan_pool(clear=False, max=-1) -> dict\n\nFree large buffers kept for reuse (count, bytes), as they were before\n"
+     "`clear` gave them back to the allocator; misses: large allocations the pool had\n"
+     "nothing for, drops: large frees it had no room for (since the start). With max >= 0,\n"
+     "the pool keeps at most max bytes from now on (for benchmarks and tests)."},
     {"_chan_info", sa_py_chan_info, METH_O,
      "_chan_info(id) -> dict | None\n\nState of a registered channel, for tests: per side its state and\n"
      "whether it broke; per direction (queued[d]: sent by side d) messages and bytes queued."},

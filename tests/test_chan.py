@@ -1163,3 +1163,65 @@ def test_recv_fd_level_matches_the_queue_after_a_concurrent_storm():
         assert readable(fd)   # the peer closed: a recv would not block
     finally:
         end.close()
+
+
+def test_pool_counts_misses_and_drops_and_its_max_is_settable():
+    # _chan_pool(): misses (a large buffer the pool had nothing for) and
+    # drops (a freed large buffer the pool had no room for) are counted,
+    # and max= bounds what it keeps (0: nothing) until set back.
+    cid, a, b = pair()
+    size = 1 << 20
+    before = _ext._chan_pool(True)    # empty pool: the next large buffer is a miss
+    old_max = 32 << 20
+    try:
+        _ext._chan_pool(False, 0)
+        a.send(b"x" * size)
+        b.recv(timeout=5).release()   # freed with max 0: dropped
+        mid = _ext._chan_pool()
+        assert mid["misses"] == before["misses"] + 1
+        assert mid["drops"] == before["drops"] + 1
+        assert mid["buffers"] == 0
+        _ext._chan_pool(False, old_max)
+        a.send(b"x" * size)           # a miss again (nothing kept), then kept on release
+        b.recv(timeout=5).release()
+        a.send(b"x" * size)           # taken from the pool: no miss, no drop
+        b.recv(timeout=5).release()
+        after = _ext._chan_pool()
+        assert after["misses"] == mid["misses"] + 1
+        assert after["drops"] == mid["drops"]
+        assert after["buffers"] == 1
+    finally:
+        _ext._chan_pool(True, old_max)
+        a.close()
+        b.close()
+    with pytest.raises(ValueError, match="max"):
+        _ext._chan_pool(False, 1 << 41)
+
+
+def test_pool_serves_a_request_from_a_kept_buffer_up_to_twice_its_size():
+    # A pool that keeps buffers of one size class only (a stream's 1 MiB
+    # items plus their header) still serves other large sizes up to twice
+    # smaller from them, instead of fresh memory each time; a buffer so
+    # taken goes back to its own class.
+    cid, a, b = pair()
+    _ext._chan_pool(True)
+    try:
+        a.send(b"x" * ((1 << 20) + 100))   # a miss; kept on release (the 1.25 MiB class)
+        b.recv(timeout=5).release()
+        start = _ext._chan_pool()
+        assert start["buffers"] == 1
+        for _ in range(3):
+            a.send(b"y" * (1 << 20))       # the 1 MiB class: served by the kept buffer
+            m = b.recv(timeout=5)
+            assert bytes(m) == b"y" * (1 << 20)
+            m.release()
+        mid = _ext._chan_pool()
+        assert mid["misses"] == start["misses"]
+        assert mid["buffers"] == 1 and mid["bytes"] == start["bytes"]
+        a.send(b"z" * (4 << 20))           # far larger: not served by it
+        b.recv(timeout=5).release()
+        assert _ext._chan_pool()["misses"] == start["misses"] + 1
+    finally:
+        _ext._chan_pool(True)
+        a.close()
+        b.close()

@@ -302,3 +302,50 @@ def test_a_codec_applied_on_the_sending_side_encodes_stream_items(backend):
         await ctx.wait_for_result()
 
     _run(backend, body)
+
+
+class _Steps(trio.abc.Instrument):
+    """Counts the steps of one task (each one a pass of the scheduler)."""
+
+    def __init__(self, task):
+        self.task, self.steps = task, 0
+
+    def before_task_step(self, task):
+        if task is self.task:
+            self.steps += 1
+
+
+def test_an_item_found_while_looking_costs_no_extra_pass(monkeypatch):
+    # A receive that finds its inbox empty looks for the item itself for a
+    # few scheduler passes (the spin phase, allowed here whatever the
+    # machine's load); the item it finds after its first pass is returned
+    # at once, without another full checkpoint: one step of the task in all.
+    from subactor import _transport
+
+    monkeypatch.setattr(_transport, "may_spin", lambda: True)
+
+    async def body(p):
+        async with p.open_context(rf.echo) as (ctx, _):
+            async with ctx.open_stream() as s:
+                calls = []
+
+                def take():
+                    # The fast path's call finds nothing; the look's first
+                    # call (after its first pass) finds the item.
+                    calls.append(1)
+                    if len(calls) == 2:
+                        ctx._inbox.put({"t": "yield", "cid": ctx.cid, "v": "here"})
+
+                monkeypatch.setattr(ctx, "_take", take)
+                steps = _Steps(trio.lowlevel.current_task())
+                trio.lowlevel.add_instrument(steps)
+                try:
+                    got = await s.receive()
+                finally:
+                    trio.lowlevel.remove_instrument(steps)
+                assert got == "here"
+                assert len(calls) == 2
+                assert steps.steps == 1
+        await ctx.wait_for_result()
+
+    _run("subint", body)

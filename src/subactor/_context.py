@@ -297,9 +297,13 @@ class MsgStream:
         if self._eof:
             raise self._end_of_channel()
         while True:
-            if not ctx._inbox.q and ctx._take is not None:
-                await ctx._look()
-            msg = await ctx._next()
+            if not ctx._inbox.q and ctx._take is not None and await ctx._look():
+                # The item came while this task waited itself (a schedule
+                # point already): taken without another pass.
+                msg = ctx._inbox.get_nowait()
+                ctx._consumed(msg)
+            else:
+                msg = await ctx._next()
             if msg["t"] == "overrun" and ctx._remote_error is None:
                 # This side overran: the sender was told and answers with its
                 # context's failure (as in tractor, that is what this side
@@ -505,14 +509,16 @@ class Context:
         what = "first value" if msg["t"] == "started" else "stream item"
         return TypeError(f"{self.fn_name}: the {what} cannot be sent: {exc}")
 
-    async def _look(self) -> None:
+    async def _look(self) -> bool:
         """A receive found the inbox empty: for up to RECV_PASSES scheduler
         passes (unless the machine is too busy to spin, see
         _transport.may_spin), take from the channel itself between passes,
-        until something is in the inbox. Counts as a blocked receiver
+        until something is in the inbox. True if something came meanwhile:
+        this task made a full checkpoint already, so the caller takes it
+        without another scheduler pass. Counts as a blocked receiver
         meanwhile (see _wake). Cancellable."""
         if not _transport.may_spin():
-            return
+            return False
         inbox = self._inbox
         t = _transport.spin_start()
         self._receivers += 1
@@ -522,10 +528,11 @@ class Context:
                 if not inbox.q:
                     self._take()
                 if inbox.q:
-                    return
+                    return True
         finally:
             self._receivers -= 1
         _transport.spin_end(t)
+        return False
 
     # -- payloads (subactor.msg) ------------------------------------------
     def _pld_out(self, msg: dict, value: Any, what: str) -> dict:
