@@ -551,3 +551,73 @@ def test_ctrl_c_between_the_send_and_the_wait_stops_the_call():
     assert proc.returncode == 0, proc.stderr
     words = proc.stdout.split()
     assert words[:2] == ["stopped", "True"] and float(words[2]) < 10, proc.stdout
+
+
+def test_a_quick_call_holds_the_limiters_token_for_its_task_while_it_runs():
+    # The fast path takes the token for the calling task (the limiter's
+    # statistics name it) and gives it back after the answer, an error, or
+    # a call that raised in the worker.
+    seen = []
+
+    async def main():
+        with trio.fail_after(60):
+            async with open_worker_pool(1) as pool:
+                limiter = pool.limiter
+                assert await pool.run_sync(helpers.add, 1, 1) == 2   # a warm worker
+                assert limiter.borrowed_tokens == 0
+
+                done = trio.Event()
+
+                async def caller():
+                    seen.append(trio.lowlevel.current_task())
+                    await pool.run_sync(time.sleep, 0.3)
+                    done.set()
+
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(caller)
+                    while limiter.borrowed_tokens == 0 and not done.is_set():
+                        await trio.sleep(0.001)
+                    stats = limiter.statistics()
+                    assert stats.borrowers == seen and stats.tasks_waiting == 0
+                assert limiter.borrowed_tokens == 0
+                with pytest.raises(RemoteActorError):
+                    await pool.run_sync(helpers.boom, "x")
+                assert limiter.borrowed_tokens == 0
+                with pytest.raises(TypeError):
+                    await pool.run_sync(helpers.add, lambda: 0, 1)   # not picklable: refused before any token
+                assert limiter.borrowed_tokens == 0
+
+    trio.run(main)
+
+
+def test_a_call_waits_through_scheduler_passes_only_while_spinning_pays(monkeypatch):
+    # While the answer is not there, a call looks for it during a few
+    # scheduler passes, timed as _transport's spins are (spin_start, then
+    # spin_end when they found nothing, which notes a preempted spin); once
+    # the machine was seen too busy (may_spin() false) it parks at once.
+    from subactor import _pool
+
+    starts, ends = [], []
+    real_start = _pool.spin_start
+    monkeypatch.setattr(_pool, "spin_start", lambda: starts.append(1) or real_start())
+    monkeypatch.setattr(_pool, "spin_end", ends.append)
+    monkeypatch.setattr(_pool, "may_spin", lambda: True)   # (a busy machine may have turned it off)
+
+    async def main():
+        with trio.fail_after(60):
+            async with open_worker_pool(1) as pool:
+                for cancellable in (False, True):
+                    assert await pool.run_sync(helpers.add, 1, 1) == 2   # a warm worker
+                    starts.clear()
+                    ends.clear()
+                    await pool.run_sync(time.sleep, 0.05, cancellable=cancellable)
+                    assert starts and len(ends) == 1, (cancellable, starts, ends)
+                monkeypatch.setattr(_pool, "may_spin", lambda: False)
+                for cancellable in (False, True):
+                    starts.clear()
+                    ends.clear()
+                    await pool.run_sync(time.sleep, 0.05, cancellable=cancellable)
+                    assert await pool.run_sync(helpers.add, 2, 2) == 4
+                    assert not starts and not ends, cancellable
+
+    trio.run(main)

@@ -66,6 +66,7 @@ from typing import Any, Callable, NamedTuple, TypeVar
 import trio
 
 from subactor import _ext, _ladder, _main_script, _sigint, _spawn
+from subactor._transport import may_spin, spin_end, spin_start
 from subactor._ladder import DEFAULT_GRACE, DEFAULT_KILL_AFTER
 from subactor._actor import _pool_worker
 from subactor._exceptions import check_findable, unbox_error
@@ -154,6 +155,7 @@ def _check_fn(fn) -> None:
 # time (~3 us of a ~1 us call message). Bounded: cleared when full.
 _FN_REFS: dict = {}
 _FN_REFS_MAX = 256
+_BY_NAME_TYPES = (types.FunctionType, types.BuiltinFunctionType)
 
 
 def _by_name(fn) -> bool:
@@ -178,10 +180,12 @@ def _fn_ref(fn):
     see _FN_REFS) for a function sent by name, else ``fn`` itself (pickled
     with each call: a partial, a callable object). Checked as _check_fn
     does, once per function for those that are cached."""
-    if type(fn) in (types.FunctionType, types.BuiltinFunctionType):
+    if type(fn) in _BY_NAME_TYPES:
         ref = _FN_REFS.get(fn)
         if ref is not None:
-            if _by_name(fn):
+            # Cached only if _by_name held: its qualified name has no dot
+            # (a builtin's is its name), so this is _by_name's last check.
+            if getattr(sys.modules.get(fn.__module__), fn.__qualname__, None) is fn:
                 return ref
             del _FN_REFS[fn]
     _check_fn(fn)
@@ -341,16 +345,21 @@ class WorkerPool:
         if not cancellable and type(limiter) is trio.CapacityLimiter:
             # The fast path: a token free now, taken without a pass of the
             # scheduler, and no cancel scope unless the answer is slow.
+            # (The limiter's *_on_behalf_of methods with the task are what
+            # acquire_nowait() and release() call: two calls fewer each.)
             await trio.lowlevel.checkpoint_if_cancelled()
+            task = trio.lowlevel.current_task()
             try:
-                limiter.acquire_nowait()
+                limiter.acquire_on_behalf_of_nowait(task)
             except trio.WouldBlock:
                 pass
             else:
                 try:
                     answer = await self._run_quick(payload, fn)
                 finally:
-                    limiter.release()
+                    limiter.release_on_behalf_of(task)
+                if answer[0] == _pool_worker.OK:
+                    return answer[1]
                 return await self._result(answer)
         async with limiter:
             while True:
@@ -395,13 +404,24 @@ class WorkerPool:
             since = _sigint.sigints()
             end = w.end
             msg = None
+            # Passes of the scheduler while the answer comes, unless this
+            # interpreter lately saw the machine too busy for spinning
+            # (see _transport.BUSY_BACKOFF): then it parks at once.
+            passes = _YIELDS if may_spin() else 0
+            spun = None
             try:
-                for _ in range(_YIELDS):
+                while True:
                     try:
                         msg = end.recv_nowait()
                         break
                     except BlockingIOError:
-                        await trio.lowlevel.cancel_shielded_checkpoint()
+                        pass
+                    if not passes:
+                        break
+                    if spun is None:
+                        spun = spin_start()
+                    passes -= 1
+                    await trio.lowlevel.cancel_shielded_checkpoint()
             except _ext.EndOfChannel:
                 self._release(w, retire=True)
                 await trio.lowlevel.checkpoint_if_cancelled()
@@ -410,13 +430,15 @@ class WorkerPool:
                 self._release(w, retire=True)
                 raise self._broken(w, fn) from None
             if msg is not None:
-                if _ == 0:
+                if spun is None:
                     # Answered before any pass of the scheduler: still a
                     # schedule point, as every trio call is.
                     await trio.lowlevel.cancel_shielded_checkpoint()
                 return self._decode(w, msg, fn)
+            if spun is not None:
+                spin_end(spun)   # preempted while it spun: park at once for a while
             with trio.CancelScope(shield=True):
-                answer = await self._finish(w, fn, False, since)
+                answer = await self._finish(w, fn, False, since, yields=0)
             if answer is not None:
                 return answer
             await trio.lowlevel.checkpoint_if_cancelled()
@@ -493,20 +515,22 @@ class WorkerPool:
     def _broken(self, w: _Worker, fn) -> BrokenWorkerError:
         return BrokenWorkerError(f"worker {w.name!r} died while it ran {_describe(fn)}: {self._why(w)}")
 
-    async def _finish(self, w: _Worker, fn, cancellable: bool, since: int | None = None) -> tuple | None:
+    async def _finish(self, w: _Worker, fn, cancellable: bool, since: int | None = None,
+                      yields: int | None = None) -> tuple | None:
         """The rest of :meth:`_call` once the call is sent. ``since``: the
         count of SIGINTs when the call was sent, if that was before this
-        wait began (a Ctrl-C in between stops the call as one during it)."""
+        wait began (a Ctrl-C in between stops the call as one during it).
+        ``yields``: passes of the scheduler before it parks (see _answer)."""
         stopped = False
         try:
             if cancellable:
-                msg = await self._answer(w)
+                msg = await self._answer(w, yields)
             else:
                 # Shielded from cancellation, not from Ctrl-C.
                 with _sigint.watch() as sigint:
                     if since is not None and _sigint.sigints() != since:
                         sigint.cancel()
-                    msg = await self._answer(w)
+                    msg = await self._answer(w, yields)
                 stopped = sigint.cancelled_caught
         except _ext.EndOfChannel:
             self._release(w, retire=True)
@@ -551,10 +575,14 @@ class WorkerPool:
         self._release(w, retire=retiring)
         return status, value
 
-    async def _answer(self, w: _Worker):
-        """The worker's answer (a Message). Raises what its end raises."""
+    async def _answer(self, w: _Worker, yields: int | None = None):
+        """The worker's answer (a Message). Raises what its end raises.
+        ``yields``: passes of the scheduler it looks for the answer in
+        before it parks (None: _YIELDS, or none while spinning is off)."""
         end = w.end
-        yields = _YIELDS
+        if yields is None:
+            yields = _YIELDS if may_spin() else 0
+        spun = None
         while True:
             try:
                 return end.recv_nowait()
@@ -564,9 +592,14 @@ class WorkerPool:
                 # A small call is answered in a few microseconds: look
                 # again after a pass of the scheduler before sleeping
                 # in epoll, whose wake-up costs more than the call.
+                if spun is None:
+                    spun = spin_start()
                 yields -= 1
                 await trio.lowlevel.checkpoint()
             else:
+                if spun is not None:
+                    spin_end(spun)
+                    spun = None
                 await trio.lowlevel.wait_readable(w.rfd)
 
     async def _end_worker(self, w: _Worker, grace: float) -> None:
