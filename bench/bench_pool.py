@@ -15,9 +15,11 @@ Anchors measured in the same run:
 Goals: warm call <= 100 us p50 and >= 5x faster than trio_parallel; the
 CPU-bound map >= 1.75x faster on 2 cores than sequential. Issue 18's
 rows (warm_rows): the warm call p50 <= 12 us and >= 10x faster than
-trio_parallel, medians of interleaved repetitions, p50 and p99; then the
-same on a busy machine (one busy-loop process per core): p50 within 3x of
-the quiet run, p99 under 1 ms.
+trio_parallel, medians of interleaved repetitions, p50 and p99, next to
+the raw channel round trip of the same run (bench_api's floor: a trio task
+and an actor blocked in recv, 64 bytes), to which the pool's ratio is
+noted; then the same on a busy machine (one busy-loop process per core):
+p50 within 3x of the quiet run, p99 under 1 ms.
 
 The functions the workers run live at the top of this module, which is
 imported by name (``bench_pool``) in every worker, so keep its top level
