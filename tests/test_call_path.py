@@ -282,8 +282,8 @@ def test_a_reply_the_caller_finds_right_after_its_send_costs_no_scheduler_pass(m
     that call is a cancel point but no scheduler pass, except every
     FAST_OPS-th one, which is a full checkpoint."""
     _force_spin(monkeypatch)
-    monkeypatch.setattr(_portal, "FAST_OPS", 8)
-    monkeypatch.setattr(_portal, "FAST_WALL", 60.0)   # the count alone decides here
+    monkeypatch.setattr(_transport, "FAST_OPS", 8)
+    monkeypatch.setattr(_transport, "FAST_WALL", 60.0)   # the count alone decides here
     per_call = _passes_per_call(80, remote_call.add, a=1, b=2)
     assert 0 in per_call, "no call was answered without a scheduler pass"
     # Never more than FAST_OPS - 1 calls in a row without one.
@@ -316,14 +316,14 @@ def test_a_task_calling_back_to_back_still_lets_others_run(monkeypatch):
 
                 async with trio.open_nursery() as n:
                     n.start_soon(ticker)
-                    for _ in range(20 * _portal.FAST_OPS):
+                    for _ in range(20 * _transport.FAST_OPS):
                         await p.run(remote_call.add, a=1, b=2)
                         ticks_at.append(ticks)
                     n.cancel_scope.cancel()
                 await p.cancel_actor()
 
     trio.run(main)
-    k = _portal.FAST_OPS
+    k = _transport.FAST_OPS
     for i in range(len(ticks_at) - k):
         assert ticks_at[i + k] > ticks_at[i], f"no other task ran during calls {i}..{i + k}"
 

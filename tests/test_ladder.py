@@ -319,7 +319,7 @@ def _ladder_cleanup():
 
 @pytest.mark.parametrize("backend", ["subint", "process"])
 def test_stream_send_is_a_cancel_point_and_schedules_now_and_then(backend):
-    from subactor._context import FAST_OPS
+    from subactor._transport import FAST_OPS
 
     n = 4 * FAST_OPS
 

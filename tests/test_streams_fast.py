@@ -22,7 +22,7 @@ import trio
 
 import subactor
 from subactor import StreamOverrun
-from subactor._context import FAST_OPS
+from subactor._transport import FAST_OPS
 
 from . import remote_fast as rf, remote_streams as rs
 from .test_process import no_child_processes  # noqa: F401  (autouse: no child process left)

@@ -82,11 +82,8 @@ DRAIN_GRACE = 1.0
 # and a receive that finds an item waiting are cancel points but not
 # schedule points, except that every FAST_OPS-th operation of a stream, or
 # the first one FAST_WALL seconds after its last schedule point, is a full
-# checkpoint. A trio scheduler pass costs 4-8 us on this VM, several times
-# what the item itself costs; one pass in 64 items keeps the other tasks
-# running (and deadlines firing) within about half a millisecond.
-FAST_OPS = 64
-FAST_WALL = 0.0005
+# checkpoint (_transport.FAST_OPS, FAST_WALL: the budget is a
+# _transport.FastBudget, one per stream).
 # Scheduler passes a receive on an empty inbox spends looking for its item
 # itself (straight from the channel, while the message pump is parked)
 # before it parks: a stream round trip's answer usually lands within them,
@@ -159,8 +156,7 @@ class MsgStream:
         self._broadcaster = None
         self._raw_waiting = 0     # receive()s waiting on the inbox itself now
         self._adopt_done = None   # set when those end (see _adopted)
-        self._fast_left = FAST_OPS                         # fast operations before the next full checkpoint
-        self._fast_until = time.perf_counter() + FAST_WALL  # ... and the time it is due at the latest
+        self._budget = _transport.FastBudget()   # fast operations before the next full checkpoint
 
     @property
     def ctx(self) -> "Context":
@@ -170,17 +166,6 @@ class MsgStream:
     def closed(self) -> bool:
         """True once either side closed the stream (or the context ended)."""
         return self._closed or self._eof
-
-    def _fast(self) -> bool:
-        """True if this operation may skip its schedule point (see
-        FAST_OPS); False when a full checkpoint is due, which the caller
-        then makes (and the budget starts over)."""
-        self._fast_left -= 1
-        if self._fast_left > 0 and time.perf_counter() < self._fast_until:
-            return True
-        self._fast_left = FAST_OPS
-        self._fast_until = time.perf_counter() + FAST_WALL
-        return False
 
     @trio.lowlevel.enable_ki_protection
     async def send(self, value: Any) -> None:
@@ -220,13 +205,12 @@ class MsgStream:
         except _ext.ClosedError as exc:
             raise trio.ClosedResourceError(str(exc)) from exc
         else:
-            if not self._fast():
+            if not self._budget.take():
                 await trio.lowlevel.cancel_shielded_checkpoint()
             return
         # No room: wait for it (a full checkpoint).
         await chan.send_bytes(data)
-        self._fast_left = FAST_OPS
-        self._fast_until = time.perf_counter() + FAST_WALL
+        self._budget.reset()
 
     def _handle(self, msg: dict) -> Any:
         ctx = self._ctx
@@ -264,7 +248,7 @@ class MsgStream:
             q = ctx._inbox.q
             if not q and ctx._take is not None:
                 ctx._take()
-            if q and q[0]["t"] == "yield" and self._fast():
+            if q and q[0]["t"] == "yield" and self._budget.take():
                 msg = q.popleft()
                 ctx._inbox.items -= 1
                 if ctx._in_overrun:
@@ -280,8 +264,7 @@ class MsgStream:
             raise
         finally:
             self._raw_waiting -= 1
-            self._fast_left = FAST_OPS
-            self._fast_until = time.perf_counter() + FAST_WALL
+            self._budget.reset()
         self._adopted(value, None)
         return value
 

@@ -14,8 +14,6 @@ Unresolved: Final[_Unresolved]
 DEFAULT_BUFFER: Final[int]
 DRAIN_GRACE: Final[float]
 ROOM_PASSES: Final[int]
-FAST_OPS: Final[int]
-FAST_WALL: Final[float]
 RECV_PASSES: Final[int]
 
 def current_ipc_ctx(error_on_not_set: bool = False) -> Context | None: ...

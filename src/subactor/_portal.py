@@ -42,27 +42,11 @@ _TAKE_PASSES = 16
 # _transport.may_spin) and for a portal's only call in flight.
 CALL_SPIN = 30e-6
 # A call whose reply that spin found is a cancel point (before its send)
-# but no schedule point, except that every FAST_OPS-th such call, or the
-# first FAST_WALL seconds after the last schedule point, is a full
-# checkpoint: a task calling back to back still lets the others (and
-# deadlines) run within about half a millisecond. (A stream's send and
-# receive do the same, see _context.FAST_OPS.)
-FAST_OPS = 64
-FAST_WALL = 0.0005
-_fast_left = 0
-_fast_until = 0.0
-
-
-def _fast_path() -> bool:
-    """True if this call may skip its schedule point; False when a full
-    checkpoint is due (the budget then starts over)."""
-    global _fast_left, _fast_until
-    _fast_left -= 1
-    if _fast_left > 0 and time.perf_counter() < _fast_until:
-        return True
-    _fast_left = FAST_OPS
-    _fast_until = time.perf_counter() + FAST_WALL
-    return False
+# but no schedule point, except for one in FAST_OPS (the streams' budget,
+# _transport.FastBudget; one for all the portals of this interpreter): a
+# task calling back to back still lets the others (and deadlines) run
+# within about half a millisecond.
+_budget = _transport.FastBudget(left=0)
 
 
 # Seconds portal.cancel_actor() over a peer's portal waits for its bye.
@@ -329,8 +313,8 @@ class Portal:
         if type(self.channel) is TrioChannel and type(self.channel.end) is _ext.ChannelEnd and _transport.may_spin():
             if self._spin_ok and len(self._calls) == 1 and self._spin_for(reply):
                 # A cancel point came before the send; the schedule point
-                # is skipped but for one call in FAST_OPS (see _fast_path).
-                if not _fast_path():
+                # is skipped but for one call in FAST_OPS (see _budget).
+                if not _budget.take():
                     await trio.lowlevel.cancel_shielded_checkpoint()
                 return
             t = _transport.spin_start()
